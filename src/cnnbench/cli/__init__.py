@@ -1,0 +1,83 @@
+"""Command line: a thin table from sub-command to the module that implements it.
+
+Each module in this package defines ``add_arguments(parser)`` and ``run(args) -> int`` and calls
+into the library; no measurement logic lives here. Modules are imported lazily so that
+``cnnbench --help`` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from cnnbench import __version__
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("cnnbench.cli.run", "run a study: datasets x models x schedules x seeds, then write its report"),
+    "train": ("cnnbench.cli.train", "train one model and write a run directory"),
+    "eval": ("cnnbench.cli.eval", "evaluate a run directory or checkpoint on a test split"),
+    "speed": ("cnnbench.cli.speed", "measure throughput, latency and size without training"),
+    "models": ("cnnbench.cli.models", "list registered models"),
+    "summary": ("cnnbench.cli.summary", "layer table, params, size, FLOPs of one model at an input size"),
+    "data": ("cnnbench.cli.data", "list datasets, show their sizes, draw sample grids"),
+    "embed": ("cnnbench.cli.embed", "t-SNE and clustering of a trained model's features"),
+    "report": ("cnnbench.cli.report", "write the HTML/Markdown report of a study directory"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnbench",
+        description="Train, measure and explain CNN image classifiers side by side.",
+        epilog="Run 'cnnbench COMMAND --help' for a command's flags. Errors exit with status 2.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = _command_in(sys.argv[1:])
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        # Import only the command being run; the bare listing needs the help lines alone.
+        if chosen == name:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if arg in COMMANDS:
+            return arg
+        if not arg.startswith("-"):
+            return None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from cnnbench.errors import CnnbenchError
+
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:])
+    if args.command is None:
+        if sys.argv[1:]:
+            parser.print_help()
+            return 2
+        # `cnnbench` alone runs the default study, as the README promises.
+        args = parser.parse_args(["run"])
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except CnnbenchError as exc:
+        print(f"cnnbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cnnbench {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `cnnbench models | head`: the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
