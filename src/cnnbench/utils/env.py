@@ -61,7 +61,9 @@ def device_info(device: torch.device | str = "auto") -> dict[str, Any]:
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update(name=props.name, memory_gb=round(props.total_memory / 2**30, 1), capability=f"{props.major}.{props.minor}")
+        info.update(
+            name=props.name, memory_gb=round(props.total_memory / 2**30, 1), capability=f"{props.major}.{props.minor}"
+        )
     else:
         info["name"] = f"CPU ({info['cpu']}, {info['cpu_count']} cores)"
     return info

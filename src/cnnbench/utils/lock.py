@@ -43,7 +43,11 @@ class DirectoryLock:
                 if owner is not None and owner.get("host") == info["host"] and not _pid_alive(int(owner["pid"])):
                     self.path.unlink(missing_ok=True)  # stale: its process is gone
                     continue
-                who = f"process {owner['pid']} on {owner['host']} since {owner['started']}" if owner else "another process"
+                who = (
+                    f"process {owner['pid']} on {owner['host']} since {owner['started']}"
+                    if owner
+                    else "another process"
+                )
                 raise LockedError(
                     f"{self.path.parent} is in use by {who} (lock file {self.path}); "
                     "wait for it to finish, or delete the lock file if that process is gone"

@@ -1,0 +1,106 @@
+"""Reading a run directory: its resolved config, its summary, and its trained model.
+
+The run directory is the contract between layers (docs/architecture.md). The engine writes it;
+analysis, bench, study and eval read it through these functions, so that none of them needs to
+import the engine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from cnnbench.errors import CheckpointError, CnnbenchError
+
+CHECKPOINT_FORMAT = "cnnbench-checkpoint-v1"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run directory on disk and its parsed ``config.yaml``."""
+
+    path: Path
+    config: dict[str, Any]
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoint"
+
+    def checkpoint_path(self, which: str = "best") -> Path:
+        return self.checkpoint_dir / f"{which}.pt"
+
+
+def open_run(path: str | os.PathLike[str]) -> RunDir:
+    """Open a run directory, or raise an error naming what is missing."""
+    path = Path(path)
+    cfg_path = path / "config.yaml"
+    if not path.is_dir():
+        raise CnnbenchError(f"run directory {path} does not exist")
+    if not cfg_path.is_file():
+        raise CnnbenchError(f"{path} is not a run directory: {cfg_path.name} is missing")
+    try:
+        config = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CnnbenchError(f"{cfg_path} is not valid YAML: {exc}") from exc
+    if not isinstance(config, dict) or "model_args" not in config:
+        raise CnnbenchError(f"{cfg_path} has no model_args section; it was not written by cnnbench train")
+    return RunDir(path=path, config=config)
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a cnnbench checkpoint with ``weights_only=True``.
+
+    Raises:
+        CheckpointError: naming the file when it is missing, truncated or not a cnnbench checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged zip/pickle
+        raise CheckpointError(f"checkpoint {path} is damaged or truncated ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not a cnnbench checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    return ckpt
+
+
+def eval_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights to evaluate: the EMA weights when the run kept an EMA, else the raw ones."""
+    return ckpt.get("ema") or ckpt["model"]
+
+
+def build_run_model(
+    run: RunDir | str | os.PathLike[str],
+    which: str = "best",
+    device: str | torch.device = "cpu",
+) -> torch.nn.Module:
+    """Rebuild a run's model from ``config.yaml`` and load its ``which`` checkpoint, in eval mode.
+
+    Falls back from ``best`` to ``last`` when the run never recorded a best checkpoint.
+    """
+    from cnnbench.models import create_model
+
+    run = run if isinstance(run, RunDir) else open_run(run)
+    path = run.checkpoint_path(which)
+    if which == "best" and not path.is_file():
+        path = run.checkpoint_path("last")
+    ckpt = load_checkpoint(path)
+    args = dict(run.config["model_args"])
+    args["pretrained"] = None  # the checkpoint holds the trained weights
+    model = create_model(**args)
+    model.load_state_dict(eval_state_dict(ckpt))
+    return model.to(device).eval()
+
+
+def run_data_config(run: RunDir | str | os.PathLike[str]):
+    """The DataConfig a run trained on, so analysis and eval see the same splits."""
+    from cnnbench.data import DataConfig
+
+    run = run if isinstance(run, RunDir) else open_run(run)
+    return DataConfig(**run.config["data_config"])
