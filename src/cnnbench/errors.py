@@ -44,6 +44,10 @@ class OutputError(CnnbenchError, OSError):
     """A result file could not be written (read-only directory, full disk, ...)."""
 
 
+class ResultsError(CnnbenchError):
+    """A study or run directory holds no results, or a result file cannot be read."""
+
+
 class LockedError(CnnbenchError):
     """Another cnnbench process holds the lock on an output directory."""
 
