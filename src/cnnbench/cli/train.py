@@ -1,0 +1,62 @@
+"""cnnbench train: train one model and write a run directory."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnbench.cli.common import add_json_flag, emit_json
+from cnnbench.cli.trainflags import add_train_flags, given_train_flags
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", "-o", default=None, help="run directory (default: runs/<data>__<model>__<schedule>__s<seed>)"
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN_DIR",
+        help="continue the run in --out (or RUN_DIR) from its last checkpoint",
+    )
+    add_json_flag(parser)
+    add_train_flags(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnnbench.engine import TrainConfig, fit
+
+    values = given_train_flags(args)
+    if isinstance(args.resume, str):
+        if args.out and Path(args.out) != Path(args.resume):
+            from cnnbench.errors import ConfigError
+
+            raise ConfigError(f"--resume {args.resume} and --out {args.out} name different run directories")
+        args.out = args.resume
+    if args.resume and args.out and not values:
+        values = _config_of(Path(args.out))  # `cnnbench train --resume RUN_DIR`: the run's own recipe
+    elif args.resume and args.out:
+        values = {**_config_of(Path(args.out)), **values}
+    if args.json:
+        values["progress"] = False
+    cfg = TrainConfig(**values)
+    out = Path(args.out) if args.out else Path("runs") / f"{_safe(cfg.data)}__{cfg.model}__{cfg.schedule}__s{cfg.seed}"
+    summary = fit(cfg, out, resume=bool(args.resume), quiet=args.json)
+    if args.json:
+        emit_json(summary)
+    return 0 if summary["status"] in ("completed", "early_stopped") else 1
+
+
+def _config_of(run_dir):
+    from cnnbench.engine.config import train_config_fields
+    from cnnbench.runs import open_run
+
+    config = open_run(run_dir).config
+    return {k: v for k, v in config.items() if k in train_config_fields()}
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,145 @@
+"""The training flags shared by ``cnnbench train`` and ``cnnbench run``, generated from TrainConfig.
+
+Every flag defaults to "not given" (None) so that a preset or study file can supply the value and
+only what the user typed overrides it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from cnnbench.engine.config import (
+    AMP_CHOICES,
+    AUGMENT_CHOICES,
+    FINETUNE_CHOICES,
+    GRAPH_CHOICES,
+    HEAD_CHOICES,
+    MONITORS,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+)
+from cnnbench.utils.env import DEVICE_CHOICES
+
+HELP: dict[str, str] = {
+    "model": "model name (see 'cnnbench models')",
+    "data": "dataset: mnist, fashion-mnist, cifar10, mnist-sample, caltech256, imagefolder:PATH, synthetic",
+    "data_dir": "directory holding the dataset files (searched first)",
+    "epochs": "maximum number of epochs (early stopping or --time-budget may end sooner)",
+    "batch_size": "training batch size",
+    "lr": "peak learning rate at --batch-size, after warm-up",
+    "optimizer": "optimiser",
+    "momentum": "SGD momentum",
+    "nesterov": "SGD with Nesterov momentum",
+    "weight_decay": "weight decay (never applied to norm and bias parameters)",
+    "schedule": "learning-rate schedule after warm-up",
+    "min_lr": "lowest learning rate of cosine/onecycle/plateau",
+    "warmup_epochs": "linear warm-up length in epochs (may be fractional)",
+    "warmup_start_lr": "learning rate at the first warm-up step",
+    "plateau_factor": "plateau: multiply the lr by this when val accuracy stalls",
+    "plateau_patience": "plateau: epochs without improvement before a reduction",
+    "plateau_max_reductions": "plateau: at most this many reductions",
+    "step_size": "step schedule: epochs between decays",
+    "step_gamma": "step schedule: decay factor",
+    "patience": "early stopping: stop after this many epochs without improvement (default off)",
+    "monitor": "early stopping / best checkpoint: the validation metric to watch",
+    "min_delta": "early stopping: smallest change that counts as an improvement",
+    "target_accuracy": "report epochs and time to this validation accuracy (0.99 or 99)",
+    "label_smoothing": "label smoothing of the cross-entropy loss",
+    "grad_clip": "clip the global gradient norm to this value",
+    "drop_rate": "classifier dropout (default: the architecture's own)",
+    "augment": "training augmentation family (auto: digits for MNIST-like data, natural for photos)",
+    "amp": "mixed precision on a GPU (auto: bf16 where supported, else fp16 with a scaler)",
+    "channels_last": "channels-last memory format (default: on for CUDA)",
+    "compile": "torch.compile the model",
+    "cuda_graphs": "capture the whole training step in a CUDA graph (GPU only)",
+    "ema": "keep an exponential moving average of the weights with this decay (e.g. 0.999)",
+    "seed": "random seed (weights, order, augmentation)",
+    "deterministic": "deterministic algorithms (bit-exact reruns on the CPU; slower on a GPU)",
+    "device": "device: auto, cpu, cuda or cuda:N",
+    "val_fraction": "fraction of train held out (stratified, seeded) for validation",
+    "image_size": "input resolution in pixels (default: the dataset's own)",
+    "data_image_size": "natural images: size of the decode-once cache (short side)",
+    "per_class": "caltech256: training images per class (15, 30, 45, 60)",
+    "split_ratio": "caltech256/imagefolder: train fraction instead of --per-class (e.g. 0.8)",
+    "strict_data": "treat any unreadable image as an error instead of a listed skip",
+    "pretrained": "weights to start from: none, true (torch/timm cache) or a file/directory",
+    "finetune": "with --pretrained: full, head (backbone frozen) or two-phase",
+    "head_epochs": "two-phase: epochs of head-only training first",
+    "backbone_lr_scale": "with --pretrained: backbone lr = lr × this",
+    "head": "classifier head: linear, or mlp (FC 1000 → ReLU → Dropout 0.5 → FC)",
+    "eval_batch_size": "batch size of validation passes",
+    "test_batch_size": "batch size of the timed test pass",
+    "time_budget_s": "train for about this many seconds (a few steps are timed, then the step count is fixed)",
+    "max_train_samples": "train on a stratified subset of this many images",
+    "checkpoint_every_steps": "also save checkpoint/last.pt every N steps",
+    "nan_check_every": "steps between NaN/Inf checks on a GPU",
+    "progress": "show a progress bar on a terminal",
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
+    "monitor": MONITORS,
+    "amp": AMP_CHOICES,
+    "augment": AUGMENT_CHOICES,
+    "finetune": FINETUNE_CHOICES,
+    "head": HEAD_CHOICES,
+    "cuda_graphs": GRAPH_CHOICES,
+}
+FLAG_ALIASES = {"time_budget_s": "--time-budget"}
+SKIP = {"notes"}
+
+
+def _base_type(annotation: Any) -> type:
+    hint = typing.get_type_hints(TrainConfig)[annotation]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def add_train_flags(parser: argparse.ArgumentParser, exclude: set[str] = frozenset()) -> None:
+    """Add one flag per TrainConfig field (except ``exclude``), all defaulting to None."""
+    group = parser.add_argument_group("training recipe")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in SKIP or f.name in exclude:
+            continue
+        flag = FLAG_ALIASES.get(f.name, "--" + f.name.replace("_", "-"))
+        kind = _base_type(f.name)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f"{HELP.get(f.name, '')} (default: {default})"
+        if kind is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif f.name == "device":
+            group.add_argument(flag, dest=f.name, default=None, metavar="|".join(DEVICE_CHOICES), help=help_text)
+        else:
+            group.add_argument(
+                flag, dest=f.name, type=_parse_for(kind), default=None, choices=CHOICES.get(f.name), help=help_text
+            )
+
+
+def _parse_for(kind: type):
+    if kind is int:
+        return _int
+    if kind is float:
+        return float
+    return str
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)  # accept "1e3"
+        if not value.is_integer():
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        return int(value)
+
+
+def given_train_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The training flags the user actually typed (value not None)."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - SKIP
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}

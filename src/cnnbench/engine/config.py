@@ -1,0 +1,154 @@
+"""The training recipe of one run: every flag of ``cnnbench train``, validated before any work."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnbench.errors import ConfigError
+from cnnbench.utils.config import check_choice, check_range, from_mapping
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "cosine", "plateau", "onecycle", "step")
+MONITORS = ("val_accuracy", "val_loss")
+AMP_CHOICES = ("auto", "bf16", "fp16", "none")
+AUGMENT_CHOICES = ("auto", "none", "digits", "natural")
+FINETUNE_CHOICES = ("full", "head", "two-phase")
+HEAD_CHOICES = ("linear", "mlp")
+GRAPH_CHOICES = ("auto", "on", "off")
+
+
+@dataclass
+class TrainConfig:
+    """One run's recipe. Field names are the ``cnnbench train`` flags (``warmup_epochs`` is ``--warmup-epochs``)."""
+
+    model: str = "lenet5"
+    data: str = "mnist-sample"
+    data_dir: str | None = None  # overrides the search path of the dataset
+    epochs: int = 30  # upper bound; early stopping and --time-budget may end sooner
+    batch_size: int = 128
+    lr: float = 1e-3  # peak learning rate at --batch-size (after warm-up)
+    optimizer: str = "adamw"
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = True  # sgd only
+    weight_decay: float = 5e-4  # not applied to norm and bias parameters
+    schedule: str = "cosine"
+    min_lr: float = 0.0  # floor of cosine/onecycle/plateau
+    warmup_epochs: float = 0.0  # linear warm-up before any schedule
+    warmup_start_lr: float = 1e-6
+    plateau_factor: float = 0.1  # lr *= factor when val accuracy stalls
+    plateau_patience: int = 3  # epochs without improvement before a reduction
+    plateau_max_reductions: int = 3  # the MNIST study divided by 10 at most 3 times
+    step_size: int = 10  # step schedule: epochs between decays
+    step_gamma: float = 0.1
+    patience: int | None = None  # early stopping: epochs without improvement of --monitor; None = off
+    monitor: str = "val_accuracy"
+    min_delta: float = 0.0
+    target_accuracy: float | None = None  # fraction (0.99) or percent (99); time/epochs to reach it on val
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None  # max global grad norm
+    drop_rate: float | None = None  # classifier dropout; None = the architecture's default
+    augment: str = "auto"  # auto: digits for MNIST-like data, natural for photos
+    amp: str = "auto"  # auto: bf16 on a GPU that has it, else fp16 with a scaler; none on the CPU
+    channels_last: bool | None = None  # None = on for CUDA
+    compile: bool = False  # torch.compile the model
+    cuda_graphs: str = "auto"  # capture the whole train step in a CUDA graph (GPU only)
+    ema: float | None = None  # decay of an exponential moving average of weights, e.g. 0.999
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    val_fraction: float = 0.1
+    image_size: int | None = None  # input resolution; None = the dataset's own (28 for MNIST)
+    data_image_size: int | None = None  # natural images: decode-once cache size (short side); None = default
+    per_class: int = 60  # caltech256: training images per class
+    split_ratio: float | None = None  # caltech256/imagefolder: ratio split instead of --per-class
+    strict_data: bool = False  # an unreadable image is an error instead of a listed skip
+    pretrained: str | None = None  # None/"none", "true" (torch/timm cache), or a file/directory of weights
+    finetune: str = "full"  # full | head (backbone frozen) | two-phase (head first, then all)
+    head_epochs: int = 1  # two-phase: epochs of head-only training first
+    backbone_lr_scale: float = 0.1  # two-phase/full with pretrained: backbone lr = lr * this
+    head: str = "linear"  # linear | mlp (the Caltech study's FC 1000 → ReLU → Dropout 0.5 → FC)
+    eval_batch_size: int = 512
+    test_batch_size: int = 32  # the test pass is also the timed "test time" (the Caltech study used 32)
+    time_budget_s: float | None = None  # stop training after this many seconds (steps fixed after a probe)
+    max_train_samples: int | None = None  # use a stratified subset of train (quick studies)
+    checkpoint_every_steps: int | None = None  # also save `last` mid-epoch (long epochs)
+    nan_check_every: int = 1  # steps between NaN checks on a GPU (each check syncs)
+    progress: bool = True  # rich progress bar on a terminal
+    notes: list[str] = field(default_factory=list)  # set by the study runner, copied to summary.json
+
+    def __post_init__(self) -> None:
+        check_choice("--optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("--schedule", self.schedule, SCHEDULES)
+        check_choice("--monitor", self.monitor, MONITORS)
+        check_choice("--amp", self.amp, AMP_CHOICES)
+        check_choice("--augment", self.augment, AUGMENT_CHOICES)
+        check_choice("--finetune", self.finetune, FINETUNE_CHOICES)
+        check_choice("--head", self.head, HEAD_CHOICES)
+        check_choice("--cuda-graphs", self.cuda_graphs, GRAPH_CHOICES)
+        for name in ("epochs", "batch_size", "eval_batch_size", "test_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} {value!r}: expected a whole number ≥ 1")
+        check_range("--lr", self.lr, 0, low_inclusive=False)
+        check_range("--weight-decay", self.weight_decay, 0)
+        check_range("--min-lr", self.min_lr, 0)
+        check_range("--warmup-epochs", self.warmup_epochs, 0)
+        check_range("--warmup-start-lr", self.warmup_start_lr, 0)
+        check_range("--plateau-factor", self.plateau_factor, 0, 1, low_inclusive=False, high_inclusive=False)
+        check_range("--plateau-patience", self.plateau_patience, 0)
+        check_range("--plateau-max-reductions", self.plateau_max_reductions, 0)
+        check_range("--step-size", self.step_size, 1)
+        check_range("--step-gamma", self.step_gamma, 0, 1, low_inclusive=False)
+        check_range("--label-smoothing", self.label_smoothing, 0, 1, high_inclusive=False)
+        check_range("--val-fraction", self.val_fraction, 0, 1, high_inclusive=False)
+        check_range("--momentum", self.momentum, 0, 1)
+        check_range("--head-epochs", self.head_epochs, 0)
+        check_range("--backbone-lr-scale", self.backbone_lr_scale, 0)
+        check_range("--nan-check-every", self.nan_check_every, 1)
+        if self.patience is not None:
+            check_range("--patience", self.patience, 1)
+        if self.grad_clip is not None:
+            check_range("--grad-clip", self.grad_clip, 0, low_inclusive=False)
+        if self.drop_rate is not None:
+            check_range("--drop-rate", self.drop_rate, 0, 1, high_inclusive=False)
+        if self.ema is not None:
+            check_range("--ema", self.ema, 0, 1, low_inclusive=False, high_inclusive=False)
+        if self.time_budget_s is not None:
+            check_range("--time-budget", self.time_budget_s, 0, low_inclusive=False)
+        if self.max_train_samples is not None:
+            check_range("--max-train-samples", self.max_train_samples, 1)
+        if self.checkpoint_every_steps is not None:
+            check_range("--checkpoint-every-steps", self.checkpoint_every_steps, 1)
+        if self.image_size is not None:
+            check_range("--image-size", self.image_size, 8)
+        if self.target_accuracy is not None:
+            if self.target_accuracy > 1:  # accept percent, store a fraction like every accuracy
+                self.target_accuracy = self.target_accuracy / 100
+            check_range("--target-accuracy", self.target_accuracy, 0, 1, low_inclusive=False)
+        if isinstance(self.pretrained, str) and self.pretrained.lower() in ("none", "false", ""):
+            self.pretrained = None
+        if self.finetune != "full" and self.pretrained is None:
+            raise ConfigError(f"--finetune {self.finetune}: needs --pretrained (weights to fine-tune from)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
+        return from_mapping(cls, values, where)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def hash(self) -> str:
+        """A short hash of everything that changes a run's result (not progress or notes)."""
+        values = {k: v for k, v in self.to_dict().items() if k not in ("progress", "notes", "device")}
+        return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train_config_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]

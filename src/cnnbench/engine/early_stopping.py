@@ -1,0 +1,51 @@
+"""Early stopping on validation accuracy or loss."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class EarlyStopping:
+    """Stop after ``patience`` epochs without an improvement larger than ``min_delta``.
+
+    ``patience=None`` never stops but still tracks the best epoch, which selects the checkpoint
+    used for the test pass.
+    """
+
+    patience: int | None = None
+    mode: str = "max"  # max for accuracy, min for loss
+    min_delta: float = 0.0
+    best: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+
+    def improved(self, value: float) -> bool:
+        if value is None or math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "max":
+            return value > self.best + self.min_delta
+        return value < self.best - self.min_delta
+
+    def update(self, value: float, epoch: int) -> bool:
+        """Record an epoch's monitored value; returns True if it is the new best."""
+        if self.improved(value):
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)

@@ -1,0 +1,95 @@
+"""``cnnbench eval``: evaluate a run directory or a checkpoint file on a split."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from cnnbench.engine.evaluate import evaluate
+from cnnbench.errors import CnnbenchError
+from cnnbench.runs import eval_state_dict, load_checkpoint, open_run
+from cnnbench.utils.env import resolve_device, synchronize
+
+SPLITS = ("test", "val", "train")
+
+
+def evaluate_run(
+    path: str | Path,
+    *,
+    data: str | None = None,
+    data_dir: str | None = None,
+    split: str = "test",
+    batch_size: int | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Evaluate the best checkpoint of a run directory (or the given checkpoint file).
+
+    With ``data``/``data_dir`` unset, the run's own dataset and split are used, so the result
+    reproduces the run's ``test_accuracy``.
+    """
+    from cnnbench.data import DataConfig, DeviceLoader, load_dataset
+    from cnnbench.models import create_model
+
+    if split not in SPLITS:
+        raise CnnbenchError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    path = Path(path)
+    if path.is_dir():
+        run = open_run(path)
+        ckpt_path = run.checkpoint_path("best")
+        if not ckpt_path.exists():
+            ckpt_path = run.checkpoint_path("last")
+        config, model_args = run.config, run.config["model_args"]
+        data_config = dict(run.config["data_config"])
+    else:
+        ckpt = load_checkpoint(path)
+        ckpt_path, config, model_args = path, ckpt["config"], ckpt.get("model_args")
+        if model_args is None:
+            raise CnnbenchError(f"{path} has no model_args; evaluate its run directory instead")
+        from cnnbench.engine.config import TrainConfig
+        from cnnbench.engine.fit import data_config_for
+
+        data_config = dataclasses.asdict(data_config_for(TrainConfig.from_dict(config, str(path))))
+    if data is not None and data != data_config["name"]:
+        data_config = {"name": data, "val_fraction": data_config.get("val_fraction", 0.1)}
+    if data_dir is not None:
+        data_config["data_dir"] = data_dir
+    dev = resolve_device(device)
+    dataset = load_dataset(DataConfig(**data_config))
+    if dataset.num_classes != model_args["num_classes"]:
+        raise CnnbenchError(
+            f"--data {dataset.name} has {dataset.num_classes} classes but the model was trained for "
+            f"{model_args['num_classes']}"
+        )
+    model = create_model(**{**model_args, "pretrained": None})
+    model.load_state_dict(eval_state_dict(load_checkpoint(ckpt_path)))
+    model.to(dev).eval()
+    bs = batch_size or int(config.get("test_batch_size", 32))
+    loader = DeviceLoader(
+        getattr(dataset, split),
+        batch_size=bs,
+        device=dev,
+        train=False,
+        mean=dataset.mean,
+        std=dataset.std,
+        output_size=model_args["input_size"],
+    )
+    synchronize(dev)
+    t0 = time.perf_counter()
+    result = evaluate(model, loader, dataset.num_classes, dev)
+    synchronize(dev)
+    seconds = time.perf_counter() - t0
+    return {
+        "checkpoint": str(ckpt_path),
+        "dataset": dataset.name,
+        "split": split,
+        "samples": result.samples,
+        "accuracy": result.accuracy,
+        "loss": result.loss,
+        "top5": result.top5,
+        "mean_class_accuracy": result.mean_class_accuracy,
+        "seconds": seconds,
+        "batch_size": bs,
+        "device": str(dev),
+    }

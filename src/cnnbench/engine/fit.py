@@ -1,0 +1,639 @@
+"""``fit``: train one model and leave a complete run directory.
+
+This module only orchestrates: the step, the epoch, evaluation, schedules, checkpoints and logs
+live in their own modules. The run directory layout is documented in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from cnnbench.engine import distributed as ddp
+from cnnbench.engine.checkpoint import load_resume_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cnnbench.engine.config import TrainConfig
+from cnnbench.engine.early_stopping import EarlyStopping
+from cnnbench.engine.evaluate import EvalResult, evaluate
+from cnnbench.engine.loop import EagerStep, EpochPartial, EpochStats, train_one_epoch
+from cnnbench.engine.optim import ModelEma, build_optimizer, set_lr
+from cnnbench.engine.runlog import MetricsLog, Progress, TensorBoardLog
+from cnnbench.engine.schedules import PlateauState, build_schedule_spec, lr_at
+from cnnbench.errors import CnnbenchError
+from cnnbench.utils.env import device_info, resolve_device, seed_everything, set_deterministic, synchronize, versions
+from cnnbench.utils.io import atomic_write_json, atomic_write_text, check_writable_dir
+from cnnbench.utils.lock import DirectoryLock
+
+PROBE_STEPS = 5  # steps timed to turn a time budget into a fixed number of steps
+
+
+@dataclass
+class RunState:
+    """Everything about a run's progress that is not a tensor; saved in every checkpoint."""
+
+    batch_size: int
+    lr: float  # base lr now (halved with the batch after an out-of-memory retry)
+    epoch: int = 0  # epochs finished
+    step: int = 0  # optimiser steps taken
+    batch_in_epoch: int = 0  # > 0 when the checkpoint was taken inside an epoch (SIGTERM)
+    partial: dict[str, Any] | None = None  # EpochPartial of that epoch
+    train_time_s: float = 0.0
+    total_steps: int | None = None  # fixed after the time-budget probe
+    epochs_to_target: int | None = None
+    time_to_target_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def data_config_for(cfg: TrainConfig):
+    """The DataConfig of a run. The split seed is fixed so every run of a study sees the same images."""
+    from cnnbench.data import DataConfig
+
+    return DataConfig(
+        name=cfg.data,
+        data_dir=cfg.data_dir,
+        val_fraction=cfg.val_fraction,
+        split_seed=0,
+        image_size=cfg.data_image_size,
+        per_class=cfg.per_class,
+        split_ratio=cfg.split_ratio,
+        strict=cfg.strict_data,
+    )
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    # Dropout and other in-model randomness restart from a value derived from (seed, epoch, rank),
+    # so an epoch replayed after a crash draws exactly what the lost one drew.
+    return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % 2**63
+
+
+def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype, needs a GradScaler)."""
+    if device.type != "cuda" or cfg.amp == "none":
+        return None, False
+    if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+class _StopFlag:
+    """Set by SIGTERM / Ctrl-C; the loop checks it between steps and saves before exiting."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self.signal: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002
+        if self.set and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.set = True
+        self.signal = signal.Signals(signum).name
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        self._old.clear()
+
+
+def _subset_stratified(split, n: int, seed: int):
+    """A seeded, class-balanced subset of ``n`` samples (quick studies train on fewer images)."""
+    from cnnbench.data import ArraySplit
+
+    if n >= len(split.labels):
+        return split
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(split.labels)
+    order = rng.permutation(len(labels))
+    # round-robin over classes in a random order keeps the class balance of the full split
+    by_class = [order[labels[order] == c] for c in np.unique(labels)]
+    picked: list[int] = []
+    i = 0
+    while len(picked) < n:
+        for idx in by_class:
+            if i < len(idx) and len(picked) < n:
+                picked.append(int(idx[i]))
+        i += 1
+    keep = np.sort(np.array(picked))
+    return ArraySplit(images=np.asarray(split.images[keep]), labels=labels[keep])
+
+
+class Trainer:
+    """Holds the objects of one run while ``fit`` drives it. Not a public API."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: Path, dataset=None, quiet: bool = False) -> None:
+        from cnnbench.data import load_dataset
+
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.quiet = quiet
+        self.device = resolve_device(cfg.device)
+        self.dist = ddp.init_from_env(self.device)
+        self.device = ddp.local_device(self.device, self.dist)
+        set_deterministic(cfg.deterministic)
+        self.dataset = dataset if dataset is not None else load_dataset(data_config_for(cfg))
+        self.train_split = self.dataset.train
+        if cfg.max_train_samples:
+            self.train_split = _subset_stratified(self.dataset.train, cfg.max_train_samples, seed=0)
+        c, h, _ = self.dataset.image_shape
+        self.input_size = cfg.image_size or h
+        self.model_args = {
+            "name": cfg.model,
+            "num_classes": self.dataset.num_classes,
+            "in_chans": c,
+            "input_size": self.input_size,
+            "drop_rate": cfg.drop_rate,
+            "head": cfg.head,
+        }
+        self.autocast_dtype, needs_scaler = _autocast_dtype(cfg, self.device)
+        self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda") if needs_scaler else None
+
+    # ----------------------------------------------------------------------------- building
+    def build_model(self) -> None:
+        from cnnbench.models import create_model
+
+        seed_everything(self.cfg.seed)  # weight initialisation depends on the seed only
+        self.model = create_model(**self.model_args, pretrained=self.cfg.pretrained).to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = ModelEma(self.model, self.cfg.ema) if self.cfg.ema else None
+        self.train_model: torch.nn.Module = self.model
+        if self.cfg.compile:
+            self.train_model = torch.compile(self.model)
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = torch.nn.parallel.DistributedDataParallel(self.train_model, device_ids=ids)
+
+    def build_loaders(self, batch_size: int) -> None:
+        from cnnbench.data import DeviceLoader, build_augmentation
+
+        kind = self.dataset.kind if self.cfg.augment == "auto" else self.cfg.augment
+        augment = build_augmentation(kind, output_size=self.input_size)
+        common = {
+            "device": self.device,
+            "mean": self.dataset.mean,
+            "std": self.dataset.std,
+            "output_size": self.input_size,
+            "rank": self.dist.rank,
+            "world_size": self.dist.world_size,
+        }
+        self.train_loader = DeviceLoader(
+            self.train_split, batch_size=batch_size, train=True, augment=augment, seed=self.cfg.seed, **common
+        )
+        self.val_loader = DeviceLoader(self.dataset.val, batch_size=self.cfg.eval_batch_size, train=False, **common)
+
+    def build_optimizer(self, lr: float) -> None:
+        cfg = self.cfg.replace(lr=lr) if lr != self.cfg.lr else self.cfg
+        self.optimizer = build_optimizer(self.model, cfg, self.device)
+        self.step_fn = EagerStep(
+            self.train_model,
+            self.optimizer,
+            label_smoothing=self.cfg.label_smoothing,
+            grad_clip=self.cfg.grad_clip,
+            autocast_dtype=self.autocast_dtype,
+            scaler=self.scaler,
+            ema=self.ema,
+            channels_last=self.channels_last,
+        )
+
+    def eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def evaluate(self, loader) -> EvalResult:
+        return evaluate(
+            self.eval_model(),
+            loader,
+            self.dataset.num_classes,
+            self.device,
+            autocast_dtype=self.autocast_dtype,
+            channels_last=self.channels_last,
+        )
+
+    # ---------------------------------------------------------------------------- checkpoints
+    def checkpoint_state(self, state: RunState, plateau: PlateauState, early: EarlyStopping) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": plateau.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "epoch": state.epoch,
+            "step": state.step,
+            "rng": rng_state(),
+            "early_stopping": early.state_dict(),
+            "run_state": dataclasses.asdict(state),
+            "config": self.cfg.to_dict(),
+            "model_args": self.model_args,
+            "best_val_accuracy": early.best if early.mode == "max" else None,
+        }
+
+    def save(self, name: str, state: RunState, plateau: PlateauState, early: EarlyStopping) -> None:
+        if self.dist.is_main:
+            save_checkpoint(self.out / "checkpoint", name, self.checkpoint_state(state, plateau, early))
+        ddp.barrier(self.dist)
+
+    def restore(self, ckpt: dict[str, Any], plateau: PlateauState, early: EarlyStopping) -> RunState:
+        self.model.load_state_dict(ckpt["model"])
+        if self.ema is not None and ckpt.get("ema") is not None:
+            self.ema.load_state_dict(ckpt["ema"])
+        if self.scaler is not None and ckpt.get("scaler") is not None:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        plateau.load_state_dict(ckpt["scheduler"])
+        early.load_state_dict(ckpt["early_stopping"])
+        set_rng_state(ckpt["rng"])
+        state = RunState(**ckpt["run_state"])
+        return state
+
+
+def _write_config(trainer: Trainer, out: Path) -> None:
+    config = trainer.cfg.to_dict()
+    config["model_args"] = trainer.model_args
+    config["data_config"] = dataclasses.asdict(data_config_for(trainer.cfg))
+    config["resolved"] = {
+        "device": str(trainer.device),
+        "world_size": trainer.dist.world_size,
+        "amp": str(trainer.autocast_dtype).replace("torch.", "") if trainer.autocast_dtype else "fp32",
+        "channels_last": trainer.channels_last,
+        "config_hash": trainer.cfg.hash(),
+    }
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def fit(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    dataset=None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``cfg.data`` and write the run directory ``out_dir``.
+
+    Args:
+        resume: continue from ``out_dir/checkpoint/last.pt`` (falls back to ``last.prev.pt``).
+            Under torchrun, a restarted job (``--max-restarts``) resumes automatically.
+        dataset: an already loaded ``cnnbench.data.Dataset`` (a study loads it once for all runs).
+        quiet: no progress bar or per-epoch lines (``--json``).
+
+    Returns:
+        The summary.json dict. Failures that are results (divergence, interruption) are reported
+        through ``status``; configuration and data errors raise ``CnnbenchError``.
+    """
+    out = Path(out_dir)
+    check_writable_dir(out)
+    lock = DirectoryLock(out, ".train.lock")
+    trainer = Trainer(cfg, out, dataset=dataset, quiet=quiet)
+    main = trainer.dist.is_main
+    if main:
+        lock.acquire()
+    stop = _StopFlag()
+    stop.install()
+    try:
+        return _fit(trainer, out, resume or trainer.dist.restart_count > 0, stop)
+    finally:
+        stop.restore()
+        if main:
+            lock.release()
+        ddp.shutdown(trainer.dist)
+
+
+def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str, Any]:  # noqa: C901
+    from cnnbench.models import freeze_backbone, summarize
+
+    cfg, dist, device = trainer.cfg, trainer.dist, trainer.device
+    main = dist.is_main
+    trainer.build_model()
+    plateau = PlateauState(cfg.plateau_factor, cfg.plateau_patience, cfg.plateau_max_reductions)
+    early = EarlyStopping(cfg.patience, "max" if cfg.monitor == "val_accuracy" else "min", cfg.min_delta)
+    state = RunState(batch_size=cfg.batch_size, lr=cfg.lr, notes=list(cfg.notes))
+    resumed_from: dict[str, Any] | None = None
+    if resume and (out / "checkpoint").is_dir() and any((out / "checkpoint").glob("last*.pt")):
+        resumed_from, notes = load_resume_checkpoint(out / "checkpoint", map_location=device)
+        state = trainer.restore(resumed_from, plateau, early)
+        state.notes.extend(notes)
+        state.notes.append(f"resumed after epoch {state.epoch} (step {state.step})")
+    elif resume and main:
+        state.notes.append("--resume: no checkpoint found, started from scratch")
+    trainer.build_loaders(state.batch_size)
+    trainer.build_optimizer(state.lr)
+    if resumed_from is not None:
+        trainer.optimizer.load_state_dict(resumed_from["optimizer"])
+
+    meta = getattr(trainer.model, "cnnbench_meta", None)
+    model_summary = summarize(trainer.model, (trainer.model_args["in_chans"], trainer.input_size, trainer.input_size))
+    if main:
+        _write_config(trainer, out)
+        atomic_write_json(out / "data.json", trainer.dataset.info())
+        atomic_write_json(out / "model.json", model_summary.to_dict())
+    metrics = MetricsLog.resume(out / "metrics.csv", state.epoch) if resumed_from else MetricsLog(out / "metrics.csv")
+    tb = TensorBoardLog(out / "tb", enabled=main, purge_step=state.epoch + 1 if resumed_from else None)
+    progress = Progress(cfg.progress and not trainer.quiet and main, cfg.model)
+    say = (lambda msg: None) if (trainer.quiet or not main) else (lambda msg: _say(msg))
+    if meta is not None and getattr(meta, "adaptation", None) and resumed_from is None:
+        state.notes.append("small-input adaptation: " + "; ".join(meta.adaptation))
+
+    if resumed_from is None:
+        trainer.save("last", state, plateau, early)  # epoch 0: an out-of-memory retry restarts from here
+
+    status = "completed"
+    error: str | None = None
+    spe = len(trainer.train_loader)
+    spec = build_schedule_spec(cfg.replace(lr=state.lr), spe, state.total_steps)
+
+    def lr_for_step(step: int) -> float:
+        return lr_at(step, spec, plateau.scale)
+
+    def epochs_planned() -> int:
+        if state.total_steps is None:
+            return cfg.epochs
+        return min(cfg.epochs, math.ceil(state.total_steps / spe))
+
+    while state.epoch < epochs_planned():
+        epoch = state.epoch
+        if cfg.finetune == "head" or (cfg.finetune == "two-phase" and epoch < cfg.head_epochs):
+            freeze_backbone(trainer.model, True)
+        elif cfg.finetune == "two-phase":
+            freeze_backbone(trainer.model, False)
+        trainer.train_loader.set_epoch(epoch)
+        start_batch = state.batch_in_epoch
+        partial = EpochPartial(**state.partial) if state.partial else None
+        if start_batch == 0:
+            torch.manual_seed(_epoch_seed(cfg.seed, epoch, dist.rank))
+        progress.start_epoch(epoch, epochs_planned(), spe, start_batch)
+        train_time_before = state.train_time_s - (partial.seconds if partial else 0.0)
+        try:
+            if cfg.time_budget_s and state.total_steps is None:
+                # Time budget: time a few steps, then fix the number of steps for the whole run
+                # (the schedule is a function of the step, so it must know the total).
+                probe = train_one_epoch(
+                    trainer.step_fn,
+                    trainer.train_loader.batches(start=start_batch),
+                    device=device,
+                    first_step=state.step,
+                    start_batch=start_batch,
+                    lr_for_step=lr_for_step,
+                    set_lr=lambda lr: set_lr(trainer.optimizer, lr),
+                    max_steps=state.step + PROBE_STEPS,
+                    nan_check_every=1,
+                )
+                per_step = probe.seconds / max(1, probe.steps)
+                remaining = max(0.0, cfg.time_budget_s - probe.seconds)
+                state.total_steps = min(cfg.epochs * spe, state.step + probe.steps + int(remaining / per_step))
+                state.total_steps = max(state.total_steps, state.step + probe.steps)
+                spec = build_schedule_spec(cfg.replace(lr=state.lr), spe, state.total_steps)
+                state.notes.append(
+                    f"time budget {cfg.time_budget_s:g} s: {state.total_steps} steps of batch {state.batch_size} "
+                    f"(≈{state.total_steps / spe:.2f} epochs, {per_step * 1000:.0f} ms/step measured)"
+                )
+                state.step += probe.steps
+                start_batch += probe.steps
+                partial = probe.partial() if probe.diverged_step is None else None
+                if probe.diverged_step is not None:
+                    stats = probe
+                    raise _Diverged(probe)
+            stats = train_one_epoch(
+                trainer.step_fn,
+                trainer.train_loader.batches(start=start_batch),
+                device=device,
+                first_step=state.step,
+                start_batch=start_batch,
+                lr_for_step=lr_for_step,
+                set_lr=lambda lr: set_lr(trainer.optimizer, lr),
+                nan_check_every=1 if device.type == "cpu" else cfg.nan_check_every,
+                max_steps=state.total_steps,
+                should_stop=lambda: stop.set,
+                on_step=lambda b, s: progress.advance(),
+                partial=partial,
+            )
+        except _Diverged as d:
+            stats = d.stats
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not _is_oom(exc):
+                raise
+            progress.end_epoch("")
+            state, spec = _retry_smaller(trainer, state, plateau, early, exc, epoch)
+            spe = len(trainer.train_loader)
+            say(state.notes[-1])
+            continue
+        state.step += stats.steps
+        state.train_time_s = train_time_before + stats.seconds
+        if stats.diverged_step is not None:
+            status = "diverged"
+            error = (
+                f"loss became NaN/Inf at epoch {epoch + 1}, step {stats.diverged_step} (lr {stats.last_lr:.3g}); "
+                "the last good checkpoint is kept in checkpoint/last.pt"
+            )
+            progress.end_epoch(f"[red]{error}")
+            break
+        if stop.set and stats.stopped_at_batch is not None:
+            state.batch_in_epoch = stats.stopped_at_batch
+            state.partial = dataclasses.asdict(stats.partial())
+            trainer.save("last", state, plateau, early)
+            status, error = "interrupted", f"stopped by {stop.signal} in epoch {epoch + 1}; resume with --resume"
+            progress.end_epoch(f"[yellow]{error}")
+            break
+        state.batch_in_epoch, state.partial = 0, None
+        val = trainer.evaluate(trainer.val_loader)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": stats.loss,
+            "train_acc": stats.accuracy,
+            "val_loss": val.loss,
+            "val_acc": val.accuracy,
+            "lr": stats.last_lr,
+            "epoch_time_s": stats.seconds,
+            "train_time_s": state.train_time_s,
+            "batch_size": state.batch_size,
+        }
+        state.epoch += 1
+        if cfg.schedule == "plateau" and state.epoch > cfg.warmup_epochs and plateau.update(val.accuracy):
+            state.notes.append(f"plateau: lr × {cfg.plateau_factor:g} after epoch {state.epoch}")
+        if (
+            cfg.target_accuracy is not None
+            and state.epochs_to_target is None
+            and val.accuracy >= cfg.target_accuracy - 1e-12
+        ):
+            state.epochs_to_target, state.time_to_target_s = state.epoch, state.train_time_s
+        improved = early.update(val.accuracy if early.mode == "max" else val.loss, state.epoch)
+        if main:
+            metrics.append(row)
+            tb.epoch(row)
+        if improved:
+            trainer.save("best", state, plateau, early)
+        trainer.save("last", state, plateau, early)
+        progress.end_epoch(
+            f"{cfg.model} epoch {state.epoch}: train loss {stats.loss:.4f} acc {stats.accuracy:.4f} · "
+            f"val loss {val.loss:.4f} acc {val.accuracy:.4f} · lr {stats.last_lr:.2e} · {stats.seconds:.1f}s"
+        )
+        if early.should_stop:
+            status = "early_stopped"
+            break
+        if state.total_steps is not None and state.step >= state.total_steps:
+            break
+    progress.close()
+    summary = _finish(trainer, out, state, early, status, error, model_summary, metrics)
+    tb.text("summary", f"status {summary['status']}, test accuracy {summary['test_accuracy']}")
+    tb.close()
+    if summary["status"] in ("completed", "early_stopped"):
+        say(
+            f"{cfg.model}: test accuracy {summary['test_accuracy']:.4f} (best epoch {summary['best_epoch']}, "
+            f"{summary['train_time_s']:.1f}s training) → {out}"
+        )
+    return summary
+
+
+class _Diverged(Exception):
+    def __init__(self, stats: EpochStats) -> None:
+        self.stats = stats
+
+
+def _say(message: str) -> None:
+    from cnnbench.cli.common import note
+
+    note(message)
+
+
+def _retry_smaller(trainer: Trainer, state: RunState, plateau, early, exc: BaseException, epoch: int):
+    """After a CUDA out-of-memory error: halve the batch (and the lr, by the linear rule), restart the epoch."""
+    if state.batch_size <= 1:
+        raise CnnbenchError(
+            f"out of memory at batch size 1 (model {trainer.cfg.model}, input {trainer.input_size}px): "
+            "the model does not fit on this device; use a smaller --image-size or another --device"
+        ) from exc
+    trainer.optimizer.zero_grad(set_to_none=True)
+    if trainer.device.type == "cuda":
+        torch.cuda.empty_cache()
+    # Go back to the state at the start of this epoch (last.pt), with the new batch size.
+    ckpt, _ = load_resume_checkpoint(trainer.out / "checkpoint", map_location=trainer.device)
+    old_bs, old_lr = state.batch_size, state.lr
+    state = trainer.restore(ckpt, plateau, early)
+    state.batch_size, state.lr = max(1, old_bs // 2), old_lr * max(1, old_bs // 2) / old_bs
+    state.batch_in_epoch, state.partial = 0, None
+    trainer.build_loaders(state.batch_size)
+    trainer.build_optimizer(state.lr)
+    trainer.optimizer.load_state_dict(ckpt["optimizer"])
+    set_lr(trainer.optimizer, state.lr)
+    spe = len(trainer.train_loader)
+    state.step = epoch * spe  # the schedule is a function of the epoch fraction; keep it continuous
+    if state.total_steps is not None:
+        state.total_steps = int(state.total_steps * old_bs / state.batch_size)
+    state.notes.append(
+        f"CUDA out of memory at batch {old_bs} in epoch {epoch + 1}: retrying the epoch at batch "
+        f"{state.batch_size}, lr {state.lr:.3g}"
+    )
+    spec = build_schedule_spec(trainer.cfg.replace(lr=state.lr), spe, state.total_steps)
+    return state, spec
+
+
+def _finish(
+    trainer: Trainer,
+    out: Path,
+    state: RunState,
+    early: EarlyStopping,
+    status: str,
+    error: str | None,
+    model_summary,
+    metrics: MetricsLog,
+) -> dict[str, Any]:
+    """Test pass with the best checkpoint, then summary.json and test_metrics.json."""
+    from cnnbench.data import DeviceLoader
+    from cnnbench.runs import eval_state_dict, load_checkpoint
+
+    cfg, device = trainer.cfg, trainer.device
+    test: EvalResult | None = None
+    test_time = None
+    best_path = out / "checkpoint" / "best.pt"
+    if status != "interrupted" and best_path.exists():
+        ckpt = load_checkpoint(best_path, map_location=device)
+        trainer.model.load_state_dict(ckpt["model"])
+        if trainer.ema is not None and ckpt.get("ema") is not None:
+            trainer.ema.load_state_dict(eval_state_dict(ckpt))
+        loader = DeviceLoader(
+            trainer.dataset.test,
+            batch_size=cfg.test_batch_size,
+            device=device,
+            train=False,
+            mean=trainer.dataset.mean,
+            std=trainer.dataset.std,
+            output_size=trainer.input_size,
+            rank=trainer.dist.rank,
+            world_size=trainer.dist.world_size,
+        )
+        synchronize(device)
+        t0 = time.perf_counter()
+        test = trainer.evaluate(loader)
+        synchronize(device)
+        test_time = time.perf_counter() - t0
+    best_row = next((r for r in metrics.rows if r["epoch"] == early.best_epoch), None)
+    epochs_run = state.epoch
+    summary: dict[str, Any] = {
+        "model": cfg.model,
+        "dataset": cfg.data,
+        "status": status,
+        "error": error,
+        "test_accuracy": test.accuracy if test else None,
+        "test_loss": test.loss if test else None,
+        "test_top5": test.top5 if test else None,
+        "test_mean_class_accuracy": test.mean_class_accuracy if test else None,
+        "best_val_accuracy": max((r["val_acc"] for r in metrics.rows if r["val_acc"] is not None), default=None),
+        "train_accuracy": best_row["train_acc"] if best_row else None,
+        "epochs_run": epochs_run,
+        "best_epoch": early.best_epoch or None,
+        "train_time_s": state.train_time_s,
+        "time_per_epoch_s": state.train_time_s / epochs_run if epochs_run else None,
+        "target_accuracy": cfg.target_accuracy,
+        "epochs_to_target": state.epochs_to_target,
+        "time_to_target_s": state.time_to_target_s,
+        "test_time_s": test_time,
+        "test_batch_size": cfg.test_batch_size,
+        "test_samples": test.samples if test else None,
+        "params": model_summary.params,
+        "size_mb": model_summary.size_mb,
+        "flops": model_summary.flops,
+        "input_size": trainer.input_size,
+        "schedule": cfg.schedule,
+        "seed": cfg.seed,
+        "batch_size": state.batch_size,
+        "lr": state.lr,
+        "steps": state.step,
+        "device": device_info(device),
+        "world_size": trainer.dist.world_size,
+        "versions": versions(),
+        "config_hash": cfg.hash(),
+        "notes": state.notes,
+    }
+    if trainer.dist.is_main:
+        if test is not None:
+            atomic_write_json(
+                out / "test_metrics.json",
+                {
+                    "classes": list(trainer.dataset.classes),
+                    "confusion_matrix": test.confusion,
+                    "per_class_accuracy": test.per_class_accuracy,
+                    "samples": test.samples,
+                },
+            )
+        atomic_write_json(out / "summary.json", summary)
+    with contextlib.suppress(Exception):
+        ddp.barrier(trainer.dist)
+    return summary

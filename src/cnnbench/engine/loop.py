@@ -1,0 +1,177 @@
+"""One training step and one training epoch.
+
+The step keeps everything on the device: loss and correct-prediction sums accumulate in device
+tensors and are read once per epoch (plus a NaN check every ``nan_check_every`` steps), so a GPU
+never waits on the host inside an epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from cnnbench.utils.env import synchronize
+
+
+@dataclass
+class EpochStats:
+    loss: float  # mean training loss over the samples seen
+    accuracy: float  # training accuracy (on augmented batches)
+    samples: int
+    steps: int  # optimiser steps taken in this call
+    seconds: float  # synchronised wall time of training only
+    last_lr: float
+    diverged_step: int | None = None  # global step whose loss was NaN/Inf
+    stopped_at_batch: int | None = None  # batch index the epoch was cut at (interrupt or step cap)
+    loss_sum: float = 0.0  # raw sums, to carry an interrupted epoch over a resume
+    correct: int = 0
+
+    def partial(self) -> EpochPartial:
+        return EpochPartial(loss_sum=self.loss_sum, correct=self.correct, samples=self.samples, seconds=self.seconds)
+
+
+@dataclass
+class EpochPartial:
+    """Sums of an epoch cut short (SIGTERM), so a resumed epoch reports the same statistics."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    samples: int = 0
+    seconds: float = 0.0
+
+
+class EagerStep:
+    """forward, loss, backward, clip, optimiser step, EMA — as ordinary PyTorch calls.
+
+    ``__call__`` returns device tensors (loss summed over the batch, number correct) and never syncs.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        label_smoothing: float = 0.0,
+        grad_clip: float | None = None,
+        autocast_dtype: torch.dtype | None = None,
+        scaler: torch.amp.GradScaler | None = None,
+        ema=None,
+        channels_last: bool = False,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.label_smoothing = label_smoothing
+        self.grad_clip = grad_clip
+        self.autocast_dtype = autocast_dtype
+        self.scaler = scaler
+        self.ema = ema
+        self.channels_last = channels_last
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        device_type = x.device.type
+        with torch.autocast(device_type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            if self.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            if self.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(_unwrap(self.model))
+        with torch.no_grad():
+            correct = (logits.argmax(dim=1) == y).sum()
+        return loss.detach() * y.shape[0], correct
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under DDP / torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def train_one_epoch(
+    step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    device: torch.device,
+    first_step: int,
+    start_batch: int = 0,
+    lr_for_step: Callable[[int], float],
+    set_lr: Callable[[float], None],
+    nan_check_every: int = 1,
+    max_steps: int | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_step: Callable[[int, int], None] | None = None,
+    partial: EpochPartial | None = None,
+) -> EpochStats:
+    """Train over ``batches`` (an epoch's batches from ``start_batch`` on).
+
+    Args:
+        first_step: global optimiser step of the first batch here (drives the lr schedule).
+        max_steps: global step cap (time budgets); the epoch stops when it is reached.
+        should_stop: polled between steps (SIGTERM/Ctrl-C); the epoch returns where it stands.
+        on_step: called with (batch index, global step) after each step, e.g. a progress bar.
+        partial: sums carried over from the part of this epoch done before an interruption.
+    """
+    partial = partial or EpochPartial()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    samples = 0
+    steps = 0
+    lr = lr_for_step(first_step)
+    diverged: int | None = None
+    stopped: int | None = None
+    synchronize(device)
+    start = time.perf_counter()
+    batch_index = start_batch
+    for batch_index, (x, y) in enumerate(batches, start=start_batch):
+        global_step = first_step + steps
+        if (max_steps is not None and global_step >= max_steps) or should_stop():
+            stopped = batch_index
+            break
+        lr = lr_for_step(global_step)
+        set_lr(lr)
+        batch_loss, batch_correct = step(x, y)
+        loss_sum += batch_loss.double()
+        correct += batch_correct
+        samples += y.shape[0]
+        steps += 1
+        if steps % nan_check_every == 0 and not torch.isfinite(batch_loss).item():
+            diverged = global_step
+            break
+        if on_step is not None:
+            on_step(batch_index, global_step)
+    if diverged is None and steps % nan_check_every != 0 and not torch.isfinite(loss_sum).item():
+        diverged = first_step + steps - 1  # caught late, at the epoch end; the step is approximate
+    synchronize(device)
+    seconds = time.perf_counter() - start + partial.seconds
+    total_samples = samples + partial.samples
+    loss_total = float(loss_sum.item()) + partial.loss_sum
+    correct_total = int(correct.item()) + partial.correct
+    return EpochStats(
+        loss=loss_total / total_samples if total_samples else float("nan"),
+        accuracy=correct_total / total_samples if total_samples else float("nan"),
+        samples=total_samples,
+        steps=steps,
+        seconds=seconds,
+        last_lr=lr,
+        diverged_step=diverged,
+        stopped_at_batch=stopped,
+        loss_sum=loss_total,
+        correct=correct_total,
+    )

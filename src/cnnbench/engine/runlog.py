@@ -1,0 +1,148 @@
+"""Per-epoch records of a run: metrics.csv, TensorBoard events and a progress bar."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from cnnbench.utils.io import atomic_write_text
+
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "epoch_time_s",
+    "train_time_s",
+    "batch_size",
+)
+
+
+class MetricsLog:
+    """Rows of metrics.csv, rewritten atomically after every epoch (a few KB)."""
+
+    def __init__(self, path: Path, rows: list[dict[str, Any]] | None = None) -> None:
+        self.path = path
+        self.rows: list[dict[str, Any]] = list(rows or [])
+
+    @classmethod
+    def resume(cls, path: Path, upto_epoch: int) -> MetricsLog:
+        """Rows of epochs ≤ ``upto_epoch`` (the checkpoint's) — later rows were never checkpointed."""
+        rows: list[dict[str, Any]] = []
+        if path.exists():
+            with path.open(newline="") as f:
+                for row in csv.DictReader(f):
+                    if int(row["epoch"]) <= upto_epoch:
+                        rows.append({k: _parse(v) for k, v in row.items()})
+        return cls(path, rows)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append({k: row.get(k) for k in METRIC_COLUMNS})
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in self.rows:
+            writer.writerow({k: _fmt(v) for k, v in r.items()})
+        atomic_write_text(self.path, buf.getvalue())
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return "" if v is None else v
+
+
+def _parse(v: str) -> Any:
+    if v == "":
+        return None
+    try:
+        f = float(v)
+    except ValueError:
+        return v
+    return int(f) if f.is_integer() and "." not in v and "e" not in v else f
+
+
+class TensorBoardLog:
+    """TensorBoard scalars under ``tb/``; silently absent when tensorboard is not installed."""
+
+    def __init__(self, log_dir: Path, enabled: bool = True, purge_step: int | None = None) -> None:
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # pragma: no cover - tensorboard is a dependency
+                return
+            self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        step = int(row["epoch"])
+        for key, tag in (
+            ("train_loss", "loss/train"),
+            ("val_loss", "loss/val"),
+            ("train_acc", "accuracy/train"),
+            ("val_acc", "accuracy/val"),
+            ("lr", "lr"),
+            ("epoch_time_s", "time/epoch_s"),
+        ):
+            value = row.get(key)
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                self.writer.add_scalar(tag, value, step)
+        self.writer.flush()
+
+    def text(self, tag: str, text: str) -> None:
+        if self.writer is not None:
+            self.writer.add_text(tag, text)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Progress:
+    """A rich progress bar on stderr (batches, ETA, live loss); quiet when not on a terminal."""
+
+    def __init__(self, enabled: bool, description: str) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._progress = None
+        self.description = description
+
+    def start_epoch(self, epoch: int, epochs: int, total_batches: int, done: int = 0) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                transient=True,
+            )
+            self._progress.start()
+        self._task = self._progress.add_task(
+            f"{self.description} epoch {epoch + 1}/{epochs}", total=total_batches, completed=done, info=""
+        )
+
+    def advance(self, info: str = "") -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, info=info)
+
+    def end_epoch(self, line: str) -> None:
+        if self._progress is not None:
+            self._progress.remove_task(self._task)
+            self._progress.console.print(line)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+from cnnbench.engine import checkpoint as ckpt_mod
+from cnnbench.engine.checkpoint import load_resume_checkpoint, save_checkpoint
+from cnnbench.errors import CheckpointError, OutputError
+from cnnbench.runs import load_checkpoint
+
+
+def _state(value: float) -> dict:
+    return {"model": {"w": torch.full((3,), value)}, "epoch": int(value)}
+
+
+def test_last_keeps_previous_as_prev(tmp_path):
+    save_checkpoint(tmp_path, "last", _state(1))
+    save_checkpoint(tmp_path, "last", _state(2))
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    assert load_checkpoint(tmp_path / "last.prev.pt")["epoch"] == 1
+
+
+def test_save_failing_halfway_keeps_previous_last_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path, "last", _state(1))
+
+    def torch_save_dies_halfway(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 partial zip")  # some bytes reach the temp file, then the writer dies
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", torch_save_dies_halfway)
+    with pytest.raises(OutputError, match=r"last\.pt: the disk is full; the previous version is kept"):
+        save_checkpoint(tmp_path, "last", _state(2))
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.prev.pt", "last.pt"]  # no temp file left
+
+
+def test_corrupted_last_falls_back_to_previous_with_a_note(tmp_path):
+    save_checkpoint(tmp_path, "last", _state(1))
+    save_checkpoint(tmp_path, "last", _state(2))
+    data = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "last.pt").write_bytes(data[: len(data) // 2])  # truncated on disk
+    ckpt, notes = load_resume_checkpoint(tmp_path)
+    assert ckpt["epoch"] == 1
+    assert "last.pt could not be loaded" in notes[0] and "falling back" in notes[0]
+
+
+def test_no_usable_checkpoint_names_every_file(tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"garbage")
+    (tmp_path / "last.prev.pt").write_bytes(b"more garbage")
+    with pytest.raises(CheckpointError, match=r"last\.pt is damaged.*last\.prev\.pt is damaged"):
+        load_resume_checkpoint(tmp_path)
+
+
+def test_not_a_cnnbench_checkpoint(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match=r"x\.pt is not a cnnbench checkpoint"):
+        load_checkpoint(tmp_path / "x.pt")
+
+
+def test_rng_state_round_trips_through_weights_only_load(tmp_path):
+    import random
+
+    import numpy as np
+
+    state = ckpt_mod.rng_state()
+    a = (torch.rand(3), np.random.rand(3), random.random())
+    save_checkpoint(tmp_path, "last", {"model": {}, "rng": state})
+    ckpt_mod.set_rng_state(load_checkpoint(tmp_path / "last.pt")["rng"])
+    b = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
