@@ -64,7 +64,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged zip/pickle
-        raise CheckpointError(f"checkpoint {path} is damaged or truncated ({type(exc).__name__}: {exc})") from exc
+        # torch's own message is long and suggests weights_only=False, which is never the fix here
+        first_line = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        reason = f"{type(exc).__name__}: {first_line}"
+        raise CheckpointError(f"checkpoint {path} is damaged or truncated ({reason})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a cnnbench checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     return ckpt
