@@ -1,0 +1,79 @@
+"""cnnbench speed: throughput, latency and size of models without training."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from cnnbench.cli.common import add_json_flag, emit_json, note, print_table
+from cnnbench.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--models", "-m", required=True, help="model names and groups, comma-separated (e.g. seed-mnist)"
+    )
+    parser.add_argument("--input", default="3x224x224", help="input shape CxHxW (default: 3x224x224)")
+    parser.add_argument("--num-classes", type=int, default=10, help="classifier outputs (default: 10)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (GPU throughput needs cuda)")
+    parser.add_argument("--batch-size", type=int, default=256, help="GPU throughput batch size (default: 256)")
+    parser.add_argument("--onnx", action="store_true", help="also export to ONNX and time ONNX Runtime on the CPU")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model for GPU throughput")
+    parser.add_argument("--out", default=None, help="also write <out>/<model>.json per model")
+    add_json_flag(parser)
+
+
+def parse_input(text: str) -> tuple[int, int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*[x×,]\s*(\d+)\s*[x×,]\s*(\d+)\s*", text)
+    if not m:
+        raise ConfigError(f"--input {text!r}: expected CxHxW, e.g. 1x28x28 or 3x224x224")
+    c, h, w = (int(g) for g in m.groups())
+    if c < 1 or h < 8 or w < 8:
+        raise ConfigError(f"--input {text!r}: expected at least 1 channel and 8×8 pixels")
+    return c, h, w
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnnbench.bench import measure_model
+    from cnnbench.models import resolve_model_names
+    from cnnbench.utils.env import device_info
+    from cnnbench.utils.io import atomic_write_json
+
+    shape = parse_input(args.input)
+    names = resolve_model_names(args.models)
+    results = []
+    for name in names:
+        if not args.json:
+            note(f"measuring {name} at {args.input} ...")
+        r = measure_model(
+            name,
+            shape,
+            num_classes=args.num_classes,
+            device=args.device,
+            gpu_batch_size=args.batch_size,
+            onnx=args.onnx,
+            compile=args.compile,
+        )
+        results.append(r.to_dict())
+        if args.out:
+            atomic_write_json(Path(args.out) / f"{name}.json", r.to_dict())
+    if args.json:
+        emit_json({"input": list(shape), "device": device_info(args.device), "models": results})
+        return 0
+    cols = ["model", "params", "size MB", "GFLOPs", "GPU img/s", "CPU ms (b1)", "ONNX ms (b1)"]
+    rows = [
+        [
+            r["model"],
+            f"{r['params']:,}",
+            f"{r['size_mb']:.2f}",
+            f"{r['flops'] / 1e9:.3f}",
+            f"{r['gpu_throughput']:,.0f}" if r["gpu_throughput"] else "—",
+            f"{r['cpu_latency_ms']:.2f}",
+            f"{r['onnx_latency_ms']:.2f}" if r["onnx_latency_ms"] else "—",
+        ]
+        for r in results
+    ]
+    print_table(f"speed at {args.input} on {device_info(args.device)['name']}", cols, rows)
+    return 0
