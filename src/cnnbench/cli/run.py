@@ -1,0 +1,90 @@
+"""cnnbench run: run a study (datasets × models × schedules × seeds), then write its report."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from cnnbench.cli.common import add_json_flag, emit_json, note
+from cnnbench.cli.trainflags import add_train_flags, given_train_flags
+
+PER_RUN = {"model", "data", "schedule", "seed"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run a study and write its report. With no arguments: the default study on data that is always "
+        "there (MNIST when found or downloadable, else the bundled 5,000-digit sample) — the quick preset on "
+        "a CPU, the full mnist-study on a GPU."
+    )
+    parser.add_argument("study_file", nargs="?", metavar="STUDY.yaml", help="study definition file (optional)")
+    parser.add_argument("--preset", default=None, help="mnist-study, caltech-transfer or quick")
+    parser.add_argument("--data", default=None, help="datasets, comma-separated")
+    parser.add_argument("--models", "-m", default=None, help="model names and groups, comma-separated")
+    parser.add_argument("--schedules", default=None, help="lr schedules, comma-separated (none,cosine,plateau,...)")
+    parser.add_argument("--seeds", default=None, help="number of seeds (3 → 0,1,2) or a list (1,5)")
+    parser.add_argument("--out", "-o", default=None, help="study directory (default: studies/<study name>)")
+    parser.add_argument("--shard", default=None, metavar="i/n", help="run only slice i of n (0-based) of the runs")
+    parser.add_argument("--workers", default=None, help="concurrent runs: a number or auto (default: auto)")
+    parser.add_argument("--embed", action=argparse.BooleanOptionalAction, default=None, help="feature analysis")
+    parser.add_argument("--speed", action=argparse.BooleanOptionalAction, default=None, help="speed per model")
+    parser.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=None, help="ONNX Runtime latency")
+    parser.add_argument("--embed-max-points", type=int, default=None, help="test points through t-SNE per model")
+    parser.add_argument("--dry-run", action="store_true", help="validate and list the runs, train nothing")
+    add_json_flag(parser)
+    add_train_flags(parser, exclude=PER_RUN)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnnbench.study import default_study_values, resolve_spec, run_study
+    from cnnbench.study.spec import check_workers_flag, parse_shard
+
+    flags: dict = {}
+    for key in ("data", "models", "schedules", "seeds", "embed", "speed", "onnx", "embed_max_points"):
+        value = getattr(args, key)
+        if value is not None:
+            flags[key] = value
+    if args.data_dir is not None:
+        flags["data_dir"] = args.data_dir
+    recipe = given_train_flags(args)
+    recipe.pop("data_dir", None)
+    if recipe:
+        flags["recipe"] = recipe
+    workers = check_workers_flag(args.workers)
+    shard = parse_shard(args.shard)
+    preset = args.preset
+    if args.study_file is None and preset is None and not flags.get("data") and not flags.get("models"):
+        preset, extra, message = default_study_values(data_dir=args.data_dir)
+        flags = {**extra, **flags}
+        note(message)
+    spec = resolve_spec(preset, args.study_file, flags)
+    out = Path(args.out) if args.out else Path("studies") / spec.name
+    if args.dry_run:
+        from cnnbench.study.runner import plan_runs, shard_runs
+        from cnnbench.study.spec import validate_study
+
+        runs = shard_runs(plan_runs(spec, validate_study(spec)), shard)
+        if args.json:
+            emit_json({"out_dir": str(out), "runs": [r.to_dict() for r in runs]})
+        else:
+            for r in runs:
+                print(r.run_id)
+            note(f"{len(runs)} run(s) would be written under {out}/runs")
+        return 0
+    command = "cnnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = run_study(
+        spec, out, shard=shard, workers=workers, command=command, log=(lambda m: None) if args.json else note
+    )
+    if args.json:
+        emit_json(result.to_dict())
+    else:
+        failed = [r for r in result.runs if r.get("status") in ("failed", "diverged")]
+        note(f"study finished in {result.seconds:.0f} s: {len(result.runs)} runs ({len(failed)} failed or diverged)")
+        note(f"results: {out / 'results.csv'}")
+        for key in ("html", "markdown"):
+            if key in result.report:
+                note(f"report:  {result.report[key]}")
+    return 0

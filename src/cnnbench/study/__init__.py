@@ -1,0 +1,44 @@
+"""Studies: datasets × models × schedules × seeds under one recipe, run and resumed as a whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cnnbench.study.presets import PRESETS, get_preset
+from cnnbench.study.runner import StudyResult, plan_runs, run_study
+from cnnbench.study.spec import StudySpec, build_spec, load_study_file
+
+__all__ = [
+    "PRESETS",
+    "StudyResult",
+    "StudySpec",
+    "default_study_values",
+    "plan_runs",
+    "resolve_spec",
+    "run_study",
+]
+
+
+def resolve_spec(preset: str | None, study_file: str | Path | None, flags: dict[str, Any]) -> StudySpec:
+    """preset < study file < flags, validated. A study file may name its own ``preset``."""
+    file_values = load_study_file(study_file) if study_file else {}
+    preset = preset or file_values.get("preset")
+    base = get_preset(preset) if preset else None
+    if base is not None:
+        base["preset"] = preset
+    where = str(study_file) if study_file else "flags"
+    return build_spec(base, file_values, flags, where)
+
+
+def default_study_values(data_dir: str | None = None) -> tuple[str, dict[str, Any], str]:
+    """What ``cnnbench run`` with no arguments runs: (preset, overrides, a line saying so)."""
+    import torch
+
+    from cnnbench.data import resolve_default_digits
+
+    dataset, data_note = resolve_default_digits(data_dir=data_dir)
+    gpu = torch.cuda.is_available()
+    preset = "mnist-study" if gpu else "quick"
+    how = "full mnist-study (GPU found)" if gpu else "quick preset (no GPU: equal time budget per run)"
+    return preset, {"data": [dataset]}, f"default study: {how} on {dataset}. {data_note}"

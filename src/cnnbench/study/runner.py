@@ -1,0 +1,373 @@
+"""Run a study: plan its runs, skip the finished ones, run the rest, measure, analyse, report.
+
+A study directory can be killed at any moment and the same command continues it: finished runs
+(same config hash) are skipped, a run with checkpoints resumes, a run whose recipe changed is moved
+aside (never deleted) and started again. ``results.csv`` is rewritten from the run directories
+after every run, so it is always complete and never holds a run twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnbench.engine.config import TrainConfig
+from cnnbench.errors import CnnbenchError
+from cnnbench.study.spec import StudySpec, run_id, validate_study
+from cnnbench.utils.io import atomic_write_json, atomic_write_text, check_writable_dir, read_json
+from cnnbench.utils.lock import DirectoryLock
+
+FINISHED = ("completed", "early_stopped", "diverged")  # results; re-running would give the same
+
+
+@dataclass
+class PlannedRun:
+    run_id: str
+    dataset: str
+    model: str
+    schedule: str
+    seed: int
+    config: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "config": self.config.to_dict()}
+
+
+@dataclass
+class StudyResult:
+    out_dir: Path
+    runs: list[dict[str, Any]]  # run_id, status, action (ran, skipped, failed), seconds
+    report: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "runs": self.runs,
+            "report": self.report,
+            "seconds": self.seconds,
+            "notes": self.notes,
+        }
+
+
+def plan_runs(spec: StudySpec, models: list[str]) -> list[PlannedRun]:
+    """Every (dataset, model, schedule, seed), runs of one model together (caches stay warm)."""
+    runs = []
+    for dataset in spec.data:
+        for model in models:
+            for schedule in spec.schedules:
+                for seed in spec.seeds:
+                    cfg = spec.run_config(dataset, model, schedule, seed)
+                    runs.append(PlannedRun(run_id(dataset, model, schedule, seed), dataset, model, schedule, seed, cfg))
+    return runs
+
+
+def shard_runs(runs: list[PlannedRun], shard: tuple[int, int] | None) -> list[PlannedRun]:
+    """A deterministic slice: run i of the sorted run ids goes to shard i mod n."""
+    if shard is None:
+        return runs
+    index, count = shard
+    ordered = sorted(runs, key=lambda r: r.run_id)
+    chosen = {r.run_id for i, r in enumerate(ordered) if i % count == index}
+    return [r for r in runs if r.run_id in chosen]
+
+
+def run_status(run_dir: Path, cfg: TrainConfig) -> str:
+    """done | resume | stale | new — what to do with a run directory that may already exist."""
+    if not run_dir.exists():
+        return "new"
+    cfg_hash = cfg.hash()
+    try:
+        summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else None
+    except CnnbenchError:
+        summary = None
+    if summary is not None and summary.get("config_hash") == cfg_hash and summary.get("status") in FINISHED:
+        return "done"
+    config_path = run_dir / "config.yaml"
+    if config_path.exists():
+        try:
+            saved = yaml.safe_load(config_path.read_text())
+            saved_hash = (saved or {}).get("resolved", {}).get("config_hash")
+        except yaml.YAMLError:
+            saved_hash = None
+        if saved_hash == cfg_hash:
+            return "resume"
+        return "stale"
+    return "new" if not any(run_dir.iterdir()) else "stale"
+
+
+def _move_aside(run_dir: Path) -> Path:
+    dest = run_dir.parent / ".replaced" / f"{run_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(run_dir), str(dest))
+    return dest
+
+
+_DATASETS: dict[tuple, Any] = {}
+
+
+def _dataset_for(cfg: TrainConfig):
+    """Datasets are loaded once per process and shared by every run that uses them."""
+    from cnnbench.data import load_dataset
+    from cnnbench.engine.fit import data_config_for
+
+    key = tuple(sorted(dataclasses.asdict(data_config_for(cfg)).items()))
+    if key not in _DATASETS:
+        _DATASETS[key] = load_dataset(data_config_for(cfg))
+    return _DATASETS[key]
+
+
+def execute_run(planned: PlannedRun, run_dir: Path) -> dict[str, Any]:
+    """Train one planned run; a failure becomes a ``failed`` summary, never a crashed study."""
+    from cnnbench.engine.fit import fit
+
+    action = run_status(run_dir, planned.config)
+    if action == "done":
+        return read_json(run_dir / "summary.json")
+    notes = []
+    if action == "stale":
+        moved = _move_aside(run_dir)
+        notes.append(f"the recipe changed; the previous run was moved to {moved}")
+    cfg = planned.config.replace(progress=False, notes=list(planned.config.notes) + notes)
+    try:
+        return fit(cfg, run_dir, resume=action == "resume", dataset=_dataset_for(cfg), quiet=True)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # the study goes on with the other runs; the report lists this one
+        message = str(exc) if isinstance(exc, CnnbenchError) else f"{type(exc).__name__}: {exc}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not isinstance(exc, CnnbenchError):
+            atomic_write_text(run_dir / "error.log", traceback.format_exc())
+            message += " (traceback in error.log)"
+        summary = {
+            "model": cfg.model,
+            "dataset": cfg.data,
+            "schedule": cfg.schedule,
+            "seed": cfg.seed,
+            "status": "failed",
+            "error": message,
+            "config_hash": cfg.hash(),
+            "notes": cfg.notes,
+        }
+        atomic_write_json(run_dir / "summary.json", summary)
+        return summary
+
+
+def _worker_init(device_queue) -> None:
+    """Pool workers: pin one GPU each when the study spreads over several."""
+    if device_queue is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(device_queue.get())
+
+
+def _worker_run(planned: PlannedRun, run_dir: str) -> dict[str, Any]:
+    return execute_run(planned, Path(run_dir))
+
+
+def choose_workers(requested: int | str, runs: list[PlannedRun]) -> tuple[int, list[int] | None, str]:
+    """(workers, GPU ids to pin or None, why) — auto: 1 on a CPU, one per GPU, several on one big GPU."""
+    import torch
+
+    if requested != "auto":
+        return int(requested), None, f"{requested} worker(s) as asked"
+    if not torch.cuda.is_available() or all(r.config.device == "cpu" for r in runs):
+        return 1, None, "1 worker (CPU: one run at a time uses every core)"
+    gpus = torch.cuda.device_count()
+    if gpus > 1:
+        return gpus, list(range(gpus)), f"{gpus} workers, one per GPU"
+    free, _ = torch.cuda.mem_get_info()
+    small = all((r.config.image_size or 32) <= 64 for r in runs)
+    # Small-input runs use a few GB each; several share one GPU and fill the gaps between launches.
+    n = max(1, min(4, int(free / 2**30 // 12))) if small else 1
+    return n, None, f"{n} worker(s) on one GPU ({free / 2**30:.0f} GiB free, {'small' if small else 'large'} inputs)"
+
+
+def run_study(
+    spec: StudySpec,
+    out_dir: str | Path,
+    *,
+    shard: tuple[int, int] | None = None,
+    workers: int | str | None = None,
+    command: str | None = None,
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+) -> StudyResult:
+    """Run (or continue) the study in ``out_dir`` and write its report."""
+    started = time.perf_counter()
+    models = validate_study(spec)  # before any work: unknown models/datasets/recipe keys fail here
+    runs = shard_runs(plan_runs(spec, models), shard)
+    out = check_writable_dir(out_dir)
+    with DirectoryLock(out):
+        return _run_locked(spec, out, models, runs, shard, workers, command, log, started)
+
+
+def _run_locked(spec, out, models, runs, shard, workers, command, log, started) -> StudyResult:
+    from cnnbench.report import build_report, collect, write_results
+
+    resolved = spec.to_dict()
+    resolved.update(resolved_models=models, shard=list(shard) if shard else None, command=command)
+    resolved["runs"] = [r.run_id for r in runs]
+    atomic_write_text(out / "study.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    result = StudyResult(out_dir=out, runs=[])
+    _write_samples(spec, runs, out, result.notes, log)
+
+    todo = [r for r in runs if run_status(out / "runs" / r.run_id, r.config) != "done"]
+    skipped = [r for r in runs if r not in todo]
+    for r in skipped:
+        result.runs.append({"run_id": r.run_id, "action": "skipped", "status": "done"})
+    if skipped:
+        log(f"{len(skipped)} of {len(runs)} runs already finished; skipping them")
+    n_workers, gpu_ids, why = choose_workers(workers or spec.workers, todo or runs)
+    if todo:
+        log(f"running {len(todo)} run(s) with {why}")
+
+    def finished(planned: PlannedRun, summary: dict[str, Any], seconds: float) -> None:
+        status = summary.get("status")
+        acc = summary.get("test_accuracy")
+        acc_text = f"test acc {acc:.4f}" if isinstance(acc, float) else (summary.get("error") or "")
+        done = len([x for x in result.runs if x["action"] != "skipped"]) + 1
+        log(f"[{done}/{len(todo)}] {planned.run_id}: {status}, {acc_text} ({seconds:.1f} s)")
+        result.runs.append({"run_id": planned.run_id, "action": "ran", "status": status, "seconds": seconds})
+        if spec.speed and status in FINISHED:
+            _measure_speed(spec, planned, out, log)
+        write_results(collect([out]), out)
+
+    if n_workers <= 1 or len(todo) <= 1:
+        for planned in todo:
+            t0 = time.perf_counter()
+            summary = execute_run(planned, out / "runs" / planned.run_id)
+            finished(planned, summary, time.perf_counter() - t0)
+    else:
+        _run_pool(todo, out, n_workers, gpu_ids, finished)
+
+    if spec.embed:
+        _embed_best_runs(spec, out, log)
+    write_results(collect([out]), out)
+    paths = build_report([out], out)
+    result.report = {
+        k: str(v) for k, v in (dataclasses.asdict(paths) if dataclasses.is_dataclass(paths) else paths).items()
+    }
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _run_pool(todo, out, n_workers, gpu_ids, finished) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")  # CUDA cannot be forked
+    queue = None
+    if gpu_ids:
+        queue = ctx.Queue()
+        for gid in gpu_ids:
+            queue.put(gid)
+    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init, initargs=(queue,)) as pool:
+        starts = {}
+        futures = {}
+        for planned in todo:
+            fut = pool.submit(_worker_run, planned, str(out / "runs" / planned.run_id))
+            futures[fut] = planned
+            starts[fut] = time.perf_counter()
+        for fut in as_completed(futures):
+            finished(futures[fut], fut.result(), time.perf_counter() - starts[fut])
+
+
+def _measure_speed(spec: StudySpec, planned: PlannedRun, out: Path, log) -> None:
+    """Speed of each model at its run's input size, once per study (speed/<model>.json)."""
+    from cnnbench.bench import measure_model
+
+    summary = read_json(out / "runs" / planned.run_id / "summary.json")
+    size = summary.get("input_size")
+    path = out / "speed" / f"{planned.model}.json"
+    if path.exists():
+        try:
+            if read_json(path).get("input", [None, None])[1] == size:
+                return
+        except CnnbenchError:
+            pass
+    dataset = _dataset_for(planned.config)
+    c = dataset.image_shape[0]
+    try:
+        result = measure_model(
+            planned.model,
+            (c, size, size),
+            num_classes=dataset.num_classes,
+            device=planned.config.device,
+            onnx=spec.onnx,
+        )
+    except Exception as exc:  # a speed measurement never fails the study
+        log(f"speed of {planned.model} could not be measured: {type(exc).__name__}: {exc}")
+        return
+    atomic_write_json(path, result.to_dict())
+
+
+def _embed_best_runs(spec: StudySpec, out: Path, log) -> None:
+    """t-SNE + clustering for the best run (by validation accuracy) of each dataset × model."""
+    from cnnbench.analysis import embed_run
+
+    best: dict[tuple[str, str], tuple[float, Path]] = {}
+    for run_dir in sorted((out / "runs").glob("*")):
+        if not (run_dir / "summary.json").exists():
+            continue
+        try:
+            s = read_json(run_dir / "summary.json")
+        except CnnbenchError:
+            continue
+        if s.get("status") not in ("completed", "early_stopped") or s.get("best_val_accuracy") is None:
+            continue
+        key = (s["dataset"], s["model"])
+        if key not in best or s["best_val_accuracy"] > best[key][0]:
+            best[key] = (s["best_val_accuracy"], run_dir)
+    for (_, model), (_, run_dir) in sorted(best.items()):
+        if (run_dir / "analysis.json").exists() and (run_dir / "analysis.json").stat().st_mtime >= (
+            run_dir / "summary.json"
+        ).stat().st_mtime:
+            continue
+        t0 = time.perf_counter()
+        try:
+            embed_run(run_dir, max_points=spec.embed_max_points)
+        except Exception as exc:  # analysis of one model never fails the study
+            log(f"feature analysis of {run_dir.name} failed: {type(exc).__name__}: {exc}")
+            continue
+        log(f"feature analysis of {model} ({run_dir.name}): {time.perf_counter() - t0:.1f} s")
+
+
+def _write_samples(spec: StudySpec, runs: list[PlannedRun], out: Path, notes: list[str], log) -> None:
+    """A few training images per class of the first dataset (the report's sample grid)."""
+    if (out / "samples.npz").exists() or not runs:
+        return
+    import io
+
+    import numpy as np
+
+    from cnnbench.utils.io import atomic_write_bytes
+
+    dataset = _dataset_for(runs[0].config)
+    for line in dataset.notes:
+        log(line)
+        notes.append(line)
+    labels = np.asarray(dataset.train.labels)
+    per_class = 8 if dataset.num_classes <= 20 else 1
+    picks = []
+    for c in range(dataset.num_classes):
+        idx = np.flatnonzero(labels == c)[:per_class]
+        picks.extend(idx.tolist())
+    picks = np.array(sorted(picks), dtype=np.int64)[:256]
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        images=np.asarray(dataset.train.images[picks]),
+        labels=labels[picks],
+        classes=np.array(dataset.classes),
+        dataset=np.array(dataset.name),
+    )
+    atomic_write_bytes(out / "samples.npz", buf.getvalue())

@@ -1,0 +1,239 @@
+"""A study definition: datasets × models × schedules × seeds under one recipe.
+
+It comes from flags, a preset, a YAML file, or all three (flags override the file, which overrides
+the preset), and is validated completely before any work: every message names the bad key or flag
+and the allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnbench.engine.config import SCHEDULES, TrainConfig, train_config_fields
+from cnnbench.errors import CnnbenchError, ConfigError
+from cnnbench.utils.config import check_range
+
+PER_RUN_KEYS = ("model", "data", "schedule", "seed")  # set per run, never in a recipe
+WORKERS_AUTO = "auto"
+
+
+@dataclass
+class StudySpec:
+    """What a study runs. ``recipe`` holds TrainConfig fields shared by every run."""
+
+    name: str = "study"
+    preset: str | None = None
+    data: list[str] = field(default_factory=lambda: ["mnist-sample"])
+    data_dir: str | None = None
+    models: list[str] = field(default_factory=lambda: ["seed-mnist"])
+    schedules: list[str] = field(default_factory=lambda: ["cosine"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    recipe: dict[str, Any] = field(default_factory=dict)
+    model_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-model recipe overrides
+    native_resolution: bool = False  # each model at its own default input size (224/299/380)
+    targets: dict[str, float] = field(default_factory=dict)  # per-dataset target accuracy (overrides recipe)
+    embed: bool = True  # t-SNE + clustering of the best run of every model at the end
+    embed_max_points: int = 10_000
+    speed: bool = True  # throughput/latency per model
+    onnx: bool = False  # also export to ONNX and time ONNX Runtime on the CPU
+    workers: int | str = WORKERS_AUTO  # concurrent runs; auto: from free GPU memory, 1 on a CPU
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        self.data = _as_list(self.data, "data")
+        self.models = _as_list(self.models, "models")
+        self.schedules = _as_list(self.schedules, "schedules")
+        self.seeds = parse_seeds(self.seeds)
+        for s in self.schedules:
+            if s not in SCHEDULES:
+                raise ConfigError(f"schedules: {s!r} is not a schedule; allowed: {', '.join(SCHEDULES)}")
+        if not self.data:
+            raise ConfigError("data: at least one dataset is needed")
+        if not self.models:
+            raise ConfigError("models: at least one model is needed")
+        _check_recipe_keys(self.recipe, "recipe")
+        if not isinstance(self.model_recipes, dict):
+            raise ConfigError("model_recipes: expected a mapping of model name to training options")
+        for model, overrides in self.model_recipes.items():
+            if not isinstance(overrides, dict):
+                raise ConfigError(f"model_recipes.{model}: expected a mapping of training options")
+            _check_recipe_keys(overrides, f"model_recipes.{model}")
+        check_range("embed_max_points", self.embed_max_points, 10)
+        bad_count = not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1
+        if self.workers != WORKERS_AUTO and bad_count:
+            raise ConfigError(f"workers: {self.workers!r}: expected a whole number ≥ 1 or 'auto'")
+        for name, value in self.targets.items():
+            check_range(f"targets.{name}", value, 0, 100, low_inclusive=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def run_config(self, dataset: str, model: str, schedule: str, seed: int) -> TrainConfig:
+        """The TrainConfig of one run (validated): recipe < per-model recipe < per-run keys."""
+        values = dict(self.recipe)
+        values.update(self.model_recipes.get(model, {}))
+        values.update(model=model, data=dataset, schedule=schedule, seed=seed, data_dir=self.data_dir)
+        if dataset in self.targets:
+            values["target_accuracy"] = self.targets[dataset]
+        if self.native_resolution and values.get("image_size") is None:
+            from cnnbench.models import default_input_size
+
+            values["image_size"] = default_input_size(model)
+        return TrainConfig(**values)
+
+
+def _check_recipe_keys(recipe: dict[str, Any], where: str) -> None:
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"{where}: expected a mapping of training options, got {type(recipe).__name__}")
+    allowed = [k for k in train_config_fields() if k not in PER_RUN_KEYS and k != "notes"]
+    for key in recipe:
+        if key in PER_RUN_KEYS:
+            raise ConfigError(f"{where}: {key!r} is set per run; use the study's {key}s list instead")
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
+
+
+def _as_list(value: Any, key: str) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value]
+    raise ConfigError(f"{key}: expected a list or a comma-separated string, got {value!r}")
+
+
+def parse_seeds(value: Any) -> list[int]:
+    """``3`` → [0, 1, 2]; ``"1,5"`` or ``[1, 5]`` → [1, 5]."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError
+            return list(range(value))
+        if isinstance(value, str):
+            parts = [p for p in value.split(",") if p.strip()]
+            if len(parts) == 1 and "," not in value:
+                return parse_seeds(int(parts[0]))
+            return [int(p) for p in parts]
+        if isinstance(value, (list, tuple)) and value:
+            return [int(v) for v in value]
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"seeds: {value!r}: expected a count ≥ 1 (3 → seeds 0,1,2) or a list of seeds")
+
+
+def load_study_file(path: str | Path) -> dict[str, Any]:
+    """Read a study YAML file into a mapping (validated later, together with flags)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"study file {path} is not valid YAML{where}: {problem}") from exc
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"study file {path}: expected a mapping of keys (name, data, models, ...) at the top")
+    return values
+
+
+def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_values: dict[str, Any], where: str):
+    """Merge preset < study file < flags into a validated StudySpec.
+
+    ``recipe`` mappings are merged key by key, so a flag like ``--epochs 3`` overrides one
+    recipe entry and keeps the rest of the preset.
+    """
+    allowed = [f.name for f in dataclasses.fields(StudySpec)]
+    for key in file_values:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
+    merged: dict[str, Any] = {}
+    recipe: dict[str, Any] = {}
+    targets: dict[str, float] = {}
+    model_recipes: dict[str, dict[str, Any]] = {}
+    for layer in (preset or {}, file_values, flag_values):
+        for key, value in layer.items():
+            if key == "recipe":
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{where}: recipe: expected a mapping of training options")
+                recipe.update(value)
+            elif key == "model_recipes" and isinstance(value, dict):
+                for model, overrides in value.items():
+                    model_recipes.setdefault(model, {}).update(overrides or {})
+            elif key == "targets":
+                targets.update(value or {})
+            else:
+                merged[key] = value
+    merged["recipe"], merged["targets"], merged["model_recipes"] = recipe, targets, model_recipes
+    try:
+        spec = StudySpec(**merged)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except TypeError as exc:  # pragma: no cover - unknown keys are caught above
+        raise ConfigError(f"{where}: {exc}") from exc
+    return spec
+
+
+def validate_study(spec: StudySpec) -> list[str]:
+    """Check everything that can be checked without work: models, datasets, every run's recipe.
+
+    Returns:
+        The resolved model names.
+    """
+    from cnnbench.data import list_datasets
+    from cnnbench.models import resolve_model_names
+
+    models = resolve_model_names(",".join(spec.models))
+    known = [d["name"] for d in list_datasets()]
+    for name in spec.data:
+        base = name.split(":", 1)[0] + (":" if ":" in name else "")
+        if name not in known and base not in ("imagefolder:",):
+            raise ConfigError(f"data: unknown dataset {name!r}; allowed: {', '.join(known)}, imagefolder:PATH")
+    spec.run_config(spec.data[0], models[0], spec.schedules[0], spec.seeds[0])  # the recipe itself
+    return models
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str) -> str:
+    """A dataset name usable in a directory name (``imagefolder:/x/y`` → ``imagefolder_x_y``)."""
+    return _SAFE.sub("_", text).strip("_") or "data"
+
+
+def run_id(dataset: str, model: str, schedule: str, seed: int) -> str:
+    return f"{safe_name(dataset)}__{model}__{schedule}__s{seed}"
+
+
+def check_workers_flag(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    if value == WORKERS_AUTO:
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"--workers {value!r}: expected a whole number ≥ 1 or 'auto'") from None
+    if n < 1:
+        raise ConfigError(f"--workers {value!r}: expected a whole number ≥ 1 or 'auto'")
+    return n
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"1/4"`` → (1, 4); index from 0."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise CnnbenchError(f"--shard {text!r}: expected i/n with 0 ≤ i < n, e.g. 0/2")
+    return int(m.group(1)), int(m.group(2))
