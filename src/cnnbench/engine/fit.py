@@ -25,6 +25,7 @@ from cnnbench.engine.checkpoint import load_resume_checkpoint, rng_state, save_c
 from cnnbench.engine.config import TrainConfig
 from cnnbench.engine.early_stopping import EarlyStopping
 from cnnbench.engine.evaluate import EvalResult, evaluate
+from cnnbench.engine.graphs import CudaGraphStep, cuda_graphs_wanted
 from cnnbench.engine.loop import EagerStep, EpochPartial, EpochStats, train_one_epoch
 from cnnbench.engine.optim import ModelEma, build_optimizer, set_lr
 from cnnbench.engine.runlog import MetricsLog, Progress, TensorBoardLog
@@ -198,9 +199,16 @@ class Trainer:
         )
         self.val_loader = DeviceLoader(self.dataset.val, batch_size=self.cfg.eval_batch_size, train=False, **common)
 
-    def build_optimizer(self, lr: float) -> None:
+    def build_optimizer(self, lr: float, batch_size: int, notes: list[str]) -> None:
         cfg = self.cfg.replace(lr=lr) if lr != self.cfg.lr else self.cfg
-        self.optimizer = build_optimizer(self.model, cfg, self.device)
+        graphs, why = cuda_graphs_wanted(cfg.cuda_graphs, self.device, self.scaler, cfg.compile)
+        if graphs and (cfg.optimizer == "sgd" or self.dist.enabled):
+            graphs = False
+            why = "CUDA graphs need adam/adamw and a single process here; training eagerly"
+            why = why if cfg.cuda_graphs == "on" else None
+        if why and why not in notes:
+            notes.append(why)
+        self.optimizer = build_optimizer(self.model, cfg, self.device, capturable=graphs)
         self.step_fn = EagerStep(
             self.train_model,
             self.optimizer,
@@ -211,6 +219,8 @@ class Trainer:
             ema=self.ema,
             channels_last=self.channels_last,
         )
+        if graphs:
+            self.step_fn = CudaGraphStep(self.step_fn, batch_size)
 
     def eval_model(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else self.model
@@ -335,7 +345,7 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
     elif resume and main:
         state.notes.append("--resume: no checkpoint found, started from scratch")
     trainer.build_loaders(state.batch_size)
-    trainer.build_optimizer(state.lr)
+    trainer.build_optimizer(state.lr, state.batch_size, state.notes)
     if resumed_from is not None:
         trainer.optimizer.load_state_dict(resumed_from["optimizer"])
 
@@ -530,7 +540,7 @@ def _retry_smaller(trainer: Trainer, state: RunState, plateau, early, exc: BaseE
     state.batch_size, state.lr = max(1, old_bs // 2), old_lr * max(1, old_bs // 2) / old_bs
     state.batch_in_epoch, state.partial = 0, None
     trainer.build_loaders(state.batch_size)
-    trainer.build_optimizer(state.lr)
+    trainer.build_optimizer(state.lr, state.batch_size, state.notes)
     trainer.optimizer.load_state_dict(ckpt["optimizer"])
     set_lr(trainer.optimizer, state.lr)
     spe = len(trainer.train_loader)

@@ -34,6 +34,10 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
             groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, **extra
         )
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    if capturable and on_gpu:
+        # the lr lives on the device so a captured step reads the value set before each replay
+        for g in groups:
+            g["lr"] = torch.tensor(float(g["lr"]), device=device)
     return cls(groups, lr=cfg.lr, **extra)
 
 
