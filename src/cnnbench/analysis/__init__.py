@@ -1,0 +1,56 @@
+"""Feature analysis: embeddings of a trained model, t-SNE, K-means and DBSCAN scored by ARI/NMI,
+k-NN accuracy (``cnnbench embed``).
+
+Names are loaded on first use, so ``import cnnbench.analysis.schema`` (the analysis.json keys)
+costs no numpy, scikit-learn or torch import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Analysis": "analyze",
+    "AnalysisConfig": "analyze",
+    "SpaceAnalysis": "analyze",
+    "analyze": "analyze",
+    "ClusterScores": "clustering",
+    "DbscanCandidate": "clustering",
+    "DbscanResult": "clustering",
+    "KMeansResult": "clustering",
+    "dbscan_search": "clustering",
+    "kmeans_scores": "clustering",
+    "score_clustering": "clustering",
+    "embed_run": "embed",
+    "extract_features": "embed",
+    "stratified_indices": "embed",
+    "write_outputs": "embed",
+    "OUTPUT_FILES": "embed",
+    "plot_knn_distance": "figures",
+    "plot_tsne_panels": "figures",
+    "find_knee": "knee",
+    "knn_accuracy": "knn",
+    "Neighbors": "neighbors",
+    "nearest_neighbors": "neighbors",
+    "ANALYSIS_FORMAT": "schema",
+    "ANALYSIS_KEYS": "schema",
+    "EMBEDDING_KEYS": "schema",
+    "SECONDS_KEYS": "schema",
+    "analysis_value": "schema",
+    "TsneResult": "tsne",
+    "exact_kl_divergence": "tsne",
+    "tsne_2d": "tsne",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cnnbench.analysis' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"cnnbench.analysis.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

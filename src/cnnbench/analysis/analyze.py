@@ -1,0 +1,244 @@
+"""Feature analysis of one set of points: t-SNE, K-means, DBSCAN and k-NN, on the 2-D map and
+on the raw features. Pure NumPy/scikit-learn: arrays in, an ``Analysis`` out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from cnnbench.analysis.clustering import (
+    DEFAULT_EPS_FACTORS,
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_SILHOUETTE_SAMPLE,
+    DbscanResult,
+    KMeansResult,
+    dbscan_search,
+    kmeans_scores,
+)
+from cnnbench.analysis.knn import DEFAULT_KNN_K, knn_accuracy
+from cnnbench.analysis.neighbors import Neighbors, nearest_neighbors
+from cnnbench.analysis.schema import ANALYSIS_FORMAT
+from cnnbench.analysis.tsne import DEFAULT_PCA_DIMS, TSNE_BACKENDS, TsneResult, tsne_2d
+from cnnbench.errors import ConfigError
+from cnnbench.utils.config import check_choice, check_range
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """How to analyse; every field is also a flag of ``cnnbench embed`` where it says so."""
+
+    perplexity: float = 30.0  # --perplexity; clipped to (N - 1) / 3
+    seed: int = 0  # --seed: t-SNE, K-means, silhouette samples
+    tsne_backend: str = "opentsne"  # --tsne-backend: opentsne (faster here) or sklearn
+    pca_dims: int | None = DEFAULT_PCA_DIMS  # wider features are PCA-reduced before t-SNE only
+    knn_k: int = DEFAULT_KNN_K  # --knn-k: voters of the leave-one-out k-NN accuracy
+    min_samples: tuple[int, ...] = DEFAULT_MIN_SAMPLES  # DBSCAN grid
+    eps_factors: tuple[float, ...] = DEFAULT_EPS_FACTORS  # DBSCAN grid: multiples of the knee eps
+    silhouette_sample: int = DEFAULT_SILHOUETTE_SAMPLE  # points per silhouette (seeded sample)
+    kmeans_n_init: int = 4  # k-means++ restarts, the best inertia kept
+    raw: bool = True  # --no-raw skips the scores on the raw features
+    n_jobs: int | None = None  # CPU threads; None = every core this process may use
+
+    def __post_init__(self) -> None:
+        check_range("--perplexity", self.perplexity, 0, low_inclusive=False)
+        check_choice("--tsne-backend", self.tsne_backend, TSNE_BACKENDS)
+        check_range("--knn-k", self.knn_k, 1)
+        check_range("silhouette_sample", self.silhouette_sample, 10)
+        check_range("kmeans_n_init", self.kmeans_n_init, 1)
+        if not self.min_samples or min(self.min_samples) < 2:
+            raise ConfigError(f"DBSCAN min_samples grid {self.min_samples!r}: expected integers ≥ 2")
+        if not self.eps_factors or min(self.eps_factors) <= 0:
+            raise ConfigError(f"DBSCAN eps factors {self.eps_factors!r}: expected positive numbers")
+
+
+@dataclass(frozen=True)
+class SpaceAnalysis:
+    """K-means, DBSCAN and k-NN accuracy in one space (the 2-D map or the raw features)."""
+
+    kmeans: KMeansResult
+    dbscan: DbscanResult
+    knn_accuracy: float
+    neighbors: Neighbors  # shared k-NN of the points, kept for the k-NN distance figure
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kmeans": self.kmeans.to_dict(), "dbscan": self.dbscan.to_dict(), "knn_accuracy": self.knn_accuracy}
+
+
+@dataclass
+class Analysis:
+    """Everything ``cnnbench embed`` computes; ``to_dict()`` is the analysis.json object."""
+
+    features: np.ndarray  # (N, D) float32 pooled pre-logit features
+    labels: np.ndarray  # (N,) int64 true classes
+    tsne: TsneResult
+    map: SpaceAnalysis  # scores on the 2-D t-SNE coordinates (the MNIST study's)
+    raw: SpaceAnalysis | None  # the same scores on the (N, D) features; None with raw=False
+    config: AnalysisConfig
+    classes: list[str] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # model, dataset, split, run_dir, ... (set by embed_run)
+
+    @property
+    def coords(self) -> np.ndarray:
+        """(N, 2) t-SNE coordinates."""
+        return self.tsne.coords
+
+    def to_dict(self) -> dict[str, Any]:
+        """The analysis.json object; keys are listed in ``cnnbench.analysis.schema.ANALYSIS_KEYS``."""
+        tsne = {
+            **self.map.to_dict(),
+            "backend": self.tsne.backend,
+            "perplexity": self.tsne.perplexity,
+            "seed": self.tsne.seed,
+            "iterations": self.tsne.iterations,
+            "pca_dims": self.tsne.pca_dims,
+            "kl_divergence": self.tsne.kl_divergence,
+        }
+        raw = self.raw.to_dict() if self.raw is not None else None
+        out: dict[str, Any] = {"format": ANALYSIS_FORMAT}
+        for key in ("model", "dataset", "split", "run_dir", "checkpoint", "device"):
+            out[key] = self.meta.get(key)
+        out.update(
+            points=int(len(self.labels)),
+            num_classes=int(len(np.unique(self.labels))),
+            feature_dim=int(self.features.shape[1]),
+            classes=self.classes,
+            kmeans=tsne["kmeans"],
+            dbscan=tsne["dbscan"],
+            knn_accuracy=raw["knn_accuracy"] if raw is not None else None,
+            knn_k=self.config.knn_k,
+            silhouette_sample=self.config.silhouette_sample,
+            dbscan_uses_labels=True,
+            tsne=tsne,
+            raw=raw,
+            notes=list(self.notes),
+            seconds={k: round(v, 3) for k, v in self.seconds.items()},
+        )
+        return out
+
+
+def _timed(seconds: dict[str, float], stage: str, fn: Callable[[], T]) -> T:
+    start = time.perf_counter()
+    result = fn()
+    seconds[stage] = time.perf_counter() - start
+    return result
+
+
+def analyze_space(
+    points: np.ndarray, labels: np.ndarray, config: AnalysisConfig, prefix: str, seconds: dict[str, float]
+) -> SpaceAnalysis:
+    """K-means, the DBSCAN search and k-NN accuracy on ``points``, timing each as ``<prefix>_<stage>``."""
+    k_needed = max(config.knn_k, max(config.min_samples) - 1)
+    neighbors = _timed(
+        seconds, f"{prefix}_neighbors", lambda: nearest_neighbors(points, k_needed, n_jobs=config.n_jobs)
+    )
+    kmeans = _timed(
+        seconds,
+        f"{prefix}_kmeans",
+        lambda: kmeans_scores(
+            points, labels, seed=config.seed, n_init=config.kmeans_n_init, silhouette_sample=config.silhouette_sample
+        ),
+    )
+    dbscan = _timed(
+        seconds,
+        f"{prefix}_dbscan",
+        lambda: dbscan_search(
+            points,
+            labels,
+            neighbors=neighbors,
+            min_samples_grid=config.min_samples,
+            eps_factors=config.eps_factors,
+            silhouette_sample=config.silhouette_sample,
+            seed=config.seed,
+            n_jobs=config.n_jobs,
+        ),
+    )
+    knn = _timed(
+        seconds,
+        f"{prefix}_knn",
+        lambda: knn_accuracy(points, labels, k=min(config.knn_k, len(points) - 1), neighbors=neighbors),
+    )
+    return SpaceAnalysis(kmeans=kmeans, dbscan=dbscan, knn_accuracy=knn, neighbors=neighbors)
+
+
+def analyze(
+    features: np.ndarray,
+    labels: np.ndarray,
+    config: AnalysisConfig | None = None,
+    classes: Sequence[str] | None = None,
+) -> Analysis:
+    """t-SNE the features to 2-D, then cluster and score both the map and the raw features.
+
+    Args:
+        features: (N, D) pooled features, N ≥ 10 and at least 2 classes among ``labels``.
+        labels: (N,) true classes (integers).
+        config: analysis options (defaults: ``AnalysisConfig()``).
+        classes: class names, index = label, for figures and analysis.json.
+
+    Raises:
+        ConfigError: for mismatched shapes, non-finite features, or too few points or classes.
+    """
+    config = config or AnalysisConfig()
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    y = np.asarray(labels).astype(np.int64)
+    if x.ndim != 2:
+        raise ConfigError(f"features have shape {x.shape}; expected (N, D)")
+    if y.shape != (len(x),):
+        raise ConfigError(f"labels have shape {y.shape}; expected ({len(x)},) to match the features")
+    if len(x) < 10:
+        raise ConfigError(f"{len(x)} points; expected at least 10 for t-SNE and clustering (raise --max-points)")
+    if y.size and y.min() < 0:
+        raise ConfigError(f"labels contain {int(y.min())}; expected class indices ≥ 0")
+    if len(np.unique(y)) < 2:
+        raise ConfigError("all points have the same label; expected at least 2 classes to score clusterings")
+    if not np.all(np.isfinite(x)):
+        bad = int(np.count_nonzero(~np.isfinite(x).all(1)))
+        raise ConfigError(f"{bad} of {len(x)} feature vectors contain NaN or Inf; the model's embedding is not finite")
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+    tsne = _timed(
+        seconds,
+        "tsne",
+        lambda: tsne_2d(
+            x,
+            config.perplexity,
+            config.seed,
+            backend=config.tsne_backend,
+            pca_dims=config.pca_dims,
+            n_jobs=config.n_jobs,
+        ),
+    )
+    if tsne.perplexity < config.perplexity:
+        notes.append(f"perplexity {config.perplexity:g} clipped to {tsne.perplexity:g} for {len(x)} points")
+    if tsne.pca_dims is not None:
+        notes.append(f"t-SNE ran on the first {tsne.pca_dims} PCA components of the {x.shape[1]}-D features")
+    notes.append(
+        "DBSCAN (eps, min_samples) are chosen by the highest ARI against the true labels: "
+        "its scores are an optimistic upper bound, not an unsupervised result"
+    )
+    map_ = analyze_space(tsne.coords, y, config, "tsne", seconds)
+    raw = analyze_space(x, y, config, "raw", seconds) if config.raw else None
+    for name, space in (("t-SNE map", map_), ("raw features", raw)):
+        if space is not None and not space.dbscan.valid:
+            notes.append(f"DBSCAN on the {name}: every grid point gave all noise or a single cluster")
+        if space is not None and space.dbscan.grid_truncated:
+            notes.append(f"DBSCAN on the {name}: the largest eps values were skipped to bound memory")
+    seconds["total"] = float(sum(seconds.values()))
+    return Analysis(
+        features=x,
+        labels=y,
+        tsne=tsne,
+        map=map_,
+        raw=raw,
+        config=config,
+        classes=list(classes) if classes is not None else None,
+        seconds=seconds,
+        notes=notes,
+    )

@@ -1,0 +1,347 @@
+"""K-means and DBSCAN on a set of points, scored against the true labels (ARI, NMI, silhouette).
+
+The DBSCAN search is the MNIST study's method (its section 4.3): ``eps`` starts at the knee of
+the sorted k-NN distance curve, then a grid over ``eps`` around that knee and over
+``min_samples`` keeps the pair with the highest ARI. That search reads the true labels, so its
+scores are an optimistic upper bound for DBSCAN, not an unsupervised result; ``uses_labels`` says so
+in every output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cnnbench.analysis.knee import find_knee
+from cnnbench.analysis.neighbors import Neighbors, nearest_neighbors, pair_counts, radius_graph, restrict_graph
+from cnnbench.errors import ConfigError
+
+#: ``eps`` = knee × factor; nine steps, geometric from half to twice the knee.
+DEFAULT_EPS_FACTORS: tuple[float, ...] = tuple(float(f) for f in np.round(np.geomspace(0.5, 2.0, 9), 4))
+#: ``min_samples`` tried (the point itself included, as scikit-learn counts it).
+DEFAULT_MIN_SAMPLES: tuple[int, ...] = (5, 10, 20, 40)
+#: Points drawn (seeded) for the silhouette: it costs O(N²) distances.
+DEFAULT_SILHOUETTE_SAMPLE = 5000
+#: Cap on the stored pairs of the shared eps-neighbourhood graph (~12 bytes each, ~120 MB): a mean
+#: neighbourhood of 1,000 points at N = 10,000, where ten equal classes must already merge.
+DEFAULT_MAX_GRAPH_ENTRIES = 10_000_000
+
+
+@dataclass(frozen=True)
+class ClusterScores:
+    """Agreement of a clustering with the true labels, and its silhouette on the points."""
+
+    ari: float | None  # adjusted Rand index: 1 perfect, ~0 chance level
+    nmi: float | None  # normalised mutual information in [0, 1]
+    silhouette: float | None  # in [-1, 1]; None when fewer than 2 clusters
+
+
+@dataclass(frozen=True)
+class KMeansResult:
+    """K-means with k = number of classes."""
+
+    labels: np.ndarray  # (N,) cluster index per point
+    k: int
+    scores: ClusterScores
+    inertia: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ari": self.scores.ari,
+            "nmi": self.scores.nmi,
+            "silhouette": self.scores.silhouette,
+            "k": self.k,
+            "inertia": self.inertia,
+        }
+
+
+@dataclass(frozen=True)
+class DbscanCandidate:
+    """One (eps, min_samples) point of the grid and what it gave."""
+
+    eps: float
+    min_samples: int
+    ari: float
+    clusters: int  # noise excluded
+    noise_points: int
+
+    @property
+    def degenerate(self) -> bool:
+        """All noise, or a single cluster: never kept as the best, whatever its ARI."""
+        return self.clusters < 2
+
+
+@dataclass(frozen=True)
+class DbscanResult:
+    """The best DBSCAN labelling found by the ARI-guided grid search.
+
+    ``valid`` is False when every grid point gave all noise or a single cluster; the labels are
+    then all -1 and the scores None.
+    """
+
+    labels: np.ndarray  # (N,) cluster index per point, -1 = noise
+    valid: bool
+    eps: float | None
+    min_samples: int | None
+    scores: ClusterScores
+    noise_points: int | None
+    clusters: int | None
+    knee_eps: dict[int, float]  # min_samples -> eps at the knee of its k-NN distance curve
+    candidates: list[DbscanCandidate] = field(default_factory=list)
+    eps_factors: tuple[float, ...] = DEFAULT_EPS_FACTORS
+    grid_truncated: bool = False  # the largest eps values were skipped to bound memory
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ari": self.scores.ari,
+            "nmi": self.scores.nmi,
+            "silhouette": self.scores.silhouette,
+            "eps": self.eps,
+            "min_samples": self.min_samples,
+            "noise_points": self.noise_points,
+            "clusters": self.clusters,
+            "valid": self.valid,
+            "uses_labels": True,
+            "knee_eps": {str(m): e for m, e in self.knee_eps.items()},
+            "grid": {
+                "eps_factors": list(self.eps_factors),
+                "min_samples": sorted(self.knee_eps),
+                "evaluated": len(self.candidates),
+                "truncated": self.grid_truncated,
+            },
+            "candidates": [
+                {
+                    "eps": c.eps,
+                    "min_samples": c.min_samples,
+                    "ari": c.ari,
+                    "clusters": c.clusters,
+                    "noise_points": c.noise_points,
+                }
+                for c in self.candidates
+            ],
+        }
+
+
+def _check_points(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(features)
+    y = np.asarray(labels)
+    if x.ndim != 2:
+        raise ConfigError(f"features have shape {x.shape}; expected (N, D)")
+    if y.shape != (len(x),):
+        raise ConfigError(f"labels have shape {y.shape}; expected ({len(x)},) to match the features")
+    if len(x) < 3:
+        raise ConfigError(f"{len(x)} points; expected at least 3 to cluster")
+    if not np.all(np.isfinite(x)):
+        raise ConfigError("features contain NaN or infinite values; the model's embedding is not finite")
+    return x, y
+
+
+def silhouette(
+    features: np.ndarray, clusters: np.ndarray, sample_size: int = DEFAULT_SILHOUETTE_SAMPLE, seed: int = 0
+) -> float | None:
+    """Mean silhouette of the clustering on a seeded sample of at most ``sample_size`` points.
+
+    Points labelled -1 (DBSCAN noise) are left out. None when fewer than 2 clusters remain.
+    """
+    from sklearn.metrics import silhouette_score
+
+    keep = np.flatnonzero(clusters != -1)
+    if len(keep) > sample_size:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, size=sample_size, replace=False))
+    n_clusters = len(np.unique(clusters[keep]))
+    if n_clusters < 2 or n_clusters >= len(keep):
+        return None
+    return float(silhouette_score(features[keep], clusters[keep]))
+
+
+def score_clustering(
+    features: np.ndarray,
+    labels: np.ndarray,
+    clusters: np.ndarray,
+    silhouette_sample: int = DEFAULT_SILHOUETTE_SAMPLE,
+    seed: int = 0,
+) -> ClusterScores:
+    """ARI and NMI against ``labels`` (noise, -1, counts as one more group) and the silhouette."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    return ClusterScores(
+        ari=float(adjusted_rand_score(labels, clusters)),
+        nmi=float(normalized_mutual_info_score(labels, clusters)),
+        silhouette=silhouette(features, clusters, silhouette_sample, seed),
+    )
+
+
+def kmeans_scores(
+    features: np.ndarray,
+    labels: np.ndarray,
+    k: int | None = None,
+    seed: int = 0,
+    n_init: int = 4,
+    silhouette_sample: int = DEFAULT_SILHOUETTE_SAMPLE,
+) -> KMeansResult:
+    """K-means (k-means++ init, ``n_init`` seeded restarts) scored against the true labels.
+
+    Args:
+        features: (N, D) points.
+        labels: (N,) true class per point.
+        k: clusters; default the number of distinct labels.
+    """
+    from sklearn.cluster import KMeans
+
+    x, y = _check_points(features, labels)
+    k = int(k if k is not None else len(np.unique(y)))
+    if not 2 <= k < len(x):
+        raise ConfigError(f"k-means k={k}: expected 2 <= k < {len(x)} (the number of points)")
+    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x.astype(np.float64, copy=False))
+    clusters = km.labels_.astype(np.int64)
+    return KMeansResult(
+        labels=clusters,
+        k=k,
+        scores=score_clustering(x, y, clusters, silhouette_sample, seed),
+        inertia=float(km.inertia_),
+    )
+
+
+def knee_eps(neighbors: Neighbors, min_samples: int) -> float:
+    """``eps`` at the knee of the sorted distances to the (min_samples - 1)-th other point.
+
+    A point is a DBSCAN core point at ``eps`` exactly when that distance is ≤ eps (scikit-learn
+    counts the point itself in ``min_samples``).
+    """
+    curve = np.sort(neighbors.kth_distance(max(1, min_samples - 1)))
+    eps = float(curve[find_knee(curve)])
+    if eps <= 0:  # duplicated points: fall back to the smallest positive distance
+        positive = curve[curve > 0]
+        eps = float(positive[0]) if positive.size else 1e-6
+    return eps
+
+
+def dbscan_search(
+    features: np.ndarray,
+    labels: np.ndarray,
+    neighbors: Neighbors | None = None,
+    min_samples_grid: Sequence[int] = DEFAULT_MIN_SAMPLES,
+    eps_factors: Sequence[float] = DEFAULT_EPS_FACTORS,
+    silhouette_sample: int = DEFAULT_SILHOUETTE_SAMPLE,
+    seed: int = 0,
+    max_graph_entries: int = DEFAULT_MAX_GRAPH_ENTRIES,
+    n_jobs: int | None = None,
+) -> DbscanResult:
+    """DBSCAN with (eps, min_samples) chosen by the highest ARI against ``labels``.
+
+    For every ``min_samples`` m of the grid, the knee of the sorted distance to the (m-1)-th
+    neighbour gives a base eps; eps = base × each of ``eps_factors``. One neighbourhood graph at
+    the largest eps is computed once and every grid point runs DBSCAN on it. A labelling that is
+    all noise or a single cluster is never kept, whatever its ARI. ``min_samples`` values that no
+    class could reach (≥ N / number of classes) are skipped, keeping at least the smallest.
+
+    Args:
+        features: (N, D) points.
+        labels: (N,) true class per point: the search uses them.
+        neighbors: precomputed ``nearest_neighbors(features, k)`` with k ≥ max(min_samples) - 1.
+        max_graph_entries: memory bound on the shared graph; the largest eps values are dropped
+            (``grid_truncated``) when the graph would hold more pairs.
+    """
+    from sklearn.cluster import DBSCAN
+    from sklearn.metrics import adjusted_rand_score
+
+    x, y = _check_points(features, labels)
+    n = len(x)
+    per_class = n / max(1, len(np.unique(y)))
+    grid = sorted({int(m) for m in min_samples_grid if int(m) >= 2})
+    if not grid:
+        raise ConfigError(f"DBSCAN min_samples grid {list(min_samples_grid)}: expected values ≥ 2")
+    if not eps_factors or min(eps_factors) <= 0:
+        raise ConfigError(f"DBSCAN eps factors {list(eps_factors)}: expected positive numbers")
+    grid = [m for m in grid if m < per_class] or grid[:1]
+    grid = [m for m in grid if m - 1 < n] or [2]
+    need = max(grid) - 1
+    if neighbors is None or neighbors.k < need:
+        neighbors = nearest_neighbors(x, need, n_jobs=n_jobs)
+    knees = {m: knee_eps(neighbors, m) for m in grid}
+
+    pairs = sorted(((knees[m] * float(f), m) for m in grid for f in eps_factors), key=lambda p: p[0])
+    # Drop the largest radii whose shared graph would exceed the memory bound (estimated from a sample).
+    sizes = pair_counts(x, np.array([eps for eps, _ in pairs]), seed=seed)
+    fits = sizes <= max_graph_entries
+    fits[0] = True  # always try the smallest radius
+    truncated = not bool(fits.all())
+    pairs = [p for p, ok in zip(pairs, fits, strict=True) if ok]
+    graph = radius_graph(x, pairs[-1][0], n_jobs=n_jobs)
+
+    results: dict[tuple[float, int], tuple[DbscanCandidate, np.ndarray]] = {}
+    # Largest eps first, each on the previous graph cut down to its radius: DBSCAN's cost then
+    # follows the neighbourhood size of that eps, not of the largest one.
+    for eps, m in reversed(pairs):
+        graph = restrict_graph(graph, eps)
+        found = DBSCAN(eps=eps, min_samples=m, metric="precomputed").fit(graph).labels_.astype(np.int64)
+        noise = int(np.count_nonzero(found == -1))
+        cand = DbscanCandidate(
+            eps=float(eps),
+            min_samples=m,
+            ari=float(adjusted_rand_score(y, found)),
+            clusters=len(np.unique(found[found != -1])),
+            noise_points=noise,
+        )
+        results[(eps, m)] = (cand, found)
+
+    # Report in grid order (min_samples, then eps); on equal ARI, fewer noise points, then the earlier one wins.
+    candidates: list[DbscanCandidate] = []
+    best: tuple[float, int] | None = None
+    best_index = -1
+    best_labels: np.ndarray | None = None
+    for key in sorted(results, key=lambda p: (p[1], p[0])):
+        cand, found = results[key]
+        candidates.append(cand)
+        if cand.degenerate:
+            continue
+        score = (cand.ari, -cand.noise_points)
+        if best is None or score > best:
+            best, best_index, best_labels = score, len(candidates) - 1, found
+
+    if best_labels is None:
+        return DbscanResult(
+            labels=np.full(n, -1, dtype=np.int64),
+            valid=False,
+            eps=None,
+            min_samples=None,
+            scores=ClusterScores(None, None, None),
+            noise_points=None,
+            clusters=None,
+            knee_eps=knees,
+            candidates=candidates,
+            eps_factors=tuple(float(f) for f in eps_factors),
+            grid_truncated=truncated,
+        )
+    chosen = candidates[best_index]
+    return DbscanResult(
+        labels=best_labels,
+        valid=True,
+        eps=chosen.eps,
+        min_samples=chosen.min_samples,
+        scores=score_clustering(x, y, best_labels, silhouette_sample, seed),
+        noise_points=chosen.noise_points,
+        clusters=chosen.clusters,
+        knee_eps=knees,
+        candidates=candidates,
+        eps_factors=tuple(float(f) for f in eps_factors),
+        grid_truncated=truncated,
+    )
+
+
+__all__ = [
+    "DEFAULT_EPS_FACTORS",
+    "DEFAULT_MIN_SAMPLES",
+    "ClusterScores",
+    "DbscanCandidate",
+    "DbscanResult",
+    "KMeansResult",
+    "dbscan_search",
+    "kmeans_scores",
+    "knee_eps",
+    "score_clustering",
+    "silhouette",
+]

@@ -1,0 +1,179 @@
+"""Figures of ``cnnbench embed``: the three t-SNE panels and the k-NN distance curve.
+
+Built on ``matplotlib.figure.Figure`` (Agg), never pyplot: no global state, no display needed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from cnnbench.analysis.analyze import Analysis, SpaceAnalysis
+
+NOISE_COLOR = "#9e9e9e"
+OTHER_COLOR = "#303030"
+_NOISE, _OTHER = -1, -2
+#: Above this many groups a legend would hide the map: it is left out and the title says so.
+MAX_LEGEND_ENTRIES = 20
+
+
+def class_colors(n: int) -> np.ndarray:
+    """(n, 4) RGBA colours, one per class: tab10 / tab20 when they suffice, else evenly along turbo."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return colormaps["tab10"](np.arange(n))
+    if n <= 20:
+        return colormaps["tab20"](np.arange(n))
+    return colormaps["turbo"](np.linspace(0.0, 1.0, n))
+
+
+def match_clusters(clusters: np.ndarray, labels: np.ndarray) -> dict[int, int]:
+    """Cluster id -> the class it overlaps most under a one-to-one matching (Hungarian), noise left out.
+
+    Colouring a cluster like its matched class makes the truth and clustering panels comparable.
+    Clusters beyond the number of classes stay unmatched.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    ids = np.unique(clusters[clusters != -1])
+    classes = np.unique(labels)
+    if ids.size == 0:
+        return {}
+    # (clusters, classes) overlap counts
+    overlap = np.zeros((ids.size, classes.size), dtype=np.int64)
+    np.add.at(
+        overlap, (np.searchsorted(ids, clusters[clusters != -1]), np.searchsorted(classes, labels[clusters != -1])), 1
+    )
+    rows, cols = linear_sum_assignment(-overlap)
+    return {int(ids[r]): int(classes[c]) for r, c in zip(rows, cols, strict=True) if overlap[r, c] > 0}
+
+
+def _name(classes: Sequence[str] | None, label: int) -> str:
+    return str(classes[label]) if classes is not None and 0 <= label < len(classes) else str(label)
+
+
+def _cluster_groups(
+    clusters: np.ndarray, labels: np.ndarray, palette: np.ndarray, classes: Sequence[str] | None
+) -> tuple[np.ndarray, dict, dict]:
+    """Groups to draw for a clustering: matched clusters in their class's colour, the unmatched
+    ones together in dark grey, noise in light grey."""
+    matched = match_clusters(clusters, labels)
+    groups = clusters.copy()
+    colors: dict[int, object] = {}
+    names: dict[int, str] = {}
+    unmatched = [int(c) for c in np.unique(clusters) if c != _NOISE and int(c) not in matched]
+    for cid, cls in matched.items():
+        colors[cid], names[cid] = palette[cls], f"{cid} ≈ {_name(classes, cls)}"
+    if unmatched:
+        groups[np.isin(clusters, unmatched)] = _OTHER
+        n_pts = int(np.count_nonzero(groups == _OTHER))
+        colors[_OTHER], names[_OTHER] = OTHER_COLOR, f"{len(unmatched)} more clusters ({n_pts:,} points)"
+    if (clusters == _NOISE).any():
+        colors[_NOISE], names[_NOISE] = NOISE_COLOR, f"noise ({int(np.count_nonzero(clusters == _NOISE)):,})"
+    return groups, colors, names
+
+
+def _scatter_groups(ax, coords, groups, colors, names, size):
+    """One scatter per group so that each gets a legend entry; noise and unmatched drawn first, underneath."""
+    for g in sorted(np.unique(groups), key=lambda v: (v >= 0, v)):
+        pts = coords[groups == g]
+        ax.scatter(pts[:, 0], pts[:, 1], s=size, color=colors[g], label=names[g], linewidths=0, rasterized=True)
+
+
+def _finish_panel(ax, title: str, n_groups: int) -> None:
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
+    ax.set_aspect("equal", adjustable="datalim")
+    if n_groups <= MAX_LEGEND_ENTRIES:
+        ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.12),
+            ncol=min(5, n_groups),
+            fontsize=8,
+            markerscale=max(1.0, 24 / max(1.0, ax.collections[0].get_sizes()[0])) ** 0.5,
+            frameon=False,
+        )
+        ax.set_title(title, fontsize=11)
+    else:
+        ax.set_title(f"{title}\n(legend left out: {n_groups} groups)", fontsize=11)
+
+
+def plot_tsne_panels(analysis: Analysis, title: str | None = None) -> Figure:
+    """Three panels of the 2-D map: true classes, K-means clusters, DBSCAN clusters.
+
+    A cluster takes the colour of the class it is matched to (Hungarian matching on overlap),
+    clusters matching no class are drawn together in dark grey, DBSCAN noise in light grey; both are labelled.
+    """
+    coords, labels, classes = analysis.coords, analysis.labels, analysis.classes
+    n_classes = int(labels.max()) + 1
+    palette = class_colors(n_classes)
+    size = float(np.clip(20000 / max(1, len(coords)), 1.0, 12.0))
+    fig = Figure(figsize=(18, 7.2), layout="constrained")
+    axes = fig.subplots(1, 3)
+
+    colors = {c: palette[c] for c in range(n_classes)}
+    names = {c: _name(classes, c) for c in range(n_classes)}
+    _scatter_groups(axes[0], coords, labels, colors, names, size)
+    _finish_panel(axes[0], f"Truth ({len(np.unique(labels))} classes, {len(labels):,} points)", len(np.unique(labels)))
+
+    km, db = analysis.map.kmeans, analysis.map.dbscan
+    panels = [
+        (axes[1], km.labels, f"K-means, k = {km.k}: ARI {km.scores.ari:.3f}, NMI {km.scores.nmi:.3f}"),
+        (
+            axes[2],
+            db.labels,
+            f"DBSCAN, eps = {db.eps:.3g}, min_samples = {db.min_samples}: ARI {db.scores.ari:.3f}\n"
+            f"{db.clusters} clusters, {db.noise_points:,} noise (grid chosen by ARI with labels)"
+            if db.valid
+            else "DBSCAN: no grid point gave 2 or more clusters",
+        ),
+    ]
+    for ax, clusters, panel_title in panels:
+        groups, colors, names = _cluster_groups(clusters, labels, palette, classes)
+        _scatter_groups(ax, coords, groups, colors, names, size)
+        _finish_panel(ax, panel_title, len(colors))
+    if title:
+        fig.suptitle(title, fontsize=13)
+    return fig
+
+
+def _plot_curve(ax, space: SpaceAnalysis, name: str) -> None:
+    db = space.dbscan
+    m = db.min_samples if db.valid and db.min_samples is not None else min(db.knee_eps)
+    k = max(1, m - 1)
+    curve = np.sort(space.neighbors.kth_distance(k))
+    knee = db.knee_eps[m]
+    ax.plot(np.arange(len(curve)), curve, color="C0", lw=1.5, label=f"distance to neighbour {k} (min_samples = {m})")
+    ax.axhline(knee, color="C1", ls="--", lw=1.2, label=f"knee: eps = {knee:.3g}")
+    knee_at = int(np.searchsorted(curve, knee))
+    ax.plot([knee_at], [knee], "o", color="C1")
+    if db.valid and db.eps is not None:
+        ax.axhline(db.eps, color="C3", lw=1.2, label=f"chosen by ARI: eps = {db.eps:.3g} (ARI {db.scores.ari:.3f})")
+    ax.set_xlabel("points, sorted by that distance")
+    ax.set_ylabel(f"distance to the {k}-th nearest neighbour")
+    ax.set_title(f"k-NN distance curve, {name}")
+    ax.legend(loc="upper left", fontsize=9)
+    ax.grid(alpha=0.3)
+
+
+def plot_knn_distance(analysis: Analysis, title: str | None = None) -> Figure:
+    """The sorted k-NN distance curve with its knee and the eps the grid search chose, per space."""
+    spaces = [(analysis.map, "t-SNE map")] + ([(analysis.raw, "raw features")] if analysis.raw is not None else [])
+    fig = Figure(figsize=(6.5 * len(spaces), 4.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(spaces)))
+    for ax, (space, name) in zip(axes, spaces, strict=True):
+        _plot_curve(ax, space, name)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def figure_png_bytes(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (to write atomically with ``cnnbench.utils.io.atomic_write_bytes``)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

@@ -1,0 +1,125 @@
+"""analyze(): the analysis.json object, and the figures drawn from it."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from cnnbench.analysis.analyze import AnalysisConfig, analyze
+from cnnbench.analysis.figures import figure_png_bytes, match_clusters, plot_knn_distance, plot_tsne_panels
+from cnnbench.analysis.schema import ANALYSIS_FORMAT, ANALYSIS_KEYS, SECONDS_KEYS, analysis_value
+from cnnbench.errors import ConfigError
+from cnnbench.utils.io import dumps_json
+
+CLASSES = ["zero", "one", "two", "three"]
+
+
+@pytest.fixture(scope="module")
+def result():
+    x, y = make_blobs(400, 24, centers=4, cluster_std=1.0, center_box=(-15, 15), random_state=2)
+    return analyze(x, y, AnalysisConfig(seed=0), classes=CLASSES)
+
+
+def test_scores_on_map_and_raw_features(result):
+    d = result.to_dict()
+    for space in ("tsne", "raw"):
+        assert d[space]["kmeans"]["ari"] >= 0.95
+        assert d[space]["dbscan"]["ari"] >= 0.95
+        assert d[space]["knn_accuracy"] == 1.0
+    assert d["points"] == 400 and d["num_classes"] == 4 and d["feature_dim"] == 24
+    assert d["classes"] == CLASSES
+
+
+def test_top_level_keys_follow_the_issue_and_copy_the_right_sections(result):
+    d = json.loads(dumps_json(result.to_dict()))  # survives strict JSON (no NaN)
+    assert d["format"] == ANALYSIS_FORMAT
+    assert d["kmeans"] == d["tsne"]["kmeans"] and d["dbscan"] == d["tsne"]["dbscan"]
+    assert d["knn_accuracy"] == d["raw"]["knn_accuracy"]
+    assert {"ari", "nmi", "silhouette"} <= set(d["kmeans"])
+    assert {"ari", "nmi", "eps", "min_samples", "noise_points"} <= set(d["dbscan"])
+    assert d["dbscan_uses_labels"] is True and d["dbscan"]["uses_labels"] is True
+    assert any("true labels" in n for n in d["notes"])
+    assert all(k == k.lower() for k in d)
+    # every top-level key is documented, and every documented top-level key is written
+    documented = {k for k in ANALYSIS_KEYS if "." not in k}
+    assert set(d) == documented
+    assert set(d["seconds"]) <= set(SECONDS_KEYS)
+    assert {"tsne", "tsne_dbscan", "raw_kmeans", "total"} <= set(d["seconds"])
+    assert analysis_value(d, "raw.kmeans.ari") == d["raw"]["kmeans"]["ari"]
+    assert analysis_value(d, "model", "?") == "?"  # null -> default
+
+
+def test_raw_scores_can_be_skipped():
+    x, y = make_blobs(120, 6, centers=3, random_state=0)
+    d = analyze(x, y, AnalysisConfig(raw=False)).to_dict()
+    assert d["raw"] is None and d["knn_accuracy"] is None
+    assert d["tsne"]["kmeans"]["ari"] is not None
+    assert not any(k.startswith("raw_") for k in d["seconds"])
+
+
+def test_bad_inputs_raise_config_errors():
+    x, y = make_blobs(50, 4, centers=2, random_state=0)
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        analyze(x, np.zeros(50, dtype=int))
+    with pytest.raises(ConfigError, match="at least 10"):
+        analyze(x[:5], y[:5])
+    bad = x.copy()
+    bad[7] = np.nan
+    with pytest.raises(ConfigError, match="1 of 50 feature vectors"):
+        analyze(bad, y)
+    with pytest.raises(ConfigError, match="--perplexity"):
+        AnalysisConfig(perplexity=0)
+    with pytest.raises(ConfigError, match="--tsne-backend"):
+        AnalysisConfig(tsne_backend="umap")
+
+
+def test_match_clusters_undoes_a_permutation():
+    y = np.repeat([0, 1, 2], 10)
+    clusters = np.array([2, 0, 1])[y]
+    clusters[0] = -1  # noise is ignored
+    assert match_clusters(clusters, y) == {2: 0, 0: 1, 1: 2}
+
+
+def test_tsne_figure_has_three_labelled_panels_with_legends(result):
+    fig = plot_tsne_panels(result, "blobs")
+    axes = fig.axes
+    assert len(axes) == 3
+    assert axes[0].get_title().startswith("Truth") and "K-means" in axes[1].get_title()
+    assert "DBSCAN" in axes[2].get_title() and "ARI" in axes[2].get_title()
+    for ax in axes:
+        assert ax.get_xlabel() == "t-SNE 1" and ax.get_legend() is not None
+    truth_names = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert truth_names == CLASSES
+    # a K-means cluster matched to class "two" is drawn in class two's colour
+    km_texts = [t.get_text() for t in axes[1].get_legend().get_texts()]
+    assert sorted(t.split(" ≈ ")[1] for t in km_texts) == sorted(CLASSES)
+    png = figure_png_bytes(fig)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_noise_is_grey_and_labelled(result):
+    import dataclasses
+
+    db = result.map.dbscan
+    labels = db.labels.copy()
+    labels[:25] = -1
+    noisy = dataclasses.replace(
+        result, map=dataclasses.replace(result.map, dbscan=dataclasses.replace(db, labels=labels))
+    )
+    ax = plot_tsne_panels(noisy).axes[2]
+    names = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "noise (25)" in names
+    noise_handle = ax.get_legend().legend_handles[names.index("noise (25)")]
+    assert tuple(np.round(noise_handle.get_facecolor()[0][:3], 2)) == (0.62, 0.62, 0.62)
+
+
+def test_knn_distance_figure_marks_knee_and_chosen_eps(result):
+    fig = plot_knn_distance(result)
+    assert len(fig.axes) == 2  # t-SNE map and raw features
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("knee: eps") for t in texts)
+    assert any(t.startswith("chosen by ARI: eps") for t in texts)
+    chosen = result.map.dbscan.eps
+    ys = [line.get_ydata()[0] for line in fig.axes[0].get_lines() if len(line.get_ydata()) == 2]
+    assert any(abs(v - chosen) < 1e-9 for v in ys)

@@ -1,0 +1,69 @@
+"""2-D t-SNE: shape, seeding, perplexity handling and a backend-independent KL."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from cnnbench.analysis.clustering import kmeans_scores
+from cnnbench.analysis.tsne import effective_perplexity, exact_kl_divergence, tsne_2d
+from cnnbench.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def points():
+    x, y = make_blobs(300, 80, centers=4, cluster_std=2.0, random_state=0)
+    return x.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def opentsne_map(points):
+    return tsne_2d(points[0], perplexity=30, seed=0)
+
+
+def test_map_is_2d_finite_separates_the_blobs_and_records_how(points, opentsne_map):
+    x, y = points
+    res = opentsne_map
+    assert res.coords.shape == (300, 2) and res.coords.dtype == np.float32
+    assert np.all(np.isfinite(res.coords))
+    assert res.backend == "opentsne" and res.iterations == 750 and res.seed == 0
+    assert res.pca_dims == 50  # 80-D input is PCA-reduced first
+    assert kmeans_scores(res.coords, y).scores.ari > 0.95
+
+
+def test_same_seed_same_map_other_seed_other_map(points, opentsne_map):
+    again = tsne_2d(points[0], perplexity=30, seed=0)
+    other = tsne_2d(points[0], perplexity=30, seed=1)
+    np.testing.assert_array_equal(again.coords, opentsne_map.coords)
+    assert np.abs(other.coords - opentsne_map.coords).max() > 1e-3
+
+
+def test_exact_kl_agrees_with_the_backends_and_ranks_a_random_map_worse(points, opentsne_map):
+    x, _ = points
+    sk = tsne_2d(x, perplexity=30, seed=0, backend="sklearn")
+    kl_ot = exact_kl_divergence(x, opentsne_map.coords, 30)
+    kl_sk = exact_kl_divergence(x, sk.coords, 30)
+    kl_random = exact_kl_divergence(x, np.random.default_rng(0).normal(size=(300, 2)), 30)
+    assert kl_ot == pytest.approx(opentsne_map.kl_divergence, rel=0.1)
+    assert kl_sk == pytest.approx(sk.kl_divergence, rel=0.1)
+    assert max(kl_ot, kl_sk) < 0.5 * kl_random
+
+
+def test_perplexity_is_clipped_for_few_points_and_validated():
+    assert effective_perplexity(30, 31) == pytest.approx(10.0)
+    assert effective_perplexity(5, 1000) == 5
+    x = np.random.default_rng(0).normal(size=(31, 4)).astype(np.float32)
+    assert tsne_2d(x, perplexity=30).perplexity == pytest.approx(10.0)
+    for bad in (0, -3, float("nan")):
+        with pytest.raises(ConfigError, match="--perplexity"):
+            tsne_2d(x, perplexity=bad)
+
+
+def test_bad_backend_and_inputs_are_named():
+    x = np.zeros((20, 3), dtype=np.float32)
+    with pytest.raises(ConfigError, match="backend 'umap'"):
+        tsne_2d(x, backend="umap")
+    with pytest.raises(ConfigError, match=r"expected \(N, D\)"):
+        tsne_2d(np.zeros(20))
+    x[0, 0] = np.inf
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        tsne_2d(x)
