@@ -1,0 +1,226 @@
+"""``cnnbench embed``: the features of a trained run, analysed and written into its run directory.
+
+Only ``cnnbench.runs``, ``cnnbench.data`` and the model contract (``forward_features`` then
+``forward_head(pre_logits=True)``) are used: never the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnbench.analysis.analyze import Analysis, AnalysisConfig, analyze
+from cnnbench.errors import ConfigError
+from cnnbench.utils.env import resolve_device
+from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, check_writable_dir
+
+SPLITS = ("test", "val", "train")
+#: Files ``embed_run`` writes into the run directory.
+OUTPUT_FILES = ("embedding.npz", "analysis.json", "tsne.png", "knn_distance.png")
+
+
+def stratified_indices(labels: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
+    """At most ``max_points`` row indices, sorted, drawn per class in proportion to its size (seeded).
+
+    Every class keeps at least one point when ``max_points`` allows. All rows when there are
+    no more than ``max_points``.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    if max_points >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    # Largest-remainder allocation of max_points over classes, in proportion to their sizes.
+    exact = counts * (max_points / n)
+    take = np.floor(exact).astype(np.int64)
+    if max_points >= len(classes):
+        take = np.maximum(take, 1)
+    for i in np.argsort(-(exact - take))[: max(0, max_points - int(take.sum()))]:
+        take[i] += 1
+    while take.sum() > max_points:  # the floor of 1 per class can overshoot: trim the largest
+        take[np.argmax(take)] -= 1
+    chosen = [
+        rng.choice(np.flatnonzero(labels == c), size=int(t), replace=False) for c, t in zip(classes, take, strict=True)
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+@torch.inference_mode()
+def extract_features(model: torch.nn.Module, loader) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled pre-logit features of every batch of ``loader``.
+
+    Args:
+        model: a cnnbench model in eval mode (``forward_features``, ``forward_head(pre_logits=True)``).
+        loader: yields ``(x (B, C, H, W) float, y (B,) int64)`` on the model's device.
+
+    Returns:
+        features (N, num_features) float32 and labels (N,) int64, on the CPU.
+    """
+    feats, labels = [], []
+    for x, y in loader:
+        f = model.forward_head(model.forward_features(x), pre_logits=True)  # (B, num_features)
+        feats.append(f.flatten(1).float().cpu())
+        labels.append(y.cpu())
+    if not feats:
+        raise ConfigError("the split has no images to embed")
+    return torch.cat(feats).numpy(), torch.cat(labels).numpy().astype(np.int64)
+
+
+def _device_for(run_config: dict, device: str | torch.device | None, notes: list[str]) -> torch.device:
+    if device is not None:
+        return resolve_device(device)
+    wanted = run_config.get("device", "auto") or "auto"
+    try:
+        return resolve_device(wanted)
+    except ConfigError:
+        notes.append(f"the run trained with --device {wanted}, which is not available here; used auto")
+        return resolve_device("auto")
+
+
+def embedding_npz_bytes(analysis: Analysis, indices: np.ndarray | None = None) -> bytes:
+    """embedding.npz as bytes: features, coords, labels, cluster labels (keys in docs/analysis.md)."""
+    arrays: dict[str, np.ndarray] = {
+        "features": analysis.features.astype(np.float32),
+        "coords": analysis.coords.astype(np.float32),
+        "labels": analysis.labels.astype(np.int64),
+        "kmeans": analysis.map.kmeans.labels,
+        "dbscan": analysis.map.dbscan.labels,
+    }
+    if analysis.raw is not None:
+        arrays["raw_kmeans"] = analysis.raw.kmeans.labels
+        arrays["raw_dbscan"] = analysis.raw.dbscan.labels
+    if indices is not None:
+        arrays["indices"] = np.asarray(indices, dtype=np.int64)
+    if analysis.classes is not None:
+        arrays["classes"] = np.asarray(analysis.classes, dtype=str)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def write_outputs(
+    analysis: Analysis,
+    out_dir: str | os.PathLike[str],
+    indices: np.ndarray | None = None,
+    started: float | None = None,
+) -> None:
+    """Write the two figures, embedding.npz, then analysis.json (last: its presence means all are there).
+
+    Args:
+        indices: (N,) rows of the split the points are, saved in embedding.npz.
+        started: ``time.perf_counter()`` at the start of the whole job; ``seconds.total`` is then
+            the wall time up to writing analysis.json.
+    """
+    from cnnbench.analysis.figures import figure_png_bytes, plot_knn_distance, plot_tsne_panels
+
+    out = Path(out_dir)
+    start = time.perf_counter()
+    what = " · ".join(str(v) for v in (analysis.meta.get("model"), analysis.meta.get("dataset")) if v)
+    atomic_write_bytes(out / "tsne.png", figure_png_bytes(plot_tsne_panels(analysis, what or None)))
+    atomic_write_bytes(out / "knn_distance.png", figure_png_bytes(plot_knn_distance(analysis, what or None)))
+    analysis.seconds["figures"] = time.perf_counter() - start
+    atomic_write_bytes(out / "embedding.npz", embedding_npz_bytes(analysis, indices))
+    if started is not None:
+        analysis.seconds["total"] = time.perf_counter() - started
+    atomic_write_json(out / "analysis.json", analysis.to_dict())
+
+
+def embed_run(
+    run_dir: str | os.PathLike[str],
+    split: str = "test",
+    max_points: int = 10000,
+    perplexity: float = 30.0,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    options: AnalysisConfig | None = None,
+    batch_size: int | None = None,
+) -> Analysis:
+    """Embed a split with a run's selected checkpoint, analyse it, and write the results into the run.
+
+    Writes ``embedding.npz``, ``analysis.json``, ``tsne.png`` and ``knn_distance.png`` into
+    ``run_dir`` atomically.
+
+    Args:
+        run_dir: a run directory written by ``cnnbench train``.
+        split: test, val or train.
+        max_points: at most this many points, a stratified seeded sample of the split.
+        perplexity: t-SNE perplexity (overrides ``options.perplexity``).
+        device: where the model runs; default the run's own device (``auto`` when it is absent here).
+        seed: subsampling, t-SNE and clustering seed (overrides ``options.seed``).
+        options: further analysis options (DBSCAN grid, k-NN k, raw-feature scores, ...).
+        batch_size: images per forward pass; default the run's ``eval_batch_size`` (else 512).
+
+    Raises:
+        CnnbenchError: a missing or foreign run directory, a bad flag, a damaged checkpoint.
+    """
+    from cnnbench.data import DeviceLoader, load_dataset
+    from cnnbench.runs import build_run_model, open_run, run_data_config
+
+    if split not in SPLITS:
+        raise ConfigError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    if max_points < 10:
+        raise ConfigError(f"--max-points {max_points}: expected at least 10")
+    options = dataclasses.replace(options or AnalysisConfig(), perplexity=perplexity, seed=seed)
+    total_start = time.perf_counter()
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+    run = open_run(run_dir)
+    check_writable_dir(run.path, flag="RUN_DIR")
+    dev = _device_for(run.config, device, notes)
+
+    start = time.perf_counter()
+    model = build_run_model(run, which="best", device=dev)
+    seconds["model"] = time.perf_counter() - start
+    checkpoint = run.checkpoint_path("best")
+    if not checkpoint.is_file():
+        checkpoint = run.checkpoint_path("last")
+        notes.append("the run has no best checkpoint; used the last one")
+
+    start = time.perf_counter()
+    dataset = load_dataset(run_data_config(run))
+    data = getattr(dataset, split)
+    indices = stratified_indices(data.labels, max_points, seed)
+    if len(indices) < len(data):
+        notes.append(
+            f"{len(indices):,} of the {len(data):,} {split} images, a stratified sample (--max-points, --seed)"
+        )
+        data = data.subset(indices)
+    model_args = run.config["model_args"]
+    loader = DeviceLoader(
+        data,
+        batch_size=batch_size or int(run.config.get("eval_batch_size") or 512),
+        device=dev,
+        train=False,
+        mean=dataset.mean,
+        std=dataset.std,
+        output_size=model_args.get("input_size"),
+    )
+    seconds["data"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    features, labels = extract_features(model, loader)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds["features"] = time.perf_counter() - start
+    del model
+
+    result = analyze(features, labels, options, classes=dataset.classes)
+    result.seconds = {**seconds, **{k: v for k, v in result.seconds.items() if k != "total"}}
+    result.notes = notes + result.notes
+    result.meta = {
+        "model": model_args.get("name"),
+        "dataset": dataset.name,
+        "split": split,
+        "run_dir": str(run.path),
+        "checkpoint": str(checkpoint),
+        "device": str(dev),
+    }
+    write_outputs(result, run.path, indices, started=total_start)
+    return result

@@ -1,0 +1,167 @@
+"""embed_run and `cnnbench embed` on a real run directory built here from a tiny trained LeNet-5."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from cnnbench.analysis.embed import OUTPUT_FILES, embed_run, stratified_indices
+from cnnbench.analysis.schema import EMBEDDING_KEYS
+from cnnbench.errors import CheckpointError, CnnbenchError, ConfigError
+from conftest import run_cli
+
+N_TEST = 300
+
+
+def _train_tiny_run(run_dir, cache_dir):
+    """Train LeNet-5 for a few steps on synthetic shapes and write the run-directory contract."""
+    from cnnbench.data import DataConfig, DeviceLoader, load_dataset
+    from cnnbench.models import create_model
+
+    cfg = DataConfig(name="synthetic", synthetic_train=600, synthetic_test=N_TEST)
+    ds = load_dataset(cfg)
+    c, h, _ = ds.image_shape
+    model_args = {
+        "name": "lenet5",
+        "num_classes": ds.num_classes,
+        "in_chans": c,
+        "input_size": h,
+        "drop_rate": None,
+        "head": "linear",
+    }
+    torch.manual_seed(0)
+    model = create_model(**model_args)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    loader = DeviceLoader(ds.train, batch_size=64, device="cpu", train=True, mean=ds.mean, std=ds.std, seed=0)
+    model.train()
+    for epoch in range(4):
+        loader.set_epoch(epoch)
+        for x, y in loader:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    model.eval()
+    run_dir.mkdir(parents=True)
+    config = {
+        "model": "lenet5",
+        "data": "synthetic",
+        "device": "cpu",
+        "eval_batch_size": 128,
+        "model_args": model_args,
+        "data_config": dataclasses.asdict(cfg),
+    }
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    (run_dir / "checkpoint").mkdir()
+    ckpt = {
+        "format": "cnnbench-checkpoint-v1",
+        "model": model.state_dict(),
+        "ema": None,
+        "epoch": 4,
+        "step": 40,
+        "config": {},
+        "best_val_accuracy": None,
+    }
+    torch.save(ckpt, run_dir / "checkpoint" / "best.pt")
+    return model, ds
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("embed")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CNNBENCH_CACHE", str(root / "cache"))
+        mp.setenv("CNNBENCH_DATA", str(root / "data-home"))
+        model, ds = _train_tiny_run(root / "run", root / "cache")
+        result = embed_run(root / "run", max_points=10000, perplexity=30, device="cpu", seed=0)
+        yield root / "run", model, ds, result
+
+
+def test_writes_the_four_files_and_analysis_json_is_the_result(tiny_run):
+    run_dir, _, _, result = tiny_run
+    for name in OUTPUT_FILES:
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0
+    on_disk = json.loads((run_dir / "analysis.json").read_text())
+    expected = json.loads(json.dumps(result.to_dict()))
+    assert on_disk == expected
+    assert on_disk["model"] == "lenet5" and on_disk["dataset"] == "synthetic" and on_disk["split"] == "test"
+    assert on_disk["points"] == N_TEST and on_disk["checkpoint"].endswith("best.pt")
+    assert {"model", "data", "features", "tsne", "raw_dbscan", "figures", "total"} <= set(on_disk["seconds"])
+    assert (run_dir / "tsne.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_features_are_the_models_pooled_pre_logits_in_split_order(tiny_run):
+    run_dir, model, ds, _ = tiny_run
+    npz = np.load(run_dir / "embedding.npz")
+    assert set(npz.files) == set(EMBEDDING_KEYS)
+    n, d = npz["features"].shape
+    assert n == N_TEST and d == model.num_features
+    assert npz["coords"].shape == (n, 2)
+    for key in ("kmeans", "dbscan", "raw_kmeans", "raw_dbscan", "labels", "indices"):
+        assert npz[key].shape == (n,)
+    np.testing.assert_array_equal(npz["labels"], ds.test.labels[npz["indices"]])
+    assert list(npz["classes"]) == list(ds.classes)
+    # recompute 8 rows independently: (uint8 / 255 - mean) / std through the model contract
+    rows = npz["indices"][:8]
+    x = torch.from_numpy(ds.test.images[rows].astype(np.float32) / 255.0)
+    mean = torch.tensor(ds.mean).view(1, -1, 1, 1)
+    std = torch.tensor(ds.std).view(1, -1, 1, 1)
+    with torch.inference_mode():
+        expected = model.forward_head(model.forward_features((x - mean) / std), pre_logits=True)
+    np.testing.assert_allclose(npz["features"][:8], expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_trained_features_separate_the_classes(tiny_run):
+    d = tiny_run[3].to_dict()
+    assert d["knn_accuracy"] > 0.5  # chance is 0.1
+    assert d["raw"]["kmeans"]["ari"] > 0.1 and d["tsne"]["kmeans"]["ari"] > 0.1
+
+
+def test_max_points_takes_a_stratified_sample_and_says_so(tiny_run, tmp_path):
+    run_dir, _, ds, _ = tiny_run
+    result = embed_run(run_dir, max_points=100, device="cpu", seed=1, perplexity=10)
+    assert len(result.labels) == 100
+    assert set(np.unique(result.labels)) == set(range(ds.num_classes))
+    assert any("100 of the 300 test images" in n for n in result.notes)
+
+
+def test_stratified_indices_keep_class_proportions():
+    labels = np.repeat(np.arange(4), [400, 300, 200, 100])
+    idx = stratified_indices(labels, 100, seed=0)
+    assert len(idx) == 100 and np.all(np.diff(idx) > 0)
+    assert list(np.bincount(labels[idx])) == [40, 30, 20, 10]
+    assert len(stratified_indices(labels, 5000)) == 1000
+    tiny = stratified_indices(np.repeat(np.arange(10), [91] + [1] * 9), 10, seed=0)
+    assert len(np.unique(np.repeat(np.arange(10), [91] + [1] * 9)[tiny])) == 10  # every class kept
+
+
+def test_user_errors_name_the_flag_or_file(tiny_run, tmp_path):
+    run_dir = tiny_run[0]
+    with pytest.raises(ConfigError, match="--split 'dev'"):
+        embed_run(run_dir, split="dev")
+    with pytest.raises(ConfigError, match="--max-points 3"):
+        embed_run(run_dir, max_points=3)
+    with pytest.raises(CnnbenchError, match="does not exist"):
+        embed_run(tmp_path / "nowhere")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.yaml").write_text((run_dir / "config.yaml").read_text())
+    (broken / "checkpoint").mkdir()
+    (broken / "checkpoint" / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="best.pt"):
+        embed_run(broken)
+
+
+def test_cli_json_prints_one_object_and_errors_exit_2(tiny_run, tmp_path):
+    run_dir = tiny_run[0]
+    # the module fixture's CNNBENCH_CACHE / CNNBENCH_DATA stay set, so the subprocess finds the same data
+    proc = run_cli("embed", str(run_dir), "--json", "--max-points", "120", "--perplexity", "15", "--no-raw")
+    out = json.loads(proc.stdout)  # exactly one JSON object, nothing else on stdout
+    assert out["points"] == 120 and out["raw"] is None and out["tsne"]["perplexity"] == 15
+    assert "embedding" in proc.stderr
+    bad = run_cli("embed", str(run_dir), "--perplexity", "-1", check=False)
+    assert bad.returncode == 2 and "--perplexity -1" in bad.stderr and bad.stdout == ""
+    missing = run_cli("embed", str(tmp_path / "nope"), check=False)
+    assert missing.returncode == 2 and "nope" in missing.stderr
