@@ -1,0 +1,78 @@
+"""``results.csv`` (one row per run) and ``aggregate.csv`` (mean ± std over seeds), written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnbench.report.aggregate import aggregate
+from cnnbench.report.collect import FIGURES, RESULT_COLUMNS, Results
+from cnnbench.utils.io import atomic_write_text
+
+AGGREGATE_ID_COLUMNS = ("dataset", "model", "schedule", "runs", "ok", "seeds", "statuses")
+
+
+@dataclass(frozen=True)
+class ResultsFiles:
+    results_csv: Path
+    aggregate_csv: Path
+
+
+def aggregate_columns() -> list[str]:
+    """The columns of aggregate.csv: the group, then ``<figure>_mean``, ``<figure>_std``, ``<figure>_n``."""
+    cols = list(AGGREGATE_ID_COLUMNS)
+    for key in FIGURES:
+        cols += [f"{key}_mean", f"{key}_std", f"{key}_n"]
+    return cols
+
+
+def write_results(results: Results, out_dir: str | os.PathLike[str]) -> ResultsFiles:
+    """Write ``results.csv`` and ``aggregate.csv`` into ``out_dir``, replacing earlier versions.
+
+    Both files are a function of the run directories alone, one row per ``run_id`` (``collect`` keeps
+    each run once), so calling this after every finished run leaves a complete, duplicate-free table.
+    """
+    out = Path(out_dir)
+    results_path = out / "results.csv"
+    aggregate_path = out / "aggregate.csv"
+    atomic_write_text(results_path, _csv(list(RESULT_COLUMNS), [r.row() for r in results.runs]))
+    rows = []
+    for row in aggregate(results.runs):
+        values: dict[str, Any] = {
+            "dataset": row.dataset,
+            "model": row.model,
+            "schedule": row.schedule,
+            "runs": row.runs,
+            "ok": row.ok,
+            "seeds": " ".join(str(s) for s in row.seeds),
+            "statuses": " ".join(f"{k}={v}" for k, v in row.statuses.items()),
+        }
+        for key in FIGURES:
+            stat = row.stats[key]
+            values[f"{key}_mean"] = stat.mean
+            values[f"{key}_std"] = stat.std
+            values[f"{key}_n"] = stat.n
+        rows.append(values)
+    atomic_write_text(aggregate_path, _csv(aggregate_columns(), rows))
+    return ResultsFiles(results_path, aggregate_path)
+
+
+def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # round-trips exactly
+    return str(value)

@@ -1,0 +1,202 @@
+"""Readers for the files of one run directory (docs/architecture.md), returning plain data.
+
+Each reader returns None when its file is absent and raises ``ResultsError`` naming the file when
+it is present but unreadable, so the report can list the damage and go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnbench.errors import ResultsError
+
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "epoch_time_s",
+    "train_time_s",
+    "batch_size",
+)
+
+
+def read_json_file(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ResultsError(f"{path} does not exist") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path} is not valid JSON ({exc})") from exc
+
+
+def read_yaml_file(path: Path) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader: 60 configs in milliseconds
+    try:
+        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)
+    except FileNotFoundError as exc:
+        raise ResultsError(f"{path} does not exist") from exc
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ResultsError(f"{path} is not valid YAML ({exc})") from exc
+
+
+def _optional(path: Path, reader: Any) -> Any:
+    return reader(path) if path.is_file() else None
+
+
+def read_config(run_dir: Path) -> dict[str, Any] | None:
+    """``config.yaml``: the resolved TrainConfig plus ``model_args`` and ``data_config``."""
+    data = _optional(Path(run_dir) / "config.yaml", read_yaml_file)
+    if data is not None and not isinstance(data, dict):
+        raise ResultsError(f"{Path(run_dir) / 'config.yaml'} is not a mapping of config keys")
+    return data
+
+
+@dataclass
+class EpochTable:
+    """``metrics.csv`` as columns: one float array (E,) per name in METRIC_COLUMNS; NaN where absent."""
+
+    columns: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.columns["epoch"])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def has(self, name: str) -> bool:
+        return name in self.columns and bool(np.isfinite(self.columns[name]).any())
+
+
+def read_metrics(run_dir: Path) -> EpochTable | None:
+    """``metrics.csv``, one row per epoch; unknown columns are ignored, missing ones are NaN."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ResultsError(f"{path} is not a readable CSV file ({exc})") from exc
+    columns = {name: np.array([_float(row.get(name)) for row in rows], dtype=np.float64) for name in METRIC_COLUMNS}
+    if rows and not np.isfinite(columns["epoch"]).all():
+        columns["epoch"] = np.arange(1, len(rows) + 1, dtype=np.float64)
+    return EpochTable(columns)
+
+
+def _float(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+@dataclass
+class TestMetrics:
+    """``test_metrics.json``: class names, confusion matrix (K, K) rows = truth, per-class accuracy (K,)."""
+
+    classes: list[str]
+    confusion: np.ndarray
+    per_class_accuracy: np.ndarray
+
+
+def read_test_metrics(run_dir: Path) -> TestMetrics | None:
+    path = Path(run_dir) / "test_metrics.json"
+    data = _optional(path, read_json_file)
+    if data is None:
+        return None
+    try:
+        confusion = np.asarray(data["confusion_matrix"], dtype=np.float64)
+        k = confusion.shape[0]
+        if confusion.shape != (k, k):
+            raise ValueError(f"confusion_matrix has shape {confusion.shape}, expected (K, K)")
+        per_class = data.get("per_class_accuracy")
+        if per_class is None:  # recompute from the matrix: diagonal over row sums
+            per_class = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
+        per_class = np.asarray([math.nan if v is None else v for v in per_class], dtype=np.float64)
+        classes = [str(c) for c in data.get("classes") or range(k)]
+        if len(classes) != k or per_class.shape != (k,):
+            raise ValueError(
+                f"{len(classes)} classes and {per_class.shape[0]} per-class accuracies for a {k}x{k} matrix"
+            )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ResultsError(f"{path}: expected classes, confusion_matrix (K x K), per_class_accuracy ({exc})") from exc
+    return TestMetrics(classes, confusion, per_class)
+
+
+def read_model_summary(run_dir: Path) -> dict[str, Any] | None:
+    """``model.json``: ModelSummary.to_dict() (params, size_mb, flops, adaptation, layers)."""
+    data = _optional(Path(run_dir) / "model.json", read_json_file)
+    return data if isinstance(data, dict) else None
+
+
+def read_data_info(run_dir: Path) -> dict[str, Any] | None:
+    """``data.json``: Dataset.info() — split sizes, source, mean/std, skipped files."""
+    data = _optional(Path(run_dir) / "data.json", read_json_file)
+    return data if isinstance(data, dict) else None
+
+
+@dataclass
+class ClusterScores:
+    """The clustering scores of one run's embedding (``analysis.json``); None where not measured."""
+
+    kmeans_ari: float | None
+    kmeans_nmi: float | None
+    dbscan_ari: float | None
+    dbscan_nmi: float | None
+    knn_accuracy: float | None
+    raw_kmeans_ari: float | None  # the same scores on the raw high-dimensional features
+    raw_kmeans_nmi: float | None
+    dbscan_noise_points: float | None
+
+
+def read_analysis(run_dir: Path) -> ClusterScores | None:
+    """``analysis.json`` read defensively (docs/analysis.md): top-level or ``tsne``-nested scores."""
+    path = Path(run_dir) / "analysis.json"
+    data = _optional(path, read_json_file)
+    if not isinstance(data, dict):
+        return None
+    two_d = data.get("tsne") if isinstance(data.get("tsne"), dict) else data
+    raw = data.get("raw") if isinstance(data.get("raw"), dict) else {}
+
+    def get(obj: Any, *keys: str) -> float | None:
+        for key in keys:
+            obj = obj.get(key) if isinstance(obj, dict) else None
+        if isinstance(obj, (int, float)) and not isinstance(obj, bool) and math.isfinite(obj):
+            return float(obj)
+        return None
+
+    def first(*values: float | None) -> float | None:
+        return next((v for v in values if v is not None), None)
+
+    return ClusterScores(
+        kmeans_ari=first(get(two_d, "kmeans", "ari"), get(data, "kmeans", "ari")),
+        kmeans_nmi=first(get(two_d, "kmeans", "nmi"), get(data, "kmeans", "nmi")),
+        dbscan_ari=first(get(two_d, "dbscan", "ari"), get(data, "dbscan", "ari")),
+        dbscan_nmi=first(get(two_d, "dbscan", "nmi"), get(data, "dbscan", "nmi")),
+        knn_accuracy=first(get(data, "knn_accuracy"), get(two_d, "knn_accuracy"), get(raw, "knn_accuracy")),
+        raw_kmeans_ari=get(raw, "kmeans", "ari"),
+        raw_kmeans_nmi=get(raw, "kmeans", "nmi"),
+        dbscan_noise_points=first(get(two_d, "dbscan", "noise_points"), get(data, "dbscan", "noise_points")),
+    )
+
+
+def read_png(path: Path) -> bytes | None:
+    """A PNG file's bytes, or None when absent or not a PNG."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    return data if data.startswith(b"\x89PNG\r\n\x1a\n") else None

@@ -1,0 +1,114 @@
+"""Mean ± std over seeds, schedule selection, seed-spread notes, and the results table built from them."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from cnnbench.report.aggregate import Stat, aggregate, close_pairs, select_schedules
+from cnnbench.report.collect import FIGURES, RunRecord
+from cnnbench.report.tables import fmt_number, fmt_stat, results_columns, results_table, within_spread
+
+
+def _run(model, schedule, seed, status="completed", **figures):
+    values = dict.fromkeys(FIGURES)
+    values.update(figures)
+    return RunRecord(
+        run_id=f"mnist__{model}__{schedule}__s{seed}",
+        dataset="mnist",
+        model=model,
+        schedule=schedule,
+        seed=seed,
+        status=status,
+        error=None if status == "completed" else "boom",
+        figures=values,
+        path=None,
+        study_dir=Path("."),
+    )
+
+
+def test_stat_is_mean_and_sample_std_ignoring_missing_values():
+    s = Stat.of([0.90, 0.92, None, 0.94, float("nan")])
+    assert s.n == 3
+    assert s.mean == pytest.approx(0.92)
+    assert s.std == pytest.approx(0.02)  # ddof = 1
+    one = Stat.of([0.5])
+    assert (one.mean, one.std, one.n) == (0.5, None, 1)
+    assert Stat.of([None]) == Stat(None, None, 0)
+
+
+def test_failed_runs_are_counted_but_never_averaged():
+    runs = [
+        _run("a", "cosine", 0, test_accuracy=0.9),
+        _run("a", "cosine", 1, test_accuracy=0.8),
+        _run("a", "cosine", 2, status="diverged", test_accuracy=0.1),
+    ]
+    (row,) = aggregate(runs)
+    assert (row.runs, row.ok, row.seeds) == (3, 2, (0, 1))
+    assert row.statuses == {"completed": 2, "diverged": 1}
+    assert row.mean("test_accuracy") == pytest.approx(0.85)
+
+
+def test_schedule_is_chosen_on_validation_never_on_test():
+    runs = [
+        _run("a", "cosine", 0, best_val_accuracy=0.95, test_accuracy=0.99),
+        _run("a", "plateau", 0, best_val_accuracy=0.97, test_accuracy=0.90),
+        _run("b", "cosine", 0, status="failed"),
+        _run("b", "plateau", 0, best_val_accuracy=0.5, test_accuracy=0.5),
+    ]
+    chosen = select_schedules(aggregate(runs))
+    assert chosen[("mnist", "a")].schedule == "plateau"
+    assert chosen[("mnist", "b")].schedule == "plateau"  # a finished row beats a failed one
+
+
+def test_close_pairs_need_two_seeds_and_a_difference_below_the_spread():
+    runs = [
+        _run("a", "c", 0, test_accuracy=0.990),
+        _run("a", "c", 1, test_accuracy=0.994),  # mean .992, std .00283
+        _run("b", "c", 0, test_accuracy=0.991),
+        _run("b", "c", 1, test_accuracy=0.992),  # mean .9915: within a's spread
+        _run("c", "c", 0, test_accuracy=0.950),
+        _run("c", "c", 1, test_accuracy=0.951),  # far below both
+        _run("d", "c", 0, test_accuracy=0.992),  # one seed: no spread to compare to
+    ]
+    pairs = close_pairs(aggregate(runs))
+    assert [(p.a, p.b) for p in pairs] == [("a", "b")]
+    assert pairs[0].difference == pytest.approx(0.0005)
+    assert pairs[0].spread == pytest.approx(math.sqrt(2) * 0.002)
+
+
+def test_results_table_marks_best_and_ties_and_drops_unmeasured_columns():
+    runs = [
+        _run("a", "c", 0, test_accuracy=0.990, params=1000, test_loss=0.05),
+        _run("a", "c", 1, test_accuracy=0.994, params=1000, test_loss=0.04),
+        _run("b", "c", 0, test_accuracy=0.991, params=500, test_loss=0.06),
+        _run("b", "c", 1, test_accuracy=0.992, params=500, test_loss=0.07),
+    ]
+    rows = aggregate(runs)
+    table, omitted = results_table("t", rows, results_columns(0.99, 32), show_schedule=False)
+    labels = [c.label for c in table.columns]
+    assert labels[:2] == ["Model", "Seeds"]
+    assert "Test acc (%)" in labels and "Params" in labels and "Test loss" in labels
+    assert "GPU img/s" not in labels and any(s.key == "gpu_throughput" for s in omitted)
+    acc = labels.index("Test acc (%)")
+    params = labels.index("Params")
+    loss = labels.index("Test loss")
+    a, b = table.rows
+    assert a[acc].best and not b[acc].best and b[acc].tie  # .9915 within a's spread of .992
+    assert b[params].best and not a[params].best  # fewer parameters is better
+    assert a[loss].best  # lower loss is better
+    assert a[acc].text == "99.20 ± 0.28"
+    assert a[acc].sort == pytest.approx(0.992)
+
+
+def test_within_spread_and_formatting():
+    assert within_spread(Stat(0.99, 0.01, 3), Stat(0.985, 0.001, 3))
+    assert not within_spread(Stat(0.99, 0.001, 3), Stat(0.98, 0.001, 3))
+    assert not within_spread(Stat(0.99, None, 1), Stat(0.99, 0.1, 3))
+    assert fmt_number(11_689_512, "count") == "11.7 M"
+    assert fmt_number(0.5e9, "count") == "500 M"
+    assert fmt_number(12345.6, "ips") == "12,346"
+    assert fmt_stat(Stat(44.7, 0.0, 2), "mb") == "44.7"  # sizes never carry a seed spread
+    assert fmt_stat(Stat(None, None, 0), "pct") == ""
