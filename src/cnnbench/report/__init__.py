@@ -1,0 +1,24 @@
+"""The study report: result files in, tables, figures, HTML and Markdown out.
+
+Reads only files (run directories, CSV, JSON, NPZ) and never imports torch, so ``cnnbench report``
+starts fast and the report can be rebuilt on any machine from the study directories alone.
+
+    collect(study_dirs) -> Results            # one row per run (summary.json + speed files)
+    write_results(results, out_dir)           # results.csv + aggregate.csv, atomically
+    build_report(study_dirs, out_dir)         # the above + report.html, report.md, figures/
+"""
+
+from cnnbench.report.build import ReportPaths, build_report
+from cnnbench.report.collect import RESULT_COLUMNS, Results, RunRecord, collect
+from cnnbench.report.results_csv import ResultsFiles, write_results
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "ReportPaths",
+    "Results",
+    "ResultsFiles",
+    "RunRecord",
+    "build_report",
+    "collect",
+    "write_results",
+]

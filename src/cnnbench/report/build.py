@@ -1,0 +1,110 @@
+"""``build_report(study_dirs, out_dir)``: results.csv, aggregate.csv, report.html, report.md and figures/."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnbench.errors import ConfigError
+from cnnbench.report.collect import Results, collect
+from cnnbench.report.content import build_document
+from cnnbench.report.html import render_html
+from cnnbench.report.markdown import render_markdown
+from cnnbench.report.results_csv import write_results
+from cnnbench.utils.io import atomic_write_bytes, atomic_write_text, check_writable_dir
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where the report went, and what it found."""
+
+    html: Path
+    markdown: Path
+    results_csv: Path
+    aggregate_csv: Path
+    figures_dir: Path
+    figures: tuple[Path, ...]
+    status_counts: dict[str, int] = field(default_factory=dict)  # runs per status
+    seconds: float = 0.0  # wall time of the whole build
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "html": str(self.html),
+            "markdown": str(self.markdown),
+            "results_csv": str(self.results_csv),
+            "aggregate_csv": str(self.aggregate_csv),
+            "figures_dir": str(self.figures_dir),
+            "figures": [str(p) for p in self.figures],
+            "runs": self.status_counts,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def default_out_dir(study_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str] | None) -> Path:
+    """``--out``, or the study directory itself when there is exactly one.
+
+    Raises:
+        ConfigError: several study directories (shards) and no ``--out``.
+    """
+    if out_dir is not None:
+        return Path(out_dir)
+    if len(study_dirs) == 1:
+        return Path(study_dirs[0])
+    raise ConfigError(
+        f"--out is required when merging {len(study_dirs)} study directories (where should the merged report go?)"
+    )
+
+
+def build_report(
+    study_dirs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    strict: bool = False,
+    title: str | None = None,
+    results: Results | None = None,
+) -> ReportPaths:
+    """Read the study directories and write the whole report into ``out_dir``.
+
+    Args:
+        study_dirs: one study directory, or several (shards) to merge.
+        out_dir: where to write; default: the study directory (required for several).
+        strict: an unreadable result file is an error instead of a listed problem.
+        title: page title; default names the datasets.
+        results: already collected results (skips reading the directories again).
+
+    Raises:
+        ResultsError: a directory is missing or holds no runs; with ``strict``, an unreadable file.
+        OutputError: ``out_dir`` cannot be written (checked before any work).
+    """
+    start = time.perf_counter()
+    if isinstance(study_dirs, (str, os.PathLike)):
+        study_dirs = [study_dirs]
+    out_path = default_out_dir(study_dirs, out_dir)
+    if results is None:
+        results = collect(study_dirs, strict=strict)  # fast: fails on a missing study before creating --out
+    out = check_writable_dir(out_path, "--out")
+    files = write_results(results, out)
+    figures_dir = out / "figures"
+    built = build_document(results, title=title, sample_grid_dir=out)
+    written = []
+    for image in built.document.images():
+        path = figures_dir / f"{image.name}.png"
+        atomic_write_bytes(path, image.png)
+        written.append(path)
+    html_path, md_path = out / "report.html", out / "report.md"
+    atomic_write_text(html_path, render_html(built.document, built.colors))
+    atomic_write_text(md_path, render_markdown(built.document, "figures"))
+    return ReportPaths(
+        html=html_path,
+        markdown=md_path,
+        results_csv=files.results_csv,
+        aggregate_csv=files.aggregate_csv,
+        figures_dir=figures_dir,
+        figures=tuple(written),
+        status_counts=results.status_counts(),
+        seconds=time.perf_counter() - start,
+    )

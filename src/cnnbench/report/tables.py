@@ -1,0 +1,194 @@
+"""The report's tables as ``document.Table``: the results table (one row per model), configurations, runs.
+
+Cells show mean ± std over seeds; each carries the raw mean for sorting, and the best value of a
+column is marked (with values within seed spread of it marked as ties).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cnnbench.report.aggregate import HIGHER_IS_BETTER, AggregateRow, Stat, best_value
+from cnnbench.report.collect import RunRecord
+from cnnbench.report.document import Cell, Column, Table
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    key: str
+    label: str
+    title: str  # tooltip: the definition and unit
+    kind: str  # pct | loss | count | seconds | epochs | mb | ips | ms
+
+
+def results_columns(target: float | None, test_batch: int | None) -> list[ColumnSpec]:
+    """The figures of the results table, in order (issue 7, plus top-5 for the Caltech convention)."""
+    pct = f"{target * 100:g} %" if target else "target"
+    batch = f"batch {test_batch}" if test_batch else "the run's test batch size"
+    return [
+        ColumnSpec("params", "Params", "parameters (count)", "count"),
+        ColumnSpec("size_mb", "Size (MB)", "fp32 weights on disk, MB", "mb"),
+        ColumnSpec("flops", "FLOPs", "FLOPs per image at the run's input size (2 × MACs)", "count"),
+        ColumnSpec("test_accuracy", "Test acc (%)", "top-1 accuracy on the held-out test split, once", "pct"),
+        ColumnSpec("test_loss", "Test loss", "cross-entropy on the test split", "loss"),
+        ColumnSpec("test_top5", "Top-5 (%)", "top-5 accuracy on the test split", "pct"),
+        ColumnSpec("test_mean_class_accuracy", "Mean class acc (%)", "mean of the per-class test accuracies", "pct"),
+        ColumnSpec("best_val_accuracy", "Best val acc (%)", "best validation accuracy (selects the checkpoint)", "pct"),
+        ColumnSpec("epochs_run", "Epochs", "epochs trained (early stopping may end sooner)", "epochs"),
+        ColumnSpec(
+            "train_time_s", "Train time (s)", "wall time of the training epochs, evaluation excluded", "seconds"
+        ),
+        ColumnSpec("time_per_epoch_s", "s / epoch", "train time per epoch, seconds", "seconds"),
+        ColumnSpec("epochs_to_target", f"Epochs to {pct}", f"first epoch whose validation accuracy ≥ {pct}", "epochs"),
+        ColumnSpec(
+            "time_to_target_s", f"Time to {pct} (s)", f"train time until validation accuracy ≥ {pct}", "seconds"
+        ),
+        ColumnSpec("test_time_s", "Test time (s)", f"one pass over the whole test split at {batch}", "seconds"),
+        ColumnSpec("gpu_throughput", "GPU img/s", "inference throughput on the GPU, images per second", "ips"),
+        ColumnSpec("cpu_latency_ms", "CPU latency (ms)", "inference latency on the CPU at batch 1, median, ms", "ms"),
+        ColumnSpec("onnx_latency_ms", "ONNX latency (ms)", "ONNX Runtime latency on the CPU at batch 1, ms", "ms"),
+    ]
+
+
+def fmt_number(value: float, kind: str) -> str:
+    """One value in the unit of its column."""
+    if kind == "pct":
+        return f"{value * 100:.2f}"
+    if kind == "loss":
+        return f"{value:.4f}"
+    if kind == "count":
+        for div, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+            if abs(value) >= div:
+                return f"{value / div:.3g}{suffix}"
+        return f"{value:.0f}"
+    if kind == "seconds":
+        return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if kind == "epochs":
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    if kind == "mb":
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    if kind == "ips":
+        return f"{value:,.0f}"
+    if kind == "ms":
+        return f"{value:.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def fmt_stat(stat: Stat, kind: str) -> str:
+    """``mean ± std`` (std only with two or more seeds), or an empty string."""
+    if stat.mean is None:
+        return ""
+    text = fmt_number(stat.mean, kind)
+    if stat.std is not None and kind not in ("count", "mb"):  # sizes do not vary with the seed
+        text += " ± " + fmt_number(stat.std, kind if kind != "count" else "count")
+    return text
+
+
+def within_spread(a: Stat, b: Stat) -> bool:
+    """Whether two means differ by less than the larger of their seed stds (needs ≥ 2 seeds on both)."""
+    if a.mean is None or b.mean is None or a.n < 2 or b.n < 2:
+        return False
+    return abs(a.mean - b.mean) < max(a.std or 0.0, b.std or 0.0)
+
+
+def results_table(
+    table_id: str,
+    rows: Sequence[AggregateRow],
+    specs: Sequence[ColumnSpec],
+    show_schedule: bool,
+) -> tuple[Table, list[ColumnSpec]]:
+    """One row per model; columns with no value in any row are left out and returned.
+
+    Returns:
+        the table and the specs that were left out (not measured in this study).
+    """
+    shown = [s for s in specs if any(r.stats[s.key].mean is not None for r in rows)]
+    omitted = [s for s in specs if s not in shown]
+    columns = [Column("Model", "architecture")]
+    if show_schedule:
+        columns.append(Column("Schedule", "learning-rate schedule shown: best mean validation accuracy"))
+    columns.append(Column("Seeds", "finished runs averaged / runs"))
+    columns += [
+        Column(s.label, f"{s.title}; {'higher' if s.key in HIGHER_IS_BETTER else 'lower'} is better") for s in shown
+    ]
+    best = {s.key: best_value([r.stats[s.key].mean for r in rows], s.key) for s in shown}
+    best_row = {s.key: next((r for r in rows if r.stats[s.key].mean == best[s.key]), None) for s in shown}
+    out_rows = []
+    for row in rows:
+        cells = [Cell(row.model, row.model)]
+        if show_schedule:
+            cells.append(Cell(row.schedule, row.schedule))
+        statuses = ", ".join(f"{k}: {v}" for k, v in row.statuses.items())
+        cells.append(Cell(f"{row.ok}/{row.runs}", row.ok, title=statuses, css=None if row.ok == row.runs else "bad"))
+        for spec in shown:
+            stat = row.stats[spec.key]
+            text = fmt_stat(stat, spec.kind)
+            title = None
+            if spec.key in ("epochs_to_target", "time_to_target_s") and row.ok:
+                if stat.n == 0:
+                    text = "not reached"
+                elif stat.n < row.ok:
+                    text += f" ({stat.n}/{row.ok})"
+                    title = f"reached the target in {stat.n} of {row.ok} seeds; the mean is over those"
+            is_best = stat.mean is not None and stat.mean == best[spec.key]
+            leader = best_row[spec.key]
+            tie = not is_best and leader is not None and within_spread(stat, leader.stats[spec.key])
+            if tie:
+                title = "within seed spread of the best value"
+            cells.append(Cell(text, stat.mean, best=is_best and len(rows) > 1, tie=tie, title=title))
+        out_rows.append(cells)
+    return Table(table_id, columns, out_rows, css="results"), omitted
+
+
+def configurations_table(table_id: str, rows: Sequence[AggregateRow], target: float | None) -> Table:
+    """Every dataset × model × schedule with its main figures, mean ± std over seeds."""
+    keys = [
+        ("test_accuracy", "Test acc (%)", "pct"),
+        ("test_loss", "Test loss", "loss"),
+        ("best_val_accuracy", "Best val acc (%)", "pct"),
+        ("train_accuracy", "Train acc (%)", "pct"),
+        ("epochs_run", "Epochs", "epochs"),
+        ("train_time_s", "Train time (s)", "seconds"),
+        ("epochs_to_target", f"Epochs to {target * 100:g} %" if target else "Epochs to target", "epochs"),
+    ]
+    columns = [Column("Model"), Column("Schedule"), Column("Seeds", "finished / runs")]
+    columns += [Column(label) for _, label, _ in keys]
+    out = []
+    for row in rows:
+        cells = [Cell(row.model, row.model), Cell(row.schedule, row.schedule), Cell(f"{row.ok}/{row.runs}", row.ok)]
+        cells += [Cell(fmt_stat(row.stats[k], kind), row.stats[k].mean) for k, _, kind in keys]
+        out.append(cells)
+    return Table(table_id, columns, out)
+
+
+def runs_table(table_id: str, runs: Sequence[RunRecord], with_error: bool = True) -> Table:
+    """One row per run: identity, status, the headline figures, and the error of a run that did not finish."""
+    columns = [Column("Run"), Column("Model"), Column("Schedule"), Column("Seed"), Column("Status")]
+    columns += [Column("Test acc (%)"), Column("Epochs"), Column("Train time (s)")]
+    if with_error:
+        columns.append(Column("Error / note"))
+    out = []
+    for run in runs:
+        acc = run.figures.get("test_accuracy")
+        epochs = run.figures.get("epochs_run")
+        train = run.figures.get("train_time_s")
+        cells = [
+            Cell(run.run_id, run.run_id, title=str(run.path) if run.path else None),
+            Cell(run.model, run.model),
+            Cell(run.schedule, run.schedule),
+            Cell("" if run.seed is None else str(run.seed), run.seed),
+            Cell(run.status, run.status, css=None if run.ok else "bad"),
+            Cell("" if acc is None else fmt_number(acc, "pct"), acc),
+            Cell("" if epochs is None else fmt_number(epochs, "epochs"), epochs),
+            Cell("" if train is None else fmt_number(train, "seconds"), train),
+        ]
+        if with_error:
+            cells.append(Cell(run.error or "", run.error or ""))
+        out.append(cells)
+    return Table(table_id, columns, out)
+
+
+def key_value_table(table_id: str, items: Sequence[tuple[str, str]]) -> Table:
+    rows = [[Cell(k, k), Cell(v, v)] for k, v in items]
+    return Table(table_id, [Column("Item"), Column("Value")], rows, sortable=False, css="kv")
