@@ -37,9 +37,10 @@ def set_module(model: nn.Module, path: str, module: nn.Module) -> None:
 def adapt_conv_weight(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     """Fit a first-conv weight ``(O, I, k, k)`` to ``in_chans`` input channels.
 
-    One channel: sum over the I channels, so a grey image replicated to RGB gives the same
-    response. Otherwise: tile the I channels and scale by I / in_chans (timm's rule), which keeps
-    the response to an image whose channels are all equal.
+    One channel: sum over the I channels, so a grey image gives the response the original gives
+    to that image replicated to RGB. Otherwise: tile the I channels and scale by I / in_chans
+    (timm's rule); for a multiple of I this keeps the response to an image whose channels are all
+    equal, otherwise it keeps it approximately.
     """
     out_ch, src_ch = weight.shape[:2]
     if in_chans == src_ch:

@@ -85,7 +85,7 @@ def weight_files(spec: ModelSpec) -> WeightFiles:
         return WeightFiles(
             names=(f"{tag}.safetensors", f"{tag}/model.safetensors", f"{tag}/pytorch_model.bin", *generic),
             cache=(repo / "model.safetensors", repo / "pytorch_model.bin"),
-            url=f"https://huggingface.co/timm/{tag}",
+            url=f"https://huggingface.co/timm/{tag}/resolve/main/model.safetensors",
         )
     raise ModelError(f"model {spec.name}: unknown weights source {spec.source!r}")
 
@@ -118,13 +118,12 @@ def expected_weight_files(
 
 
 def _locate(spec: ModelSpec, where: bool | Path) -> Path | str:
-    """The weights file for ``spec``, or a message saying what is missing and where it should be."""
+    """The weights file for ``spec``, or a line saying what is missing, where it goes and where to get it."""
     files = weight_files(spec)
-    fetch = f"download {files.url} and " if files.url else ""
     if where is True:
         if not files.cache:
             return (
-                f"{spec.name}: no published pretrained weights; pass a weights file or a --pretrained-dir "
+                f"{spec.name}: has no published pretrained weights; pass a weights file, or a --pretrained-dir "
                 f"holding {files.names[0]}"
             )
         for path in files.cache:
@@ -134,8 +133,12 @@ def _locate(spec: ModelSpec, where: bool | Path) -> Path | str:
                     return hit
             elif path.is_file():
                 return path
-        put = f"put it there, or in a --pretrained-dir as {files.names[0]}"
-        return f"{spec.name}: expected {files.cache[0]} ({fetch}{put})"
+        if spec.source == "timm":
+            return (
+                f"{spec.name}: not in the Hugging Face cache ({files.cache[0]}); download {files.url} and pass "
+                f"--pretrained-dir DIR with it saved as DIR/{files.names[0]}"
+            )
+        return f"{spec.name}: expected {files.cache[0]}; download {files.url} and save it there"
     assert isinstance(where, Path)
     if where.is_file():
         return where
@@ -143,8 +146,9 @@ def _locate(spec: ModelSpec, where: bool | Path) -> Path | str:
         for name in files.names:
             if (where / name).is_file():
                 return where / name
-        others = f" (or {', '.join(files.names[1:])})" if len(files.names) > 1 else ""
-        return f"{spec.name}: expected {where / files.names[0]}{others} ({fetch}put it there)"
+        also = f" (also accepted: {', '.join(files.names[1:])})"
+        fetch = f"; download {files.url} and save it there" if files.url else ""
+        return f"{spec.name}: expected {where / files.names[0]}{also}{fetch}"
     return f"{spec.name}: pretrained weights {where} do not exist (expected a weights file or a directory)"
 
 
