@@ -445,6 +445,13 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
             spe = len(trainer.train_loader)
             say(state.notes[-1])
             continue
+        if dist.enabled and stats.diverged_step is None:
+            # every rank saw its own shard: the epoch's training figures are the sums over ranks
+            loss_sum, correct, samples = ddp.all_reduce_sum(
+                [stats.loss_sum, stats.correct, stats.samples], device, dist
+            )
+            stats.loss, stats.accuracy = loss_sum / samples, correct / samples
+            stats.loss_sum, stats.correct, stats.samples = loss_sum, int(correct), int(samples)
         state.step += stats.steps
         state.train_time_s = train_time_before + stats.seconds
         if stats.diverged_step is not None:
@@ -535,8 +542,9 @@ def _retry_smaller(trainer: Trainer, state: RunState, plateau, early, exc: BaseE
         torch.cuda.empty_cache()
     # Go back to the state at the start of this epoch (last.pt), with the new batch size.
     ckpt, _ = load_resume_checkpoint(trainer.out / "checkpoint", map_location=trainer.device)
-    old_bs, old_lr = state.batch_size, state.lr
+    old_bs, old_lr, old_notes = state.batch_size, state.lr, list(state.notes)
     state = trainer.restore(ckpt, plateau, early)
+    state.notes = old_notes  # earlier retries of this epoch are not in the checkpoint
     state.batch_size, state.lr = max(1, old_bs // 2), old_lr * max(1, old_bs // 2) / old_bs
     state.batch_in_epoch, state.partial = 0, None
     trainer.build_loaders(state.batch_size)
