@@ -1,0 +1,56 @@
+"""`cnnbench models` and `cnnbench summary`, in process (the commands import torch lazily)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from cnnbench.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _restore_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["cnnbench"])  # main(argv) rewrites sys.argv
+
+
+def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    assert main(list(argv)) == 0
+    out = capsys.readouterr().out
+    return json.loads(out)  # exactly one JSON object on stdout
+
+
+def test_models_json_filters_by_pattern_and_group(capsys: pytest.CaptureFixture[str]) -> None:
+    data = _json(capsys, "models", "mobilenet_v3*", "--json")
+    assert [m["name"] for m in data["models"]] == ["mobilenet_v3_large", "mobilenet_v3_small"]
+    small = data["models"][1]
+    assert small["params"] == 2_542_856 and small["default_input"] == [3, 224, 224] and small["source"] == "torchvision"
+    assert small["groups"] == ["seed-mnist", "lightweight"] and "seed-caltech" in data["groups"]
+    data = _json(capsys, "models", "seed-caltech", "--json")
+    assert [m["name"] for m in data["models"]] == ["vgg19", "inception_resnet_v2", "mobilenet_v2", "efficientnet_b4"]
+
+
+def test_models_table_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "resnet1*"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18" in out and "11.69M" in out and "resnet34" not in out
+    assert main(["models", "resnet"]) == 2
+    assert "unknown model 'resnet'" in capsys.readouterr().err
+
+
+def test_summary_json(capsys: pytest.CaptureFixture[str]) -> None:
+    data = _json(capsys, "summary", "lenet5", "--input", "1x28x28", "--num-classes", "10", "--json")
+    assert (data["params"], data["flops"], data["final_feature_map"]) == (44_426, 563_280, [16, 4, 4])
+    assert data["adaptation"] == [] and data["layers"][0]["name"] == "features"
+    data = _json(capsys, "summary", "vgg11", "--input", "1x28x28", "--num-classes", "10", "--no-layers", "--json")
+    assert data["final_feature_map"] == [512, 3, 3] and data["layers"] == []
+    assert data["adaptation"] == ["features.20 (MaxPool2d) removed", "features.15 (MaxPool2d) removed"]
+
+
+def test_summary_table_and_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "resnet18", "--input", "1x28x28", "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "features.maxpool (MaxPool2d) removed" in out and "512x2x2" in out
+    assert main(["summary", "resnet18", "--input", "28x28"]) == 2
+    assert "--input '28x28': expected CxHxW" in capsys.readouterr().err
