@@ -134,7 +134,7 @@ def _table(lr):
 
 
 def test_training_curves_show_loss_accuracy_and_the_learning_rate():
-    plateau = _table([1e-4, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5])
+    plateau = _table([1e-6, 1e-3, 1e-3, 1e-4, 1e-5, 1e-5])  # warm-up from 1e-6, then cuts: log axis
     cosine = _table([5e-4, 1e-3, 7e-4, 3e-4, 1e-4, 0.0])  # reaches 0: a log axis would hide it
     curves = [
         fig_curves.Curve("cosine, seed 0", cosine, 5, "completed"),

@@ -298,7 +298,7 @@ def _flatten(info: dict[str, Any], limit: int = 14) -> str:
             if inner:
                 parts.append(f"{key}: " + ", ".join(inner[:8]))
         elif isinstance(value, (list, tuple)):
-            if len(value) <= 4 and all(isinstance(v, (int, float)) for v in value):
+            if 0 < len(value) <= 4 and all(isinstance(v, (int, float)) for v in value):
                 parts.append(f"{key}: {list(value)}")
             elif key in ("classes", "skipped", "notes"):
                 parts.append(f"{key}: {len(value)}")
@@ -350,11 +350,12 @@ def _samples_section(results: Results, figs: _Figures, out_dir: Path | None) -> 
         try:
             with np.load(path, allow_pickle=False) as data:
                 images, labels, classes = data["images"], data["labels"], [str(c) for c in data["classes"]]
+                name = str(data["dataset"]) if "dataset" in data.files else None
             with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
                 png_path = Path(tmp) / "samples.png"
-                draw_sample_grid(
-                    images, labels, classes, png_path, per_class=min(8, max(1, len(labels) // max(1, len(classes))))
-                )
+                per_class = min(8, max(1, len(labels) // max(1, len(classes))))
+                title = f"{name}: training images, one row per class" if name else None
+                draw_sample_grid(images, labels, classes, png_path, per_class=per_class, title=title)
                 png = read_png(png_path)
         except (OSError, KeyError, ValueError, CnnbenchError) as exc:
             blocks.append(Paragraph(f"{path}: could not draw the sample grid ({exc})", "warn"))

@@ -35,10 +35,19 @@ def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target:
     """Loss (top) and accuracy (bottom) per epoch for each schedule (columns), learning rate on a second axis.
 
     Train lines are dashed, validation lines solid, both in the model's colour; the learning rate is
-    grey and dotted, on a log axis when it spans more than a factor of 20 (warm-up, plateau cuts).
+    grey and dotted, on a log axis when it spans more than a factor of 100 (warm-up, plateau cuts).
     """
+    from matplotlib.ticker import MaxNLocator, NullFormatter
+
     n = max(1, len(curves))
-    fig = new_figure(min(5.2 * n, 16.0), 6.8)
+    width = max(7.5, min(5.6 * n, 16.0))
+    fig = new_figure(width, 6.8, layout=None)  # fixed margins: these figures are many, constrained layout is slow
+    # margins and gaps in inches, as fractions: the lr axis on the right of each panel, the legend below
+    left, right, gap = 0.8, 0.85, 1.7
+    axis_width = (width - left - right - gap * (n - 1)) / n
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, top=0.9, bottom=0.16, wspace=gap / axis_width, hspace=0.08
+    )
     axes = fig.subplots(2, n, squeeze=False, sharex="col")
     legend: dict[str, Any] = {}  # label -> handle, one entry per kind of line across all panels
     for col, curve in enumerate(curves):
@@ -65,6 +74,7 @@ def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target:
             if kind == "acc":
                 _zoom_accuracy(ax, t)
             ax.set_ylabel(ylabel)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
             if t.has("lr"):
                 lr_ax = ax.twinx()
                 lr = t["lr"]
@@ -72,8 +82,11 @@ def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target:
                 finite = lr[np.isfinite(lr)]
                 positive = finite[finite > 0]
                 # log axis for warm-up and plateau cuts (factors of 10), linear when the lr reaches 0 (cosine)
-                if positive.size == finite.size and positive.size and positive.max() / positive.min() > 20:
+                if positive.size == finite.size and positive.size and positive.max() / positive.min() > 100:
                     lr_ax.set_yscale("log")
+                    lr_ax.yaxis.set_minor_formatter(NullFormatter())  # decades only: readable at a glance
+                elif finite.size:
+                    lr_ax.set_ylim(0, max(float(finite.max()), 1e-12) * 1.08)  # a flat lr stays a flat line
                 lr_ax.set_ylabel("learning rate", color=_LR_COLOR)
                 lr_ax.tick_params(axis="y", colors=_LR_COLOR, labelsize=8)
                 lr_ax.grid(False)
@@ -85,7 +98,7 @@ def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target:
                 ax.set_xlabel("epoch")
             for line in lines:
                 legend.setdefault(line.get_label(), line)
-    legend_below(fig, list(legend.values()))
+    fig.legend(handles=list(legend.values()), loc="lower center", ncol=min(len(legend), 5), frameon=False)
     fig.suptitle(f"{model}: training curves", fontsize=12, fontweight="bold", color="black")
     return fig
 

@@ -25,11 +25,12 @@ p.warn, ul.warn { background: #fff8c5; border: 1px solid #d4a72c; border-radius:
 ul.warn { padding-left: 32px; }
 table { border-collapse: collapse; margin: 8px 0 12px; font-size: 0.88em; }
 .table-wrap { overflow-x: auto; }
-caption { caption-side: top; text-align: left; color: var(--muted); padding: 4px 0; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: right; white-space: nowrap; }
 th { background: #f6f8fa; white-space: normal; min-width: 4.5em; vertical-align: bottom; }
 td:first-child, th:first-child { text-align: left; }
 table.kv th, table.kv td { text-align: left; white-space: normal; }
+td.text:first-child { white-space: nowrap; }
+p.caption { color: var(--muted); font-size: 0.9em; margin: 12px 0 2px; }
 td.text { text-align: left; white-space: normal; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th::after { content: " \\2195"; color: #8c959f; font-size: 0.8em; }
@@ -156,9 +157,10 @@ def _table(table: Table, swatches: dict[str, str]) -> str:
                 f"<td{_attr('class', ' '.join(css))}{_attr('data-sort', sort)}{_attr('title', cell.title)}>{text}</td>"
             )
         body.append("<tr>" + "".join(cells) + "</tr>")
-    caption = f"<caption>{escape(table.caption)}</caption>" if table.caption else ""
+    # the caption goes above the scrolling box, so a wide table never hides it
+    caption = f'<p class="caption">{escape(table.caption)}</p>' if table.caption else ""
     return (
-        f'<div class="table-wrap"><table id="{escape(table.table_id)}"{_attr("class", classes)}>{caption}'
+        f'{caption}<div class="table-wrap"><table id="{escape(table.table_id)}"{_attr("class", classes)}>'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )
 
