@@ -136,6 +136,12 @@ def test_output_size_and_natural_eval_centre_crop():
     assert xa.shape == (6, 3, 224, 224)
 
 
+def test_empty_split_has_no_batches():
+    empty = ArraySplit(np.zeros((0, 1, 8, 8), np.uint8), np.zeros(0, np.int64))
+    loader = _loader(empty, train=False, world_size=2, rank=1)
+    assert len(loader) == 0 and loader.num_samples == 0 and list(loader) == []
+
+
 def test_batch_size_can_change_between_epochs():
     loader = _loader(_split(50))
     loader.batch_size = 5
