@@ -31,7 +31,11 @@ def fig_confusion(model: str, color: str, confusion: np.ndarray, classes: Sequen
     side = 4.6 if k <= 20 else 6.0
     fig = new_figure(side + 0.9, side)
     ax = fig.subplots(1, 1, squeeze=False)[0][0]
-    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=100, interpolation="nearest")
+    from matplotlib.colors import Normalize, PowerNorm
+
+    # many classes: no numbers in the cells, so a power scale keeps small confusions visible
+    norm = Normalize(0, 100) if k <= _ANNOTATE_MAX else PowerNorm(0.4, 0, 100)
+    im = ax.imshow(share, cmap="Blues", norm=norm, interpolation="nearest")
     ax.grid(False)
     if k <= _TICKS_MAX:
         labels = [_short(c) for c in classes]
@@ -51,15 +55,16 @@ def fig_confusion(model: str, color: str, confusion: np.ndarray, classes: Sequen
                         fontsize=6.5,
                         color="white" if value > 60 else "black",
                     )
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    index = "" if k <= _TICKS_MAX else " (index)"
+    ax.set_xlabel("predicted class" + index)
+    ax.set_ylabel("true class" + index)
     for spine in ax.spines.values():  # the model's colour frames its matrix, as in every other figure
         spine.set_visible(True)
         spine.set_color(color)
         spine.set_linewidth(3)
     ax.set_title(f"{model}: confusion matrix", fontweight="bold")
     cbar = fig.colorbar(im, ax=ax, shrink=0.8)
-    cbar.set_label("share of the true class (%)")
+    cbar.set_label("share of the true class (%)" + ("" if k <= _ANNOTATE_MAX else ", power scale"))
     fig.supxlabel(note, fontsize=8, color="0.35")
     return fig
 
