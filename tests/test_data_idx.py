@@ -106,6 +106,7 @@ def test_load_from_data_dir_with_val_split(tmp_path, isolated_cache):
     assert ds.image_shape == (1, 28, 28) and ds.num_classes == 10 and ds.kind == "digits"
     assert 0.45 < ds.mean[0] < 0.55  # uniform random bytes
     assert ds.source == str(tmp_path / "d")
+    assert "4 of 4 files differ from the published md5" in " ".join(ds.notes)  # generated, not published files
 
 
 def test_unpacked_and_torchvision_layouts(tmp_path, isolated_cache):
