@@ -49,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
             flags[key] = value
     if args.data_dir is not None:
         flags["data_dir"] = args.data_dir
-    recipe = given_train_flags(args)
-    recipe.pop("data_dir", None)
+    recipe = {k: v for k, v in given_train_flags(args).items() if k not in PER_RUN and k != "data_dir"}
     if recipe:
         flags["recipe"] = recipe
     workers = check_workers_flag(args.workers)

@@ -215,6 +215,7 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started) 
 
     resolved = spec.to_dict()
     resolved.update(resolved_models=models, shard=list(shard) if shard else None, command=command)
+    resolved["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     resolved["runs"] = [r.run_id for r in runs]
     atomic_write_text(out / "study.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
     result = StudyResult(out_dir=out, runs=[])

@@ -19,8 +19,10 @@ from cnnbench.engine.config import SCHEDULES, TrainConfig, train_config_fields
 from cnnbench.errors import CnnbenchError, ConfigError
 from cnnbench.utils.config import check_range
 
-PER_RUN_KEYS = ("model", "data", "schedule", "seed")  # set per run, never in a recipe
+PER_RUN_KEYS = {"model": "models", "data": "data", "schedule": "schedules", "seed": "seeds"}  # key -> study list
 WORKERS_AUTO = "auto"
+# keys a study directory's study.yaml carries besides the definition; ignored when it is read back
+OUTPUT_KEYS = ("resolved_models", "shard", "command", "runs", "started")
 
 
 @dataclass
@@ -94,7 +96,7 @@ def _check_recipe_keys(recipe: dict[str, Any], where: str) -> None:
     allowed = [k for k in train_config_fields() if k not in PER_RUN_KEYS and k != "notes"]
     for key in recipe:
         if key in PER_RUN_KEYS:
-            raise ConfigError(f"{where}: {key!r} is set per run; use the study's {key}s list instead")
+            raise ConfigError(f"{where}: {key!r} is set per run; use the study's {PER_RUN_KEYS[key]!r} list instead")
         if key not in allowed:
             raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
 
@@ -154,6 +156,7 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
     recipe entry and keeps the rest of the preset.
     """
     allowed = [f.name for f in dataclasses.fields(StudySpec)]
+    file_values = {k: v for k, v in file_values.items() if k not in OUTPUT_KEYS}
     for key in file_values:
         if key not in allowed:
             raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
