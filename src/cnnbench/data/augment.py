@@ -4,7 +4,7 @@ Each sample gets its own random parameters, drawn from the ``torch.Generator`` t
 in one ``torch.rand`` call, so a batch's augmentation is a pure function of the generator's seed.
 All geometric changes of a sample (rotation, translation, scale; or crop, resize and flip) are
 folded into one 2×3 affine matrix and applied with one ``affine_grid`` + ``grid_sample`` for the
-whole batch. On this project's 2-core CPU this is ~10× faster than the same set in kornia
+whole batch. On this project's 2-core CPU this is 7-10× faster than the same set in kornia
 (docs/data.md has the measurement), which also draws from torch's global RNG instead of a
 generator that the loader can seed per batch.
 
