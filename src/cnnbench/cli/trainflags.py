@@ -67,6 +67,8 @@ HELP: dict[str, str] = {
     "per_class": "caltech256: training images per class (15, 30, 45, 60)",
     "split_ratio": "caltech256/imagefolder: train fraction instead of --per-class (e.g. 0.8)",
     "strict_data": "treat any unreadable image as an error instead of a listed skip",
+    "include_clutter": "caltech256: keep the 257.clutter background class",
+    "max_skip_fraction": "stop with an error when more than this fraction of images is unreadable",
     "pretrained": "weights to start from: none, true (torch/timm cache) or a file/directory",
     "finetune": "with --pretrained: full, head (backbone frozen) or two-phase",
     "head_epochs": "two-phase: epochs of head-only training first",

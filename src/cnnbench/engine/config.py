@@ -65,7 +65,9 @@ class TrainConfig:
     data_image_size: int | None = None  # natural images: decode-once cache size (short side); None = default
     per_class: int = 60  # caltech256: training images per class
     split_ratio: float | None = None  # caltech256/imagefolder: ratio split instead of --per-class
+    include_clutter: bool = False  # caltech256: keep the 257.clutter background class
     strict_data: bool = False  # an unreadable image is an error instead of a listed skip
+    max_skip_fraction: float = 0.05  # more unreadable images than this fraction: a hard error
     pretrained: str | None = None  # None/"none", "true" (torch/timm cache), or a file/directory of weights
     finetune: str = "full"  # full | head (backbone frozen) | two-phase (head first, then all)
     head_epochs: int = 1  # two-phase: epochs of head-only training first

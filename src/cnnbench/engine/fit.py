@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 
@@ -67,7 +66,10 @@ def data_config_for(cfg: TrainConfig):
         image_size=cfg.data_image_size,
         per_class=cfg.per_class,
         split_ratio=cfg.split_ratio,
+        include_clutter=cfg.include_clutter,
         strict=cfg.strict_data,
+        max_skip_fraction=cfg.max_skip_fraction,
+        max_train_samples=cfg.max_train_samples,
     )
 
 
@@ -112,28 +114,6 @@ class _StopFlag:
         self._old.clear()
 
 
-def _subset_stratified(split, n: int, seed: int):
-    """A seeded, class-balanced subset of ``n`` samples (quick studies train on fewer images)."""
-    from cnnbench.data import ArraySplit
-
-    if n >= len(split.labels):
-        return split
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(split.labels)
-    order = rng.permutation(len(labels))
-    # round-robin over classes in a random order keeps the class balance of the full split
-    by_class = [order[labels[order] == c] for c in np.unique(labels)]
-    picked: list[int] = []
-    i = 0
-    while len(picked) < n:
-        for idx in by_class:
-            if i < len(idx) and len(picked) < n:
-                picked.append(int(idx[i]))
-        i += 1
-    keep = np.sort(np.array(picked))
-    return ArraySplit(images=np.asarray(split.images[keep]), labels=labels[keep])
-
-
 class Trainer:
     """Holds the objects of one run while ``fit`` drives it. Not a public API."""
 
@@ -148,9 +128,7 @@ class Trainer:
         self.device = ddp.local_device(self.device, self.dist)
         set_deterministic(cfg.deterministic)
         self.dataset = dataset if dataset is not None else load_dataset(data_config_for(cfg))
-        self.train_split = self.dataset.train
-        if cfg.max_train_samples:
-            self.train_split = _subset_stratified(self.dataset.train, cfg.max_train_samples, seed=0)
+        self.train_split = self.dataset.train  # already subset by DataConfig.max_train_samples
         c, h, _ = self.dataset.image_shape
         self.input_size = cfg.image_size or h
         self.model_args = {
