@@ -10,6 +10,16 @@ from cnnbench.models import MIN_FINAL_MAP, ClassifierNet, create_model, default_
 ALL = list_models()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Batch-2 passes gain nothing from intra-op threads, and with other jobs on the two cores,
+    # two OpenMP threads spin-wait on each other (25x slower for LeNet-5 when the CPU is shared).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _check_contract(model: torch.nn.Module, x: torch.Tensor, num_classes: int) -> None:
     # forward is defined once, as forward_head(forward_features(x)); no model may override it
     assert type(model).forward is ClassifierNet.forward
