@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     shape = parse_input_shape(args.input) if args.input else (spec.in_chans, spec.input_size, spec.input_size)
     if args.depth < 1:
         raise ConfigError(f"--depth {args.depth}: expected an integer ≥ 1")
+    if args.num_classes is not None and args.num_classes < 1:
+        raise ConfigError(f"--num-classes {args.num_classes}: expected an integer ≥ 1")
     num_classes = args.num_classes if args.num_classes is not None else spec.num_classes
     model = create_model(args.model, num_classes=num_classes, in_chans=shape[0], input_size=shape[1:], head=args.head)
     summary = summarize(model, shape, layers=not args.no_layers, depth=args.depth)

@@ -9,6 +9,7 @@ weights → small-input adaptation → ``cnnbench_meta``. The module structure d
 from __future__ import annotations
 
 import functools
+import operator
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,13 +25,24 @@ from cnnbench.models.pretrained import find_weights, load_pretrained, weight_fil
 HEADS = ("linear", "mlp")
 
 
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)  # int, numpy integers
+    except TypeError:
+        return None
+
+
 def _as_hw(value: Any, default: int) -> tuple[int, int]:
     if value is None:
         return default, default
-    if isinstance(value, int) and not isinstance(value, bool):
-        hw = (value, value)
-    elif isinstance(value, (tuple, list)) and len(value) in (2, 3) and all(isinstance(v, int) for v in value):
-        hw = (int(value[-2]), int(value[-1]))
+    side = _as_int(value)
+    sides = [_as_int(v) for v in value] if isinstance(value, (tuple, list)) else []
+    if side is not None:
+        hw = (side, side)
+    elif len(sides) in (2, 3) and all(v is not None for v in sides):
+        hw = (int(sides[-2]), int(sides[-1]))  # (H, W) or (C, H, W)
     else:
         raise ConfigError(f"input_size {value!r}: expected an integer or (height, width)")
     if min(hw) < 8:
