@@ -8,8 +8,15 @@ from cnnbench.engine.schedules import PlateauState, ScheduleSpec, build_schedule
 
 
 def test_warmup_then_cosine_is_continuous_and_ends_at_min_lr():
-    spec = ScheduleSpec("cosine", base_lr=0.1, total_steps=1000, steps_per_epoch=100, warmup_steps=200,
-                        warmup_start_lr=1e-6, min_lr=1e-4)
+    spec = ScheduleSpec(
+        "cosine",
+        base_lr=0.1,
+        total_steps=1000,
+        steps_per_epoch=100,
+        warmup_steps=200,
+        warmup_start_lr=1e-6,
+        min_lr=1e-4,
+    )
     lrs = [lr_at(s, spec) for s in range(1000)]
     assert lrs[0] == pytest.approx(1e-6 + (0.1 - 1e-6) / 200)
     assert lrs[199] == pytest.approx(0.1)  # last warm-up step reaches the peak
