@@ -172,10 +172,19 @@ def test_a_bad_study_file_is_rejected_before_any_work(tmp_path, content, message
 
 def test_flags_override_the_preset_key_by_key():
     spec = resolve_spec("mnist-study", None, {"recipe": {"epochs": 3}, "data": "fashion-mnist"})
-    assert spec.recipe["epochs"] == 3 and spec.recipe["warmup_epochs"] == 5  # the rest of the preset stays
     cfg = spec.run_config("fashion-mnist", "resnet18", "plateau", 1)
+    assert cfg.epochs == 3 and cfg.warmup_epochs == 5  # the rest of the preset stays
     assert cfg.target_accuracy == pytest.approx(0.90)  # fashion-mnist's own target
     assert cfg.batch_size == 512 and cfg.patience == 7 and cfg.seed == 1
+
+
+def test_flags_also_override_per_model_recipes_and_scratch_models_train_fully():
+    spec = resolve_spec("caltech-transfer", None, {"recipe": {"epochs": 1, "finetune": "head", "image_size": 64}})
+    vgg = spec.run_config("caltech256", "vgg19", "cosine", 0)  # the preset trains vgg19 from scratch for 30 epochs
+    assert vgg.epochs == 1 and vgg.pretrained is None and vgg.finetune == "full"
+    mobile = spec.run_config("caltech256", "mobilenet_v2", "cosine", 0)
+    assert mobile.finetune == "head" and mobile.pretrained == "true" and mobile.image_size == 64
+    assert mobile.data_image_size == 74  # decode-once cache at 8/7 of the input side
 
 
 def test_plan_and_shard_are_deterministic_and_cover_every_run():

@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embed", action=argparse.BooleanOptionalAction, default=None, help="feature analysis")
     parser.add_argument("--speed", action=argparse.BooleanOptionalAction, default=None, help="speed per model")
     parser.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=None, help="ONNX Runtime latency")
+    parser.add_argument("--pretrained-dir", default=None, help="directory of pretrained weight files (docs/models.md)")
     parser.add_argument("--embed-max-points", type=int, default=None, help="test points through t-SNE per model")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the runs, train nothing")
     add_json_flag(parser)
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnbench.study.spec import check_workers_flag, parse_shard
 
     flags: dict = {}
-    for key in ("data", "models", "schedules", "seeds", "embed", "speed", "onnx", "embed_max_points"):
+    for key in ("data", "models", "schedules", "seeds", "embed", "speed", "onnx", "embed_max_points", "pretrained_dir"):
         value = getattr(args, key)
         if value is not None:
             flags[key] = value

@@ -38,7 +38,9 @@ class StudySpec:
     seeds: list[int] = field(default_factory=lambda: [0])
     recipe: dict[str, Any] = field(default_factory=dict)
     model_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-model recipe overrides
+    overrides: dict[str, Any] = field(default_factory=dict)  # training flags typed by the user: above everything
     native_resolution: bool = False  # each model at its own default input size (224/299/380)
+    pretrained_dir: str | None = None  # where runs with pretrained weights find them (else the torch/timm cache)
     targets: dict[str, float] = field(default_factory=dict)  # per-dataset target accuracy (overrides recipe)
     embed: bool = True  # t-SNE + clustering of the best run of every model at the end
     embed_max_points: int = 10_000
@@ -60,6 +62,7 @@ class StudySpec:
         if not self.models:
             raise ConfigError("models: at least one model is needed")
         _check_recipe_keys(self.recipe, "recipe")
+        _check_recipe_keys(self.overrides, "overrides")
         if not isinstance(self.model_recipes, dict):
             raise ConfigError("model_recipes: expected a mapping of model name to training options")
         for model, overrides in self.model_recipes.items():
@@ -77,9 +80,10 @@ class StudySpec:
         return dataclasses.asdict(self)
 
     def run_config(self, dataset: str, model: str, schedule: str, seed: int) -> TrainConfig:
-        """The TrainConfig of one run (validated): recipe < per-model recipe < per-run keys."""
+        """The TrainConfig of one run (validated): recipe < per-model recipe < flags < per-run keys."""
         values = dict(self.recipe)
         values.update(self.model_recipes.get(model, {}))
+        values.update(self.overrides)
         values.update(model=model, data=dataset, schedule=schedule, seed=seed, data_dir=self.data_dir)
         if dataset in self.targets:
             values["target_accuracy"] = self.targets[dataset]
@@ -87,7 +91,18 @@ class StudySpec:
             from cnnbench.models import default_input_size
 
             values["image_size"] = default_input_size(model)
+        if self.pretrained_dir and str(values.get("pretrained", "")).lower() == "true":
+            values["pretrained"] = self.pretrained_dir
+        if values.get("pretrained") in (None, "none") and values.get("finetune", "full") != "full":
+            values["finetune"] = "full"  # a model trained from scratch has no pretrained backbone to freeze
+        if _is_photo_folder(dataset) and values.get("image_size") and not values.get("data_image_size"):
+            # decode-once cache at the usual 256:224 ratio of the input, so a crop never upsamples
+            values["data_image_size"] = int(-(-values["image_size"] * 8 // 7))
         return TrainConfig(**values)
+
+
+def _is_photo_folder(dataset: str) -> bool:
+    return dataset == "caltech256" or dataset.startswith("imagefolder:")
 
 
 def _check_recipe_keys(recipe: dict[str, Any], where: str) -> None:
@@ -153,8 +168,11 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
     """Merge preset < study file < flags into a validated StudySpec.
 
     ``recipe`` mappings are merged key by key, so a flag like ``--epochs 3`` overrides one
-    recipe entry and keeps the rest of the preset.
+    recipe entry and keeps the rest of the preset. Training flags (``flag_values["recipe"]``) become
+    ``overrides``, which also win over the per-model recipes of a preset or file.
     """
+    flag_values = dict(flag_values)
+    flag_overrides = flag_values.pop("recipe", None) or {}
     allowed = [f.name for f in dataclasses.fields(StudySpec)]
     file_values = {k: v for k, v in file_values.items() if k not in OUTPUT_KEYS}
     for key in file_values:
@@ -178,6 +196,7 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
             else:
                 merged[key] = value
     merged["recipe"], merged["targets"], merged["model_recipes"] = recipe, targets, model_recipes
+    merged["overrides"] = {**merged.get("overrides", {}), **flag_overrides}
     try:
         spec = StudySpec(**merged)
     except ConfigError as exc:
@@ -203,7 +222,31 @@ def validate_study(spec: StudySpec) -> list[str]:
         if name not in known and base not in ("imagefolder:",):
             raise ConfigError(f"data: unknown dataset {name!r}; allowed: {', '.join(known)}, imagefolder:PATH")
     spec.run_config(spec.data[0], models[0], spec.schedules[0], spec.seeds[0])  # the recipe itself
+    _check_weights(spec, models)
     return models
+
+
+def _check_weights(spec: StudySpec, models: list[str]) -> None:
+    """Every pretrained weights file the study needs, checked at once: one error lists all missing."""
+    from cnnbench.models import check_pretrained_available
+
+    by_source: dict[str | None, list[str]] = {}
+    for model in models:
+        cfg = spec.run_config(spec.data[0], model, spec.schedules[0], spec.seeds[0])
+        if cfg.pretrained is None:
+            continue
+        source = None if str(cfg.pretrained).lower() == "true" else str(cfg.pretrained)
+        if source is not None and Path(source).is_file():
+            continue  # one explicit file: create_model names it if it does not load
+        by_source.setdefault(source, []).append(model)
+    problems = []
+    for source, names in by_source.items():
+        try:
+            check_pretrained_available(names, source)
+        except CnnbenchError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
