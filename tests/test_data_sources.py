@@ -130,3 +130,16 @@ def test_info_holds_the_documented_keys(isolated_cache):
         assert key in info
     assert info["image_shape"] == [1, 28, 28] and info["num_classes"] == 10 and info["skipped"] == []
     json.dumps(info)  # plain JSON types only
+
+
+def test_val_and_test_limits_are_stratified_subsets_and_stated(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNBENCH_CACHE", str(tmp_path / "cache"))
+    from cnnbench.data import DataConfig, load_dataset
+
+    full = load_dataset(DataConfig("mnist-sample"))
+    small = load_dataset(DataConfig("mnist-sample", max_val_samples=100, max_test_samples=200))
+    assert len(small.test) == 200 and len(small.val) == 100 and len(small.train) == len(full.train)
+    assert np.bincount(small.test.labels, minlength=10).tolist() == [20] * 10  # stratified
+    again = load_dataset(DataConfig("mnist-sample", max_val_samples=100, max_test_samples=200))
+    assert np.array_equal(again.test.images, small.test.images)  # the same images every time
+    assert any("test split limited to a stratified subset of 200 of 1,000 images" in n for n in small.notes)

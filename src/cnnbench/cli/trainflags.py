@@ -78,6 +78,8 @@ HELP: dict[str, str] = {
     "test_batch_size": "batch size of the timed test pass",
     "time_budget_s": "train for about this many seconds (a few steps are timed, then the step count is fixed)",
     "max_train_samples": "train on a stratified subset of this many images",
+    "max_val_samples": "validate on a stratified subset of this many images",
+    "max_test_samples": "test on a stratified subset of this many images (stated in the run's notes)",
     "checkpoint_every_steps": "also save checkpoint/last.pt every N steps",
     "nan_check_every": "steps between NaN/Inf checks on a GPU",
     "progress": "show a progress bar on a terminal",

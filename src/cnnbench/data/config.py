@@ -61,6 +61,8 @@ class DataConfig:
     download: bool = True  # fetch from the published mirrors when not found locally
     download_timeout: float = 10.0  # seconds per connection attempt; offline must fail fast
     max_train_samples: int | None = None  # keep a stratified subset of train (quick studies)
+    max_val_samples: int | None = None  # evaluate on a stratified subset of val (quick studies)
+    max_test_samples: int | None = None  # test on a stratified subset of test (stated in the notes)
     color_mode: str = "rgb"  # caltech256/imagefolder: "rgb" (3 channels) or "gray" (1 channel)
     decode_workers: int | None = None  # processes for the decode-once pass; None = all cores (at most 16)
     cache_dir: str | None = None  # decode-once cache and split lists; None = $CNNBENCH_CACHE or ~/.cache/cnnbench/cache
@@ -80,8 +82,13 @@ class DataConfig:
             check_range("--split-ratio", self.split_ratio, 0, 1, low_inclusive=False, high_inclusive=False)
         check_range("--max-skip-fraction", self.max_skip_fraction, 0, 1)
         check_range("--download-timeout", self.download_timeout, 0, low_inclusive=False)
-        if self.max_train_samples is not None:
-            _check_int("--max-train-samples", self.max_train_samples, 1)
+        for flag, value in (
+            ("--max-train-samples", self.max_train_samples),
+            ("--max-val-samples", self.max_val_samples),
+            ("--max-test-samples", self.max_test_samples),
+        ):
+            if value is not None:
+                _check_int(flag, value, 1)
         check_choice("--color-mode", self.color_mode, COLOR_MODES)
         if self.decode_workers is not None:
             _check_int("--decode-workers", self.decode_workers, 1)

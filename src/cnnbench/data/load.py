@@ -60,6 +60,26 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         DataError: a file is malformed, too many images are unreadable, or a label is out of range.
         ChecksumError: a download or a CIFAR batch does not have its published checksum.
     """
+    return _limit_eval(cfg, _load(cfg))
+
+
+def _limit_eval(cfg: DataConfig, ds: Dataset) -> Dataset:
+    """--max-val-samples / --max-test-samples: stratified, seeded subsets, said in the notes.
+
+    Quick CPU studies use them so that an evaluation pass does not cost more than training; the
+    subset is a pure function of the split seed, so every run of a study sees the same images.
+    """
+    for split, limit in (("val", cfg.max_val_samples), ("test", cfg.max_test_samples)):
+        part = getattr(ds, split)
+        if limit is None or limit >= len(part):
+            continue
+        _, taken = stratified_take(part.labels, limit, cfg.split_seed, f"{split}-subset")
+        setattr(ds, split, part.subset(taken))
+        ds.notes.append(f"{split} split limited to a stratified subset of {len(taken):,} of {len(part):,} images")
+    return ds
+
+
+def _load(cfg: DataConfig) -> Dataset:
     spec = get_spec(cfg.base_name)
     if spec.format == "folder":
         return _folder_dataset(cfg, spec)

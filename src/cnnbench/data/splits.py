@@ -17,8 +17,15 @@ import numpy as np
 from cnnbench.errors import DataError, OutputError
 from cnnbench.utils.io import atomic_write_json
 
-_TRAIN_TEST, _VAL, _SUBSET, _SAMPLE = 1, 2, 3, 4
-PURPOSES = {"train_test": _TRAIN_TEST, "val": _VAL, "subset": _SUBSET, "sample": _SAMPLE}
+_TRAIN_TEST, _VAL, _SUBSET, _SAMPLE, _VAL_SUBSET, _TEST_SUBSET = 1, 2, 3, 4, 5, 6
+PURPOSES = {
+    "train_test": _TRAIN_TEST,
+    "val": _VAL,
+    "subset": _SUBSET,
+    "sample": _SAMPLE,
+    "val-subset": _VAL_SUBSET,
+    "test-subset": _TEST_SUBSET,
+}
 SPLIT_FORMAT = "cnnbench-split-v1"
 
 

@@ -77,6 +77,8 @@ class TrainConfig:
     test_batch_size: int = 32  # the test pass is also the timed "test time" (the Caltech study used 32)
     time_budget_s: float | None = None  # stop training after this many seconds (steps fixed after a probe)
     max_train_samples: int | None = None  # use a stratified subset of train (quick studies)
+    max_val_samples: int | None = None  # validate on a stratified subset (quick studies)
+    max_test_samples: int | None = None  # test on a stratified subset (stated in summary notes)
     checkpoint_every_steps: int | None = None  # also save `last` mid-epoch (long epochs)
     nan_check_every: int = 1  # steps between NaN checks on a GPU (each check syncs)
     progress: bool = True  # rich progress bar on a terminal
@@ -121,8 +123,9 @@ class TrainConfig:
             check_range("--ema", self.ema, 0, 1, low_inclusive=False, high_inclusive=False)
         if self.time_budget_s is not None:
             check_range("--time-budget", self.time_budget_s, 0, low_inclusive=False)
-        if self.max_train_samples is not None:
-            check_range("--max-train-samples", self.max_train_samples, 1)
+        for name in ("max_train_samples", "max_val_samples", "max_test_samples"):
+            if getattr(self, name) is not None:
+                check_range("--" + name.replace("_", "-"), getattr(self, name), 1)
         if self.checkpoint_every_steps is not None:
             check_range("--checkpoint-every-steps", self.checkpoint_every_steps, 1)
         if self.image_size is not None:

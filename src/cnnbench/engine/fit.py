@@ -70,6 +70,8 @@ def data_config_for(cfg: TrainConfig):
         strict=cfg.strict_data,
         max_skip_fraction=cfg.max_skip_fraction,
         max_train_samples=cfg.max_train_samples,
+        max_val_samples=cfg.max_val_samples,
+        max_test_samples=cfg.max_test_samples,
     )
 
 
@@ -337,6 +339,8 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
     tb = TensorBoardLog(out / "tb", enabled=main, purge_step=state.epoch + 1 if resumed_from else None)
     progress = Progress(cfg.progress and not trainer.quiet and main, cfg.model)
     say = (lambda msg: None) if (trainer.quiet or not main) else (lambda msg: _say(msg))
+    if resumed_from is None:  # evaluation on a subset is stated with the run's figures
+        state.notes.extend(n for n in trainer.dataset.notes if "limited to a stratified subset" in n)
     if meta is not None and getattr(meta, "adaptation", None) and resumed_from is None:
         state.notes.append("small-input adaptation: " + "; ".join(meta.adaptation))
 
