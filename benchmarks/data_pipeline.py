@@ -21,54 +21,15 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from cnnbench.data import DataConfig, DeviceLoader, build_augmentation, load_dataset
 from cnnbench.utils.env import Timer, device_label, resolve_device, versions
+from naive import AUG, DEFAULT_FASHION, PilDataset, pil_transform
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
-AUG = {
-    "rotation": 10.0,
-    "translate": 0.1,
-    "scale": (0.9, 1.1),
-    "brightness": 0.2,
-    "contrast": 0.2,
-    "erase_p": 0.25,
-    "erase_scale": (0.02, 0.12),
-    "erase_ratio": (0.3, 3.3),
-}
-
-
-class PilDataset(torch.utils.data.Dataset):
-    """What torchvision.datasets.FashionMNIST does per sample: array -> PIL image -> transform."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int):
-        from PIL import Image
-
-        return self.transform(Image.fromarray(self.images[i, 0], mode="L")), int(self.labels[i])
-
-
-def pil_transform(mean: float, std: float):
-    from torchvision import transforms as T
-
-    return T.Compose(
-        [
-            T.RandomAffine(degrees=AUG["rotation"], translate=(AUG["translate"],) * 2, scale=AUG["scale"]),
-            T.ColorJitter(brightness=AUG["brightness"], contrast=AUG["contrast"]),
-            T.ToTensor(),
-            T.RandomErasing(p=AUG["erase_p"], scale=AUG["erase_scale"], ratio=AUG["erase_ratio"], value=0),
-            T.Normalize((mean,), (std,)),
-        ]
-    )
+DEFAULT_DATA = DEFAULT_FASHION
 
 
 def time_cnnbench(ds, device: torch.device, batch_size: int) -> dict:

@@ -213,8 +213,6 @@ def test_out_of_memory_at_batch_one_fails_that_run_and_the_study_goes_on(tmp_pat
 def test_ddp_rank_killed_then_torchrun_restarts_and_the_run_resumes_to_completion(tmp_path, isolated_cache):
     out = tmp_path / "ddp"
     cmd = [
-        # --standalone (c10d rendezvous): a restart gets a fresh store; a static --master-port rendezvous
-        # would hand the restarted ranks the dead round's addresses
         sys.executable,
         "-m",
         "torch.distributed.run",
@@ -246,17 +244,21 @@ def test_ddp_rank_killed_then_torchrun_restarts_and_the_run_resumes_to_completio
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
     )
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if (out / "metrics.csv").exists() and len(_rows(out / "metrics.csv")) >= 1:
-            break
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        time.sleep(0.1)
-    time.sleep(0.3)
-    workers = _children(proc.pid)
-    assert len(workers) == 2, workers
-    os.kill(workers[-1], signal.SIGKILL)  # one rank dies mid-epoch
-    _, err = proc.communicate(timeout=300)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            if (out / "metrics.csv").exists() and len(_rows(out / "metrics.csv")) >= 1:
+                break
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.1)
+        time.sleep(0.3)
+        workers = _children(proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[-1], signal.SIGKILL)  # one rank dies mid-epoch
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # never leave torchrun and its workers behind
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_run"] == 3 and summary["world_size"] == 2

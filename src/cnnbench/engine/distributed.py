@@ -39,8 +39,31 @@ def init_from_env(device: torch.device) -> DistInfo:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(local)
-        dist.init_process_group(backend=backend)
+        store = _attempt_store(rank, world)
+        if store is not None:
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
+        else:
+            dist.init_process_group(backend=backend)
     return DistInfo(rank=rank, world_size=world, local_rank=local)
+
+
+def _attempt_store(rank: int, world: int):
+    """torchrun's agent store, with keys private to this restart attempt.
+
+    After ``--max-restarts`` restarts a job, the new workers reach the same agent store, which still
+    holds the dead attempt's process-group keys; a rank that reads its peer's old address fails with
+    "Connection refused" (seen in about half of the restarts with PyTorch 2.14 and gloo). A prefix
+    per attempt gives every attempt a clean namespace.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    from datetime import timedelta
+
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False, timeout=timedelta(minutes=10)
+    )
+    return dist.PrefixStore(f"cnnbench/attempt_{attempt}", store)
 
 
 def local_device(device: torch.device, info: DistInfo) -> torch.device:
