@@ -3,7 +3,9 @@
 1. Engine overhead (the goal: ≤ 10 % on the CPU). ``cnnbench.engine.fit`` and a bare loop train the
    same model on the same device-resident Fashion-MNIST tensors, same batch, AdamW, no augmentation,
    ``--epochs`` epochs; both report the median epoch after the first (which pays for allocation and
-   warm-up). The engine's time is its own ``epoch_time_s`` (training only, device-synchronised).
+   warm-up). The engine's time is its own ``epoch_time_s`` (training only, device-synchronised). The
+   two alternate for ``--rounds`` rounds and the medians over rounds are compared: on a shared
+   2-core machine one round of ~50 LeNet steps moves by ±15 % from run to run.
 2. Against the naive pipeline (the goal on a GPU: ≥ 10× per epoch for every seed-mnist model): the
    engine with its device defaults and augmentation vs. torchvision Dataset + DataLoader + PIL
    transforms at batch 64 (benchmarks/naive.py), epoch time extrapolated from the timed batches.
@@ -90,6 +92,7 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=None, help="train images per epoch (default: 6000 on CPU, all)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--epochs", type=int, default=4, help="epochs per side; the median after the first is used")
+    p.add_argument("--rounds", type=int, default=3, help="alternating bare/engine rounds; medians compared")
     p.add_argument("--naive", action="store_true", help="also time the naive pipeline (batch 64, PIL, workers)")
     p.add_argument("--naive-batches", type=int, default=50, help="timed naive batches, scaled to an epoch")
     p.add_argument("--workers", type=int, default=4, help="naive DataLoader workers")
@@ -102,26 +105,20 @@ def main(argv=None) -> int:
     rows = []
     for name in resolve_model_names(args.models):
         lr = 1e-3
-        bare = bare_loop_epoch_s(name, ds, device, args.batch_size, lr, seed=0, epochs=args.epochs)
-        eng, _ = engine_epoch_s(
-            name,
-            args.data_dir,
-            str(device),
-            samples or len(ds.train),
-            args.epochs,
-            batch_size=args.batch_size,
-            lr=lr,
-            augment="none",
-            amp="none",
-            cuda_graphs="off",
-            channels_last=False,
-        )
+        bares, engines = [], []
+        for _ in range(args.rounds):
+            bares.append(bare_loop_epoch_s(name, ds, device, args.batch_size, lr, seed=0, epochs=args.epochs))
+            recipe = {"batch_size": args.batch_size, "lr": lr, "augment": "none", "amp": "none", "cuda_graphs": "off"}
+            engines.append(engine_epoch_s(name, args.data_dir, str(device), len(ds.train), args.epochs, **recipe)[0])
+        bare, eng = statistics.median(bares), statistics.median(engines)
         row = {
             "model": name,
             "images": len(ds.train),
             "bare_img_s": len(ds.train) / bare,
             "engine_img_s": len(ds.train) / eng,
             "engine_overhead_pct": (eng / bare - 1) * 100,
+            "bare_epoch_s_rounds": bares,
+            "engine_epoch_s_rounds": engines,
         }
         if args.naive:
             fast, summary = engine_epoch_s(

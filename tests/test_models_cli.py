@@ -45,7 +45,9 @@ def test_summary_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["adaptation"] == [] and data["layers"][0]["name"] == "features"
     data = _json(capsys, "summary", "vgg11", "--input", "1x28x28", "--num-classes", "10", "--no-layers", "--json")
     assert data["final_feature_map"] == [512, 3, 3] and data["layers"] == []
-    assert data["adaptation"] == ["features.20 (MaxPool2d) removed", "features.15 (MaxPool2d) removed"]
+    assert data["adaptation"][:2] == ["features.20 (MaxPool2d) removed", "features.15 (MaxPool2d) removed"]
+    assert data["adaptation"][2].startswith("global_pool 7×7→3×3 and pre_logits.0 25088→4608 inputs")
+    assert data["params"] == 44_920_074  # fc6 takes the 3×3 map, not a 7×7 copy of it (129 M → 45 M)
 
 
 def test_summary_table_and_bad_input(capsys: pytest.CaptureFixture[str]) -> None:

@@ -108,8 +108,26 @@ def test_lenet5_matches_the_mnist_study() -> None:
         ("resnet18", 28, ["features.maxpool (MaxPool2d) removed"]),
         ("resnet18", 32, ["features.maxpool (MaxPool2d) removed"]),
         ("resnet18", 64, []),
-        ("vgg11", 28, ["features.20 (MaxPool2d) removed", "features.15 (MaxPool2d) removed"]),
-        ("alexnet", 28, ["features.0 stride 4→2", "features.12 (MaxPool2d) removed"]),
+        (
+            "vgg11",
+            28,
+            [
+                "features.20 (MaxPool2d) removed",
+                "features.15 (MaxPool2d) removed",
+                "global_pool 7×7→3×3 and pre_logits.0 25088→4608 inputs "
+                "(the 3×3 map was only repeated to fill the 7×7 grid)",
+            ],
+        ),
+        (
+            "alexnet",
+            28,
+            [
+                "features.0 stride 4→2",
+                "features.12 (MaxPool2d) removed",
+                "global_pool 6×6→2×2 and pre_logits.1 9216→1024 inputs "
+                "(the 2×2 map was only repeated to fill the 6×6 grid)",
+            ],
+        ),
         ("mobilenet_v3_small", 32, ["features.0.0 stride 2→1"]),
         ("densenet121", 28, ["features.pool0 (MaxPool2d) removed", "features.conv0 stride 2→1"]),
         ("inception_v3", 64, ["features.Conv2d_1a_3x3.conv stride 2→1"]),

@@ -54,7 +54,7 @@ HELP: dict[str, str] = {
     "drop_rate": "classifier dropout (default: the architecture's own)",
     "augment": "training augmentation family (auto: digits for MNIST-like data, natural for photos)",
     "amp": "mixed precision on a GPU (auto: bf16 where supported, else fp16 with a scaler)",
-    "channels_last": "channels-last memory format (default: on for CUDA)",
+    "channels_last": "channels-last (NHWC) memory format; faster on GPUs and for depthwise convs on CPUs",
     "compile": "torch.compile the model",
     "cuda_graphs": "capture the whole training step in a CUDA graph (GPU only)",
     "ema": "keep an exponential moving average of the weights with this decay (e.g. 0.999)",

@@ -53,7 +53,7 @@ class TrainConfig:
     drop_rate: float | None = None  # classifier dropout; None = the architecture's default
     augment: str = "auto"  # auto: digits for MNIST-like data, natural for photos
     amp: str = "auto"  # auto: bf16 on a GPU that has it, else fp16 with a scaler; none on the CPU
-    channels_last: bool | None = None  # None = on for CUDA
+    channels_last: bool = True  # NHWC: faster on GPUs, and 1.5-2.5x on CPUs for depthwise-heavy models
     compile: bool = False  # torch.compile the model
     cuda_graphs: str = "auto"  # capture the whole train step in a CUDA graph (GPU only)
     ema: float | None = None  # decay of an exponential moving average of weights, e.g. 0.999

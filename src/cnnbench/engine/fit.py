@@ -142,7 +142,7 @@ class Trainer:
             "head": cfg.head,
         }
         self.autocast_dtype, needs_scaler = _autocast_dtype(cfg, self.device)
-        self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
+        self.channels_last = cfg.channels_last
         self.scaler = torch.amp.GradScaler("cuda") if needs_scaler else None
 
     # ----------------------------------------------------------------------------- building

@@ -136,8 +136,31 @@ class ClassifierNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def adapt_head_to(self, feature_hw: tuple[int, int]) -> list[str]:
-        """Fit the head to a final feature map of ``feature_hw``; global pooling needs nothing."""
-        return []
+        """Fit the head to a final feature map of ``feature_hw``.
+
+        Global pooling needs nothing. VGG and AlexNet pool adaptively to a fixed 7×7 / 6×6 grid and
+        feed it to a wide FC layer; a smaller map (3×3 at 28×28) is only *repeated* to fill that
+        grid, which adds weights (VGG-11: 103 M in fc6) and no information. The grid then shrinks to
+        the map and fc6 takes that many inputs (freshly initialised). At the native size (a 7×7
+        map) nothing changes.
+        """
+        pool = self.global_pool[0] if isinstance(self.global_pool, nn.Sequential) else self.global_pool
+        if not isinstance(pool, nn.AdaptiveAvgPool2d) or not isinstance(self.pre_logits, nn.Sequential):
+            return []
+        size = pool.output_size if isinstance(pool.output_size, tuple) else (pool.output_size,) * 2
+        grid = (int(size[0] or feature_hw[0]), int(size[1] or feature_hw[1]))
+        new = (min(grid[0], feature_hw[0]), min(grid[1], feature_hw[1]))
+        if new == grid:
+            return []
+        index, fc6 = next((i, m) for i, m in enumerate(self.pre_logits) if isinstance(m, nn.Linear))
+        channels = fc6.in_features // (grid[0] * grid[1])
+        self.pre_logits[index] = nn.Linear(channels * new[0] * new[1], fc6.out_features, bias=fc6.bias is not None)
+        pool.output_size = new
+        return [
+            f"global_pool {grid[0]}×{grid[1]}→{new[0]}×{new[1]} and pre_logits.{index} {fc6.in_features}→"
+            f"{channels * new[0] * new[1]} inputs (the {feature_hw[0]}×{feature_hw[1]} map was only repeated "
+            f"to fill the {grid[0]}×{grid[1]} grid)"
+        ]
 
     def train(self, mode: bool = True) -> ClassifierNet:
         super().train(mode)
