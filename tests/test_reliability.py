@@ -60,7 +60,7 @@ def test_full_disk_during_training_stops_with_a_clear_error_and_keeps_the_last_c
 
     def save_then_disk_full(path, write):
         calls["n"] += 1
-        if calls["n"] > 3:  # epoch 0 `last`, then epoch 1 `best` and `last` succeed
+        if calls["n"] > 2:  # epoch 1's `best` and `last` succeed; epoch 2's first save finds the disk full
             raise OutputError(f"cannot write {path}: the disk is full; the previous version is kept")
         return real_save(path, write)
 
