@@ -3,6 +3,7 @@
     python benchmarks/embed.py                         # 10,000 blob points x 512 features, every stage
     python benchmarks/embed.py --data fashion-mnist    # Fashion-MNIST test images (784 pixels) as features
     python benchmarks/embed.py --run RUN_DIR           # a real run: features + analysis + files
+    python benchmarks/embed.py --features RUN_DIR/embedding.npz   # a real model's saved features
     python benchmarks/embed.py --compare-tsne --repeats 3 [--data fashion-mnist]
 
 The goal (issue 6): 10,000 points through t-SNE and all clustering in <= 60 s on a 2-core CPU.
@@ -100,6 +101,7 @@ def main() -> int:
     p.add_argument("--dim", type=int, default=512, help="feature width of the blobs")
     p.add_argument("--perplexity", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--features", default=None, help="embedding.npz of a run: use its features and labels")
     p.add_argument("--run", default=None, help="benchmark `cnnbench embed` on this run directory instead")
     p.add_argument("--compare-tsne", action="store_true", help="openTSNE vs scikit-learn: time and exact KL")
     p.add_argument("--repeats", type=int, default=1)
@@ -119,8 +121,12 @@ def main() -> int:
             seconds={k: round(v, 2) for k, v in result.seconds.items()},
         )
     else:
-        x, y = load_points(args.data, args.points, args.dim, args.data_dir, args.seed)
-        out.update(points=len(x), dim=int(x.shape[1]), source=args.data)
+        if args.features:
+            npz = np.load(args.features)
+            x, y = npz["features"][: args.points], npz["labels"][: args.points]
+        else:
+            x, y = load_points(args.data, args.points, args.dim, args.data_dir, args.seed)
+        out.update(points=len(x), dim=int(x.shape[1]), source=args.features or args.data)
         if args.compare_tsne:
             out["tsne_comparison"] = compare_tsne(x, args.repeats, args.perplexity, args.seed, args.tsne_iter)
         else:

@@ -154,6 +154,7 @@ def test_user_errors_name_the_flag_or_file(tiny_run, tmp_path):
         embed_run(broken)
 
 
+@pytest.mark.slow  # three subprocesses, each importing torch: ~10 s on 2 busy cores
 def test_cli_json_prints_one_object_and_errors_exit_2(tiny_run, tmp_path):
     run_dir = tiny_run[0]
     # the module fixture's CNNBENCH_CACHE / CNNBENCH_DATA stay set, so the subprocess finds the same data

@@ -22,6 +22,9 @@ DEFAULT_PCA_DIMS = 50
 #: Iterations in all: 250 with early exaggeration, then 500 (openTSNE's defaults).
 DEFAULT_MAX_ITER = 750
 _EARLY_ITER = 250
+#: Below this many points t-SNE runs on one thread: its 750 iterations are then so short that
+#: thread synchronisation costs more than it saves (3-8x slower with 2 threads on a busy 2-core CPU).
+PARALLEL_MIN_POINTS = 5000
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ def tsne_2d(
         seed: seeds the neighbour search, the PCA and the optimisation.
         backend: "opentsne" (default) or "sklearn".
         pca_dims: reduce wider features to this many PCA components first; None keeps them.
-        n_jobs: CPU threads (default: every core this process may use).
+        n_jobs: CPU threads (default: every core this process may use from 5,000 points, else 1).
         max_iter: iterations in all, the 250 early-exaggeration ones included (as scikit-learn counts).
 
     Raises:
@@ -88,7 +91,7 @@ def tsne_2d(
     if not np.all(np.isfinite(x)):
         raise ConfigError("t-SNE input contains NaN or infinite values; the model's embedding is not finite")
     perp = effective_perplexity(perplexity, len(x))
-    n_jobs = n_jobs or default_n_jobs()
+    n_jobs = n_jobs or (default_n_jobs() if len(x) >= PARALLEL_MIN_POINTS else 1)
     start = time.perf_counter()
     x, used_pca = _reduce(x, pca_dims, seed)
     if max_iter <= _EARLY_ITER:
