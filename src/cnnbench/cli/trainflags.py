@@ -58,6 +58,7 @@ HELP: dict[str, str] = {
     "compile": "torch.compile the model",
     "cuda_graphs": "capture the whole training step in a CUDA graph (GPU only)",
     "ema": "keep an exponential moving average of the weights with this decay (e.g. 0.999)",
+    "precise_bn_samples": "before each evaluation, recompute BatchNorm statistics on this many train images (0: off)",
     "seed": "random seed (weights, order, augmentation)",
     "deterministic": "deterministic algorithms (bit-exact reruns on the CPU; slower on a GPU)",
     "device": "device: auto, cpu, cuda or cuda:N",

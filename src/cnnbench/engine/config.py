@@ -57,6 +57,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     cuda_graphs: str = "auto"  # capture the whole train step in a CUDA graph (GPU only)
     ema: float | None = None  # decay of an exponential moving average of weights, e.g. 0.999
+    precise_bn_samples: int = 2048  # recompute BN statistics on this many train images before each evaluation
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"
@@ -113,6 +114,7 @@ class TrainConfig:
         check_range("--head-epochs", self.head_epochs, 0)
         check_range("--backbone-lr-scale", self.backbone_lr_scale, 0)
         check_range("--nan-check-every", self.nan_check_every, 1)
+        check_range("--precise-bn-samples", self.precise_bn_samples, 0)
         if self.patience is not None:
             check_range("--patience", self.patience, 1)
         if self.grad_clip is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import signal
 import threading
@@ -27,6 +28,7 @@ from cnnbench.engine.evaluate import EvalResult, evaluate
 from cnnbench.engine.graphs import CudaGraphStep, cuda_graphs_wanted
 from cnnbench.engine.loop import EagerStep, EpochPartial, EpochStats, train_one_epoch
 from cnnbench.engine.optim import ModelEma, build_optimizer, set_lr
+from cnnbench.engine.precise_bn import update_bn_stats
 from cnnbench.engine.runlog import MetricsLog, Progress, TensorBoardLog
 from cnnbench.engine.schedules import PlateauState, build_schedule_spec, lr_at
 from cnnbench.errors import CnnbenchError
@@ -178,6 +180,15 @@ class Trainer:
             self.train_split, batch_size=batch_size, train=True, augment=augment, seed=self.cfg.seed, **common
         )
         self.val_loader = DeviceLoader(self.dataset.val, batch_size=self.cfg.eval_batch_size, train=False, **common)
+        # precise BN: shuffled, unaugmented train batches; the same ones on every rank
+        self.bn_loader = DeviceLoader(
+            self.train_split,
+            batch_size=batch_size,
+            train=True,
+            augment=None,
+            seed=self.cfg.seed + 7919,
+            **{**common, "rank": 0, "world_size": 1},
+        )
 
     def build_optimizer(self, lr: float, batch_size: int, notes: list[str]) -> None:
         cfg = self.cfg.replace(lr=lr) if lr != self.cfg.lr else self.cfg
@@ -201,6 +212,14 @@ class Trainer:
         )
         if graphs:
             self.step_fn = CudaGraphStep(self.step_fn, batch_size)
+
+    def recalibrate_bn(self, epoch: int) -> None:
+        """Precise BN before an evaluation (cnnbench.engine.precise_bn)."""
+        if self.cfg.precise_bn_samples <= 0:
+            return
+        self.bn_loader.set_epoch(epoch)
+        n = -(-self.cfg.precise_bn_samples // self.bn_loader.batch_size)
+        update_bn_stats(self.eval_model(), itertools.islice(self.bn_loader, n), self.channels_last)
 
     def eval_model(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else self.model
@@ -464,6 +483,7 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
             progress.end_epoch(f"[yellow]{error}")
             break
         state.batch_in_epoch, state.partial = 0, None
+        trainer.recalibrate_bn(epoch)
         val = trainer.evaluate(trainer.val_loader)
         row = {
             "epoch": epoch + 1,

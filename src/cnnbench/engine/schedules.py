@@ -104,14 +104,18 @@ class PlateauState:
 
 
 def build_schedule_spec(cfg: Any, steps_per_epoch: int, total_steps: int | None = None) -> ScheduleSpec:
-    """ScheduleSpec from a TrainConfig; ``total_steps`` overrides epochs × steps (time budgets)."""
+    """ScheduleSpec from a TrainConfig; ``total_steps`` overrides epochs × steps (time budgets).
+
+    Warm-up never takes more than a fifth of the run: a 5-epoch warm-up in a run cut to 7 steps by
+    its time budget would leave it no step at the peak learning rate.
+    """
     total = total_steps if total_steps is not None else cfg.epochs * steps_per_epoch
     return ScheduleSpec(
         name=cfg.schedule,
         base_lr=cfg.lr,
         total_steps=max(1, total),
         steps_per_epoch=max(1, steps_per_epoch),
-        warmup_steps=min(total, int(round(cfg.warmup_epochs * steps_per_epoch))),
+        warmup_steps=min(total // 5, int(round(cfg.warmup_epochs * steps_per_epoch))),
         warmup_start_lr=cfg.warmup_start_lr,
         min_lr=cfg.min_lr,
         step_size_epochs=cfg.step_size,

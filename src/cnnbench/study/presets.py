@@ -90,7 +90,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "lr": 2e-3,
             "optimizer": "adamw",
             "weight_decay": 5e-4,
-            "warmup_epochs": 0.5,
+            "warmup_epochs": 0.5,  # at most a fifth of each run's budgeted steps
             "plateau_patience": 1,
             "plateau_factor": 0.1,
             "plateau_max_reductions": 3,
@@ -98,6 +98,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "augment": "digits",
             "time_budget_s": 6.0,
             "max_train_samples": 2000,
+            "precise_bn_samples": 256,
             "eval_batch_size": 500,
             "test_batch_size": 100,
         },
