@@ -72,4 +72,6 @@ def run(args: argparse.Namespace) -> int:
     out.print(f"final feature map {'x'.join(map(str, summary.final_feature_map))}")
     out.print(f"embedding         {summary.num_features} features (forward_head(pre_logits=True))")
     out.print(f"adaptation        {'; '.join(summary.adaptation) if summary.adaptation else 'none (native layout)'}")
+    for line in summary.notes:
+        out.print(f"note              {line}")
     return 0

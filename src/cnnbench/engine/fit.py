@@ -377,6 +377,8 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
         state.notes.extend(n for n in trainer.dataset.notes if "limited to a stratified subset" in n)
     if meta is not None and getattr(meta, "adaptation", None) and resumed_from is None:
         state.notes.append("small-input adaptation: " + "; ".join(meta.adaptation))
+    if meta is not None and resumed_from is None:
+        state.notes.extend(f"model: {n}" for n in getattr(meta, "notes", []))
 
     status = "completed"
     error: str | None = None

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from cnnbench.errors import ConfigError
 from cnnbench.models._registry import get_spec, groups_of
@@ -99,6 +100,14 @@ def create_model(
     elif drop_rate is not None:
         set_head_dropout(model, float(drop_rate))
     report = load_pretrained(model, weights, name) if weights is not None else None
+    notes = []
+    if isinstance(model.logit_act, nn.ReLU):
+        # SqueezeNet's ReLU on its logits: once every logit of a sample is ≤ 0 it gets no gradient,
+        # and training from scratch can stall at chance (mnist-sample, 3 epochs: 15 % with it, 65 %
+        # without). Removed whatever the weights, so that a model depends on its model_args alone;
+        # published weights predict the same class whenever one logit is positive.
+        model.logit_act = nn.Identity()
+        notes.append("ReLU on the logits removed (with it, training from scratch can stall at chance)")
     adaptation, final_map = adapt_to_input(model, in_chans, hw, name)
     model.cnnbench_meta = ModelMeta(
         name=name,
@@ -109,6 +118,7 @@ def create_model(
         head=head,
         drop_rate=drop_rate,
         adaptation=adaptation,
+        notes=notes,
         final_feature_map=final_map,
         pretrained=str(weights) if weights is not None else None,
         load_report=report,

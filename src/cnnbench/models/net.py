@@ -49,6 +49,7 @@ class ModelMeta:
     head: str = "linear"
     drop_rate: float | None = None
     adaptation: list[str] = field(default_factory=list)  # empty at the architecture's native size
+    notes: list[str] = field(default_factory=list)  # other changes to the library's model, with the reason
     final_feature_map: tuple[int, int, int] | None = None  # (C, h, w) of forward_features at input_size
     pretrained: str | None = None  # the weights file loaded, if any
     load_report: LoadReport | None = None

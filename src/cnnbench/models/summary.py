@@ -36,6 +36,7 @@ class ModelSummary:
     num_features: int | None  # width of forward_head(pre_logits=True)
     num_classes: int | None
     adaptation: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # other changes to the library's model (ModelMeta.notes)
     layers: list[dict[str, Any]] = field(default_factory=list)  # name, type, depth, output_shape, params
 
     @property
@@ -161,5 +162,6 @@ def summarize(
         num_features=net.num_features if isinstance(net, ClassifierNet) else None,
         num_classes=net.num_classes if isinstance(net, ClassifierNet) else None,
         adaptation=list(meta.adaptation) if meta is not None else [],
+        notes=list(getattr(meta, "notes", [])) if meta is not None else [],
         layers=rows,
     )
