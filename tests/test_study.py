@@ -61,6 +61,7 @@ def test_tiny_study_writes_every_file_and_a_rerun_skips_everything(tmp_path, iso
         run = out / "runs" / r["run_id"]
         assert (run / "summary.json").is_file() and (run / "metrics.csv").is_file()
         assert (run / "checkpoint" / "best.pt").is_file()
+        assert not (run / "checkpoint" / "last.pt").exists()  # finished: the optimiser state is not kept
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/summary.json")}
 
     again = run_cli("run", *TINY, "--seeds", "2", "--no-embed", "--no-speed", "--out", str(out))

@@ -238,6 +238,10 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started) 
         done = len([x for x in result.runs if x["action"] != "skipped"]) + 1
         log(f"[{done}/{len(todo)}] {planned.run_id}: {status}, {acc_text} ({seconds:.1f} s)")
         result.runs.append({"run_id": planned.run_id, "action": "ran", "status": status, "seconds": seconds})
+        if status in ("completed", "early_stopped") and not spec.keep_last_checkpoint:
+            # a study never resumes a finished run (a changed recipe starts over); best.pt is what is
+            # evaluated and analysed, so last.pt (weights + optimiser state, 3× best with Adam) goes
+            (out / "runs" / planned.run_id / "checkpoint" / "last.pt").unlink(missing_ok=True)
         if spec.speed and status in FINISHED:
             _measure_speed(spec, planned, out, log)
         write_results(collect([out]), out)

@@ -47,6 +47,7 @@ class StudySpec:
     speed: bool = True  # throughput/latency per model
     onnx: bool = False  # also export to ONNX and time ONNX Runtime on the CPU
     workers: int | str = WORKERS_AUTO  # concurrent runs; auto: from free GPU memory, 1 on a CPU
+    keep_last_checkpoint: bool = False  # keep checkpoint/last.pt (weights + optimiser) of finished runs
     description: str = ""
 
     def __post_init__(self) -> None:
