@@ -524,6 +524,12 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
         if state.total_steps is not None and state.step >= state.total_steps:
             break
     progress.close()
+    if isinstance(trainer.step_fn, CudaGraphStep):
+        graph = trainer.step_fn
+        if graph.failed:
+            state.notes.append(graph.failed)
+        elif graph.capture_seconds is not None:
+            state.notes.append(f"CUDA graph: training step captured in {graph.capture_seconds:.2f} s")
     if status in ("completed", "early_stopped") and main:
         # a finished run needs no fallback for a damaged `last`; keep the disk for the next run
         (out / "checkpoint" / "last.prev.pt").unlink(missing_ok=True)
