@@ -113,26 +113,36 @@ def test_corrupted_last_checkpoint_resume_falls_back_to_the_previous_one(tmp_pat
     args = [
         "train",
         "--data",
-        "synthetic",
+        "mnist-sample",
         "--model",
         "lenet5",
         "--batch-size",
-        "64",
+        "16",
         "--lr",
         "3e-3",
-        "--max-train-samples",
-        "256",
         "--deterministic",
         "--no-progress",
         "--out",
         str(out),
+        "--epochs",
+        "3",
     ]
-    run_cli(*args, "--epochs", "2")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnbench", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
+    deadline = time.time() + 120
+    while not ((out / "metrics.csv").exists() and len(_rows(out / "metrics.csv")) >= 1):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)  # saves `last` inside epoch 2; epoch 1's becomes last.prev.pt
+    assert proc.wait(timeout=60) == 1
     last = out / "checkpoint" / "last.pt"
+    assert (out / "checkpoint" / "last.prev.pt").is_file()
     data = last.read_bytes()
     last.write_bytes(data[: len(data) // 3])  # a copy cut short
-    proc = run_cli(*args, "--epochs", "3", "--resume", "--json")
-    summary = json.loads(proc.stdout)
+    summary = json.loads(run_cli(*args, "--resume", "--json").stdout)
     assert summary["status"] == "completed" and summary["epochs_run"] == 3
     notes = " ".join(summary["notes"])
     assert f"{last} could not be loaded" in notes and "resumed after epoch 1" in notes
