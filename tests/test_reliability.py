@@ -160,6 +160,8 @@ def test_evaluating_a_corrupted_checkpoint_names_the_file(tmp_path):
 @pytest.mark.slow
 def test_a_diverging_and_a_failing_run_do_not_stop_the_study_and_the_report_shows_them(tmp_path, isolated_cache):
     study = tmp_path / "study.yaml"
+    weights = tmp_path / "squeezenet_weights.pth"
+    weights.write_bytes(b"\x80\x02 not a checkpoint")  # a damaged weights file: found, but unreadable
     study.write_text(
         "name: faults\n"
         "data: [synthetic]\n"
@@ -168,7 +170,7 @@ def test_a_diverging_and_a_failing_run_do_not_stop_the_study_and_the_report_show
         "recipe: {epochs: 2, batch_size: 64, lr: 0.003, max_train_samples: 256}\n"
         "model_recipes:\n"
         "  lenet5: {lr: 1000000.0, optimizer: sgd}\n"  # diverges
-        "  squeezenet1_1: {pretrained: /nonexistent/weights.pth}\n"  # fails: weights file missing
+        f"  squeezenet1_1: {{pretrained: {weights}}}\n"  # fails when its weights are loaded
         "embed: false\nspeed: false\n"
     )
     out = tmp_path / "out"
@@ -176,10 +178,10 @@ def test_a_diverging_and_a_failing_run_do_not_stop_the_study_and_the_report_show
     assert proc.returncode == 0, proc.stderr
     rows = {r["model"]: r for r in _rows(out / "results.csv")}
     assert rows["lenet5"]["status"] == "diverged" and "NaN/Inf" in rows["lenet5"]["error"]
-    assert rows["squeezenet1_1"]["status"] == "failed" and "/nonexistent/weights.pth" in rows["squeezenet1_1"]["error"]
+    assert rows["squeezenet1_1"]["status"] == "failed" and str(weights) in rows["squeezenet1_1"]["error"]
     assert rows["mobilenet_v3_small"]["status"] == "completed"
     html = (out / "report.html").read_text()
-    assert "diverged" in html and "NaN/Inf" in html and "/nonexistent/weights.pth" in html
+    assert "diverged" in html and "NaN/Inf" in html and weights.name in html
 
 
 @pytest.mark.slow

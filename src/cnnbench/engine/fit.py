@@ -388,6 +388,21 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
     def lr_for_step(step: int) -> float:
         return lr_at(step, spec, plateau.scale)
 
+    def run_epoch(start: int, partial: EpochPartial | None, max_steps: int | None, **kwargs) -> EpochStats:
+        """The current epoch's batches from ``start`` on, through the step (state.step is the first step)."""
+        return train_one_epoch(
+            trainer.step_fn,
+            trainer.train_loader.batches(start=start),
+            device=device,
+            first_step=state.step,
+            start_batch=start,
+            lr_for_step=lr_for_step,
+            set_lr=lambda lr: set_lr(trainer.optimizer, lr),
+            max_steps=max_steps,
+            partial=partial,
+            **kwargs,
+        )
+
     def epochs_planned() -> int:
         if state.total_steps is None:
             return cfg.epochs
@@ -410,17 +425,7 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
             if cfg.time_budget_s and state.total_steps is None:
                 # Time budget: time a few steps, then fix the number of steps for the whole run
                 # (the schedule is a function of the step, so it must know the total).
-                probe = train_one_epoch(
-                    trainer.step_fn,
-                    trainer.train_loader.batches(start=start_batch),
-                    device=device,
-                    first_step=state.step,
-                    start_batch=start_batch,
-                    lr_for_step=lr_for_step,
-                    set_lr=lambda lr: set_lr(trainer.optimizer, lr),
-                    max_steps=state.step + PROBE_STEPS,
-                    nan_check_every=1,
-                )
+                probe = run_epoch(start_batch, None, state.step + PROBE_STEPS, nan_check_every=1)
                 per_step = probe.seconds / max(1, probe.steps)
                 remaining = max(0.0, cfg.time_budget_s - probe.seconds)
                 state.total_steps = min(cfg.epochs * spe, state.step + probe.steps + int(remaining / per_step))
@@ -436,19 +441,13 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
                 if probe.diverged_step is not None:
                     stats = probe
                     raise _Diverged(probe)
-            stats = train_one_epoch(
-                trainer.step_fn,
-                trainer.train_loader.batches(start=start_batch),
-                device=device,
-                first_step=state.step,
-                start_batch=start_batch,
-                lr_for_step=lr_for_step,
-                set_lr=lambda lr: set_lr(trainer.optimizer, lr),
+            stats = run_epoch(
+                start_batch,
+                partial,
+                state.total_steps,
                 nan_check_every=1 if device.type == "cpu" else cfg.nan_check_every,
-                max_steps=state.total_steps,
                 should_stop=lambda: stop.set,
                 on_step=lambda b, s: progress.advance(),
-                partial=partial,
             )
         except _Diverged as d:
             stats = d.stats

@@ -10,18 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.utils.io import atomic_write_text
-
-METRIC_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "lr",
-    "epoch_time_s",
-    "train_time_s",
-    "batch_size",
-)
+from cnnbench.utils.schema import METRIC_COLUMNS
 
 
 class MetricsLog:

@@ -18,6 +18,7 @@ from typing import Any
 
 from cnnbench.errors import ResultsError
 from cnnbench.report.runfiles import read_config, read_json_file, read_yaml_file
+from cnnbench.utils.lock import pid_alive
 
 ID_COLUMNS = ("run_id", "dataset", "model", "schedule", "seed", "status", "error")
 SUMMARY_FIGURES = (
@@ -255,13 +256,7 @@ def _lock_is_live(path: Path) -> bool:
         return path.exists()
     if host != socket.gethostname():
         return True  # another machine's process: assume alive
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def _read_run(

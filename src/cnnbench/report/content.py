@@ -242,8 +242,9 @@ def _distinct(values: Any) -> str:
     return "; ".join(seen)
 
 
-def _speed_devices(results: Results) -> list[tuple[str, str]]:
-    gpus = _distinct(
+def _gpu_setups(speeds: list[dict[str, Any]]) -> str:
+    """The distinct GPU measurement set-ups (name, dtype, batch) of speed records, '; '-joined."""
+    return _distinct(
         " ".join(
             str(x)
             for x in (
@@ -253,9 +254,13 @@ def _speed_devices(results: Results) -> list[tuple[str, str]]:
             )
             if x
         )
-        for s in _speeds(results)
+        for s in speeds
         if s.get("gpu_throughput") is not None
     )
+
+
+def _speed_devices(results: Results) -> list[tuple[str, str]]:
+    gpus = _gpu_setups(_speeds(results))
     out = []
     if gpus:
         out.append(("GPU throughput measured on", gpus))
@@ -484,19 +489,7 @@ def _measurement_notes(ctx: _Ctx, test_batch: int | None) -> list[str]:
         "selected on the validation split; train and test accuracy are never averaged."
     ]
     speeds = [r.speed for r in ctx.runs if r.speed]
-    gpu = _distinct(
-        " ".join(
-            str(x)
-            for x in (
-                s.get("gpu_name"),
-                s.get("gpu_dtype"),
-                f"batch {s['gpu_batch_size']}" if s.get("gpu_batch_size") else None,
-            )
-            if x
-        )
-        for s in speeds
-        if s.get("gpu_throughput") is not None
-    )
+    gpu = _gpu_setups(speeds)
     if gpu:
         notes.append(f"GPU throughput: images/s in eval mode after warm-up ({gpu}).")
     if any(s.get("cpu_latency_ms") is not None for s in speeds):

@@ -16,18 +16,7 @@ from typing import Any
 import numpy as np
 
 from cnnbench.errors import ResultsError
-
-METRIC_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "lr",
-    "epoch_time_s",
-    "train_time_s",
-    "batch_size",
-)
+from cnnbench.utils.schema import METRIC_COLUMNS
 
 
 def read_json_file(path: Path) -> Any:

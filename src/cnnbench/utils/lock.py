@@ -12,7 +12,8 @@ from cnnbench.errors import LockedError, OutputError
 from cnnbench.utils.io import describe_os_error
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -40,7 +41,7 @@ class DirectoryLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self._read_owner()
-                if owner is not None and owner.get("host") == info["host"] and not _pid_alive(int(owner["pid"])):
+                if owner is not None and owner.get("host") == info["host"] and not pid_alive(int(owner["pid"])):
                     self.path.unlink(missing_ok=True)  # stale: its process is gone
                     continue
                 who = (
