@@ -100,7 +100,6 @@ PRESETS: dict[str, dict[str, Any]] = {
             "max_train_samples": 2000,
             "precise_bn_samples": 256,
             "eval_batch_size": 500,
-            "test_batch_size": 100,
         },
         "targets": dict(TARGETS),
         "embed_max_points": 1_000,
