@@ -123,3 +123,15 @@ def test_knn_distance_figure_marks_knee_and_chosen_eps(result):
     chosen = result.map.dbscan.eps
     ys = [line.get_ydata()[0] for line in fig.axes[0].get_lines() if len(line.get_ydata()) == 2]
     assert any(abs(v - chosen) < 1e-9 for v in ys)
+
+
+def test_package_exports_resolve_to_the_functions_not_their_modules():
+    import subprocess
+    import sys
+
+    code = (
+        "from cnnbench.analysis import AnalysisConfig, analyze, embed_run, tsne_2d\n"
+        "import cnnbench.analysis as a\n"
+        "assert callable(analyze) and callable(a.analyze) and callable(tsne_2d), (analyze, a.analyze)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -49,7 +49,14 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'cnnbench.analysis' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"cnnbench.analysis.{_EXPORTS[name]}"), name)
+    module_name = _EXPORTS[name]
+    module = importlib.import_module(f"cnnbench.analysis.{module_name}")
+    # Importing a submodule binds its name on this package: ``analyze`` would then be the module
+    # cnnbench.analysis.analyze, not the function. Bind every export of that module explicitly.
+    for export, home in _EXPORTS.items():
+        if home == module_name:
+            globals()[export] = getattr(module, export)
+    return globals()[name]
 
 
 def __dir__() -> list[str]:

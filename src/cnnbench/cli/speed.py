@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import re
 
-from cnnbench.cli.common import add_json_flag, emit_json, note, print_table
-from cnnbench.errors import ConfigError
+from cnnbench.cli.common import add_json_flag, emit_json, note, parse_input_shape, print_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,16 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_flag(parser)
 
 
-def parse_input(text: str) -> tuple[int, int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*[x×,]\s*(\d+)\s*[x×,]\s*(\d+)\s*", text)
-    if not m:
-        raise ConfigError(f"--input {text!r}: expected CxHxW, e.g. 1x28x28 or 3x224x224")
-    c, h, w = (int(g) for g in m.groups())
-    if c < 1 or h < 8 or w < 8:
-        raise ConfigError(f"--input {text!r}: expected at least 1 channel and 8×8 pixels")
-    return c, h, w
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -41,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnbench.utils.env import device_info
     from cnnbench.utils.io import atomic_write_json
 
-    shape = parse_input(args.input)
+    shape = parse_input_shape(args.input)
     names = resolve_model_names(args.models)
     results = []
     for name in names:

@@ -4,25 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def parse_input_shape(text: str, flag: str = "--input") -> tuple[int, int, int]:
-    """``"1x28x28"`` -> (1, 28, 28); ``"224"`` -> (3, 224, 224).
-
-    Raises:
-        ConfigError: naming the flag when the text is not CxHxW with positive integers.
-    """
-    from cnnbench.errors import ConfigError
-
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values = [3, values[0], values[0]]
-    if len(values) != 3 or min(values) < 1:
-        raise ConfigError(f"{flag} {text!r}: expected CxHxW, e.g. 1x28x28 or 3x224x224")
-    return values[0], values[1], values[2]
+from cnnbench.cli.common import parse_input_shape
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

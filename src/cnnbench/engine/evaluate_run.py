@@ -48,7 +48,7 @@ def evaluate_run(
         if model_args is None:
             raise CnnbenchError(f"{path} has no model_args; evaluate its run directory instead")
         from cnnbench.engine.config import TrainConfig
-        from cnnbench.engine.fit import data_config_for
+        from cnnbench.engine.trainer import data_config_for
 
         data_config = dataclasses.asdict(data_config_for(TrainConfig.from_dict(config, str(path))))
     if data is not None and data != data_config["name"]:

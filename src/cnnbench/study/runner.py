@@ -120,7 +120,7 @@ _DATASETS: dict[tuple, Any] = {}
 def _dataset_for(cfg: TrainConfig):
     """Datasets are loaded once per process and shared by every run that uses them."""
     from cnnbench.data import load_dataset
-    from cnnbench.engine.fit import data_config_for
+    from cnnbench.engine.trainer import data_config_for
 
     key = tuple(sorted(dataclasses.asdict(data_config_for(cfg)).items()))
     if key not in _DATASETS:
@@ -130,7 +130,7 @@ def _dataset_for(cfg: TrainConfig):
 
 def execute_run(planned: PlannedRun, run_dir: Path) -> dict[str, Any]:
     """Train one planned run; a failure becomes a ``failed`` summary, never a crashed study."""
-    from cnnbench.engine.fit import fit
+    from cnnbench.engine.trainer import fit
 
     action = run_status(run_dir, planned.config)
     if action == "done":
