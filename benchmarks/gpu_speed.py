@@ -150,20 +150,20 @@ def part_inference(args, device) -> list[dict]:
     out = []
     for name, size in INFERENCE:
         size = min(size, args.max_size)
-        ours = create_model(name, num_classes=1000, in_chans=3, input_size=size)
-        timm_name = {"mobilenet_v2": "mobilenetv2_100", "vgg19": "vgg19"}.get(name, name)
-        theirs = timm.create_model(timm_name, pretrained=False)
-        row = {
-            "model": name,
-            "input": size,
-            "cnnbench_img_s": _throughput(ours, size, device, args.infer_batch, args.iters),
-            "timm_eager_img_s": _throughput(theirs, size, device, args.infer_batch, args.iters),
-        }
-        if args.compile:
-            t0 = time.perf_counter()
-            row["cnnbench_compiled_img_s"] = _throughput(ours, size, device, args.infer_batch, args.iters, True)
-            row["compile_and_measure_s"] = time.perf_counter() - t0
-        row["ratio_vs_timm"] = row["cnnbench_img_s"] / row["timm_eager_img_s"]
+        row = {"model": name, "input": size}
+        try:
+            ours = create_model(name, num_classes=1000, in_chans=3, input_size=size)
+            timm_name = {"mobilenet_v2": "mobilenetv2_100", "vgg19": "vgg19"}.get(name, name)
+            theirs = timm.create_model(timm_name, pretrained=False)
+            row["cnnbench_img_s"] = _throughput(ours, size, device, args.infer_batch, args.iters)
+            row["timm_eager_img_s"] = _throughput(theirs, size, device, args.infer_batch, args.iters)
+            if args.compile:
+                t0 = time.perf_counter()
+                row["cnnbench_compiled_img_s"] = _throughput(ours, size, device, args.infer_batch, args.iters, True)
+                row["compile_and_measure_s"] = time.perf_counter() - t0
+            row["ratio_vs_timm"] = row["cnnbench_img_s"] / row["timm_eager_img_s"]
+        except Exception as exc:  # one model's failure (e.g. a reduced --max-size below its minimum) is a row
+            row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
         print(f"  {row}", file=sys.stderr)
         out.append(row)
     return out
@@ -231,6 +231,9 @@ def main(argv=None) -> int:
     if "inference" in result:
         print(f"\ninference throughput, batch {args.infer_batch}, {result['dtype']}, channels-last (img/s)")
         for r in result["inference"]:
+            if "error" in r:
+                print(f"{r['model']:22s} {r['input']:4d}px {r['error']}")
+                continue
             extra = f"  compiled {r['cnnbench_compiled_img_s']:,.0f}" if "cnnbench_compiled_img_s" in r else ""
             print(
                 f"{r['model']:22s} {r['input']:4d}px cnnbench {r['cnnbench_img_s']:10,.0f}  "
