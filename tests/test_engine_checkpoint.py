@@ -30,7 +30,43 @@ def test_save_failing_halfway_keeps_previous_last_and_leaves_no_partial_file(tmp
         save_checkpoint(tmp_path, "last", _state(2))
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.prev.pt", "last.pt"]  # no temp file left
+    # no temp file left; each checkpoint has its checksum beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "last.prev.pt",
+        "last.prev.pt.sha256",
+        "last.pt",
+        "last.pt.sha256",
+    ]
+
+
+def test_changed_contents_of_the_same_size_are_caught_by_the_checksum(tmp_path):
+    """Sixteen float values overwritten inside last.pt: it still loads, but the checksum refuses it."""
+    save_checkpoint(tmp_path, "last", {"model": {"w": torch.zeros(4096)}, "epoch": 1})
+    save_checkpoint(tmp_path, "last", {"model": {"w": torch.ones(4096)}, "epoch": 2})
+    path = tmp_path / "last.pt"
+    data = bytearray(path.read_bytes())
+    at = data.index(torch.ones(16).numpy().tobytes())  # the tensor's bytes inside the zip
+    data[at : at + 64] = torch.full((16,), 7.0).numpy().tobytes()
+    path.write_bytes(bytes(data))
+    assert torch.load(path, weights_only=True)["model"]["w"][0] == 7.0  # torch alone would not notice
+    with pytest.raises(CheckpointError, match=r"last\.pt does not match its checksum in last\.pt\.sha256"):
+        load_checkpoint(path)
+    ckpt, notes = load_resume_checkpoint(tmp_path)
+    assert ckpt["epoch"] == 1 and "checksum" in notes[0] and "falling back" in notes[0]
+
+
+def test_a_weights_only_file_over_last_is_not_resumed_from(tmp_path):
+    save_checkpoint(tmp_path, "last", {"model": {"w": torch.ones(2)}, "epoch": 1})  # as best.pt is written
+    with pytest.raises(CheckpointError, match=r"holds no training state .*cannot be resumed from"):
+        load_resume_checkpoint(tmp_path, require=ckpt_mod.RESUME_KEYS)
+
+
+def test_a_checkpoint_with_code_is_refused_for_safety_not_called_damaged(tmp_path):
+    import collections
+
+    torch.save({"format": "x", "model": collections.OrderedDict(), "evil": print}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"not plain tensors and was refused for safety"):
+        load_checkpoint(tmp_path / "bad.pt")
 
 
 def test_corrupted_last_falls_back_to_previous_with_a_note(tmp_path):

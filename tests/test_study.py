@@ -176,7 +176,7 @@ def test_flags_override_the_preset_key_by_key():
     cfg = spec.run_config("fashion-mnist", "resnet18", "plateau", 1)
     assert cfg.epochs == 3 and cfg.warmup_epochs == 5  # the rest of the preset stays
     assert cfg.target_accuracy == pytest.approx(0.90)  # fashion-mnist's own target
-    assert cfg.batch_size == 512 and cfg.patience == 7 and cfg.seed == 1
+    assert cfg.batch_size == 64 and cfg.patience == 7 and cfg.seed == 1
 
 
 def test_flags_also_override_per_model_recipes_and_scratch_models_train_fully():
@@ -201,5 +201,5 @@ def test_plan_and_shard_are_deterministic_and_cover_every_run():
 
 
 def test_unknown_preset_names_the_allowed_ones():
-    with pytest.raises(ConfigError, match="--preset 'mnist': expected one of mnist-study, caltech-transfer, quick"):
+    with pytest.raises(ConfigError, match="--preset .mnist.: expected one of mnist-study, mnist-study-fast, caltech-transfer, quick"):
         resolve_spec("mnist", None, {})

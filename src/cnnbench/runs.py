@@ -7,7 +7,9 @@ import the engine.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,8 +63,18 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    _verify_checksum(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # weights_only refuses anything but tensors and plain containers: say so, it is not damage
+        first_line = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        if "Unsupported global" in str(exc):  # a class or function named in the pickle, not damage
+            raise CheckpointError(
+                f"checkpoint {path} holds objects that are not plain tensors and was refused for safety "
+                "(cnnbench loads checkpoints with weights_only=True and never runs code from a file)"
+            ) from exc
+        raise CheckpointError(f"checkpoint {path} is damaged or truncated (UnpicklingError: {first_line})") from exc
     except Exception as exc:  # torch raises many types for a damaged zip/pickle
         # torch's own message is long and suggests weights_only=False, which is never the fix here
         first_line = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
@@ -71,6 +83,32 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a cnnbench checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     return ckpt
+
+
+def checksum_path(path: str | os.PathLike[str]) -> Path:
+    """``last.pt`` → ``last.pt.sha256``: the SHA-256 of the checkpoint as written (sha256sum format)."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def _verify_checksum(path: Path) -> None:
+    """Compare ``path`` with its ``.sha256`` file, when it has one (checkpoints of older versions do not)."""
+    side = checksum_path(path)
+    if not side.is_file():
+        return
+    try:
+        expected = side.read_text(encoding="utf-8").split()[0].lower()
+    except (OSError, UnicodeDecodeError, IndexError):
+        raise CheckpointError(f"checksum file {side} is unreadable; the checkpoint cannot be verified") from None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise CheckpointError(
+            f"checkpoint {path} does not match its checksum in {side.name}: its contents changed after it "
+            "was written (disk error or modification)"
+        )
 
 
 def eval_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a CPU, the full mnist-study on a GPU."
     )
     parser.add_argument("study_file", nargs="?", metavar="STUDY.yaml", help="study definition file (optional)")
-    parser.add_argument("--preset", default=None, help="mnist-study, caltech-transfer or quick")
+    parser.add_argument("--preset", default=None, help="quick, mnist-study, mnist-study-fast or caltech-transfer")
     parser.add_argument("--data", default=None, help="datasets, comma-separated")
     parser.add_argument("--models", "-m", default=None, help="model names and groups, comma-separated")
     parser.add_argument("--schedules", default=None, help="lr schedules, comma-separated (none,cosine,plateau,...)")
@@ -63,21 +63,38 @@ def run(args: argparse.Namespace) -> int:
     spec = resolve_spec(preset, args.study_file, flags)
     out = Path(args.out) if args.out else Path("studies") / spec.name
     if args.dry_run:
+        from cnnbench.rundir import recipe_hash
         from cnnbench.study.runner import plan_runs, shard_runs
         from cnnbench.study.spec import validate_study
 
         runs = shard_runs(plan_runs(spec, validate_study(spec)), shard)
+        hashes = sorted({recipe_hash(r.config.to_dict()) for r in runs})
         if args.json:
-            emit_json({"out_dir": str(out), "runs": [r.to_dict() for r in runs]})
+            emit_json(
+                {
+                    "out_dir": str(out),
+                    "preset": spec.preset,
+                    "recipe_hashes": hashes,
+                    "deviations": spec.deviations,
+                    "runs": [{**r.to_dict(), "recipe_hash": recipe_hash(r.config.to_dict())} for r in runs],
+                }
+            )
         else:
             for r in runs:
                 print(r.run_id)
-            note(f"{len(runs)} run(s) would be written under {out}/runs")
+            note(f"{len(runs)} run(s) under {len(hashes)} recipe(s) would be written under {out}/runs")
         return 0
     command = "cnnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = run_study(
         spec, out, shard=shard, workers=workers, command=command, log=(lambda m: None) if args.json else note
     )
+    if result.interrupted:
+        from cnnbench.engine.stop import EXIT_CODES
+
+        if args.json:
+            emit_json(result.to_dict())
+        note(f"results so far: {out / 'results.csv'}")
+        return EXIT_CODES.get(result.interrupted, 1)
     if args.json:
         emit_json(result.to_dict())
     else:

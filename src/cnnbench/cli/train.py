@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnbench.cli.common import add_json_flag, emit_json
+from cnnbench.cli.common import add_json_flag, emit_json, note
 from cnnbench.cli.trainflags import add_train_flags, given_train_flags
 
 
@@ -20,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RUN_DIR",
         help="continue the run in --out (or RUN_DIR) from its last checkpoint",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--out holds another run: move it aside to <parent>/.replaced/ and start a new one",
+    )
     add_json_flag(parser)
     add_train_flags(parser)
 
@@ -28,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cnnbench.engine import TrainConfig, fit
+    from cnnbench.engine.stop import STOP
+    from cnnbench.rundir import STATUS_OK
 
     values = given_train_flags(args)
     if isinstance(args.resume, str):
@@ -44,10 +51,20 @@ def run(args: argparse.Namespace) -> int:
         values["progress"] = False
     cfg = TrainConfig(**values)
     out = Path(args.out) if args.out else Path("runs") / f"{_safe(cfg.data)}__{cfg.model}__{cfg.schedule}__s{cfg.seed}"
-    summary = fit(cfg, out, resume=bool(args.resume), quiet=args.json)
+    summary = fit(cfg, out, resume=bool(args.resume), quiet=args.json, overwrite=args.overwrite)
     if args.json:
         emit_json(summary)
-    return 0 if summary["status"] in ("completed", "early_stopped") else 1
+    status = summary["status"]
+    if status in STATUS_OK:
+        return 0
+    # said on stderr whatever the output is (a Slurm log, --json): how the run ended and where it is
+    note(f"{cfg.model}: {status}: {summary.get('error') or 'no test pass'} → {out}")
+    if status == "interrupted":
+        return STOP.exit_code
+    return EXIT_DIVERGED if status == "diverged" else 1
+
+
+EXIT_DIVERGED = 3  # docs/reliability.md: 0 finished, 1 failed, 2 bad input, 3 diverged, 130/143 interrupted
 
 
 def _config_of(run_dir):

@@ -9,6 +9,7 @@ the previous ``last`` untouched and no partial file; a ``last`` that is damaged 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from typing import Any
 import torch
 
 from cnnbench.errors import CheckpointError
-from cnnbench.runs import CHECKPOINT_FORMAT, load_checkpoint
-from cnnbench.utils.io import atomic_save
+from cnnbench.runs import CHECKPOINT_FORMAT, checksum_path, load_checkpoint
+from cnnbench.utils.io import atomic_save, atomic_write_text
 
 
 def save_checkpoint(directory: Path, name: str, state: dict[str, Any]) -> Path:
@@ -33,14 +34,47 @@ def save_checkpoint(directory: Path, name: str, state: dict[str, Any]) -> Path:
             os.link(path, prev)
         except OSError:  # file systems without hard links
             atomic_save(prev, lambda f: f.write(path.read_bytes()))
-    atomic_save(path, lambda f: torch.save(state, f))
+        if checksum_path(path).exists():
+            atomic_write_text(checksum_path(prev), checksum_path(path).read_text().replace(path.name, prev.name))
+        else:
+            checksum_path(prev).unlink(missing_ok=True)
+    digest = hashlib.sha256()
+
+    def write(f) -> None:
+        torch.save(state, _HashingWriter(f, digest))
+
+    atomic_save(path, write)
+    # the checksum of what was written, beside it: contents changed later (a disk error, a stray
+    # write, someone's edit) are caught at load, where a bad `last` falls back to `last.prev`
+    atomic_write_text(checksum_path(path), f"{digest.hexdigest()}  {path.name}\n")
     return path
 
 
+class _HashingWriter:
+    """A file wrapper that hashes the bytes torch.save writes (no second read of the file)."""
+
+    def __init__(self, f, digest) -> None:
+        self._f, self._digest = f, digest
+
+    def write(self, data) -> int:
+        self._digest.update(data)
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+
+RESUME_KEYS = ("optimizer", "scheduler", "early_stopping", "run_state", "rng")
+
+
 def load_resume_checkpoint(
-    directory: Path, map_location: str | torch.device = "cpu"
+    directory: Path, map_location: str | torch.device = "cpu", require: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any], list[str]]:
     """Load ``last.pt``, falling back to ``last.prev.pt`` if it is damaged.
+
+    Args:
+        require: keys a usable checkpoint must hold (``RESUME_KEYS`` to continue training: a weights-only
+            ``best.pt`` copied over ``last.pt`` is then refused, and ``last.prev.pt`` tried).
 
     Returns:
         The checkpoint and notes describing any fallback.
@@ -56,6 +90,12 @@ def load_resume_checkpoint(
             continue
         try:
             ckpt = load_checkpoint(path, map_location)
+            missing = [k for k in require if k not in ckpt]
+            if missing:
+                raise CheckpointError(
+                    f"checkpoint {path} holds no training state ({', '.join(missing)} missing): it is a weights-only "
+                    "file such as best.pt and cannot be resumed from"
+                )
         except CheckpointError as exc:
             errors.append(str(exc))
             notes.append(f"{path} could not be loaded ({exc}); falling back to the previous checkpoint")

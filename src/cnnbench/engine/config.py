@@ -39,7 +39,7 @@ class TrainConfig:
     min_lr: float = 0.0  # floor of cosine/onecycle/plateau
     warmup_epochs: float = 0.0  # linear warm-up before any schedule
     warmup_start_lr: float = 1e-6
-    plateau_factor: float = 0.1  # lr *= factor when val accuracy stalls
+    plateau_factor: float = 0.1  # lr *= factor when the --monitor figure stalls
     plateau_patience: int = 3  # epochs without improvement before a reduction
     plateau_max_reductions: int = 3  # the MNIST study divided by 10 at most 3 times
     step_size: int = 10  # step schedule: epochs between decays
@@ -76,7 +76,8 @@ class TrainConfig:
     head: str = "linear"  # linear | mlp (the Caltech study's FC 1000 → ReLU → Dropout 0.5 → FC)
     eval_batch_size: int = 512
     test_batch_size: int = 32  # the test pass is also the timed "test time" (the Caltech study used 32)
-    time_budget_s: float | None = None  # stop training after this many seconds (steps fixed after a probe)
+    max_steps: int | None = None  # the run's work as optimiser steps (within --epochs); None = --epochs
+    time_budget_s: float | None = None  # equal-time comparison: steps fixed by timing a few (machine-dependent)
     max_train_samples: int | None = None  # use a stratified subset of train (quick studies)
     max_val_samples: int | None = None  # validate on a stratified subset (quick studies)
     max_test_samples: int | None = None  # test on a stratified subset (stated in summary notes)
@@ -98,6 +99,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {value!r}: expected a whole number ≥ 1")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"--seed {self.seed!r}: expected a whole number ≥ 0")
         check_range("--lr", self.lr, 0, low_inclusive=False)
         check_range("--weight-decay", self.weight_decay, 0)
         check_range("--min-lr", self.min_lr, 0)
@@ -125,6 +128,14 @@ class TrainConfig:
             check_range("--ema", self.ema, 0, 1, low_inclusive=False, high_inclusive=False)
         if self.time_budget_s is not None:
             check_range("--time-budget", self.time_budget_s, 0, low_inclusive=False)
+        if self.max_steps is not None:
+            if not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or self.max_steps < 1:
+                raise ConfigError(f"--max-steps {self.max_steps!r}: expected a whole number ≥ 1")
+            if self.time_budget_s is not None:
+                raise ConfigError(
+                    "--max-steps and --time-budget both fix a run's length: give one (--time-budget "
+                    "for an equal-time comparison whose steps depend on the machine, --max-steps for fixed work)"
+                )
         for name in ("max_train_samples", "max_val_samples", "max_test_samples"):
             if getattr(self, name) is not None:
                 check_range("--" + name.replace("_", "-"), getattr(self, name), 1)

@@ -19,17 +19,28 @@ class MetricsLog:
     def __init__(self, path: Path, rows: list[dict[str, Any]] | None = None) -> None:
         self.path = path
         self.rows: list[dict[str, Any]] = list(rows or [])
+        self.skipped_rows = 0  # unreadable rows dropped by ``resume``
 
     @classmethod
     def resume(cls, path: Path, upto_epoch: int) -> MetricsLog:
         """Rows of epochs ≤ ``upto_epoch`` (the checkpoint's) — later rows were never checkpointed."""
         rows: list[dict[str, Any]] = []
+        skipped = 0
         if path.exists():
-            with path.open(newline="") as f:
+            with path.open(newline="", encoding="utf-8", errors="replace") as f:
                 for row in csv.DictReader(f):
-                    if int(row["epoch"]) <= upto_epoch:
-                        rows.append({k: _parse(v) for k, v in row.items()})
-        return cls(path, rows)
+                    # a damaged row (a hand edit, a disk error) is dropped, not fatal: every epoch's
+                    # figures up to the checkpoint are rewritten from the rows that parse
+                    try:
+                        epoch = int(row.get("epoch") or "")
+                    except ValueError:
+                        skipped += 1
+                        continue
+                    if epoch <= upto_epoch:
+                        rows.append({k: _parse(v) for k, v in row.items() if k in METRIC_COLUMNS})
+        log = cls(path, rows)
+        log.skipped_rows = skipped
+        return log
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append({k: row.get(k) for k in METRIC_COLUMNS})
@@ -47,8 +58,8 @@ def _fmt(v: Any) -> Any:
     return "" if v is None else v
 
 
-def _parse(v: str) -> Any:
-    if v == "":
+def _parse(v: str | None) -> Any:
+    if v is None or v == "":
         return None
     try:
         f = float(v)

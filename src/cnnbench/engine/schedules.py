@@ -66,9 +66,12 @@ def _onecycle(step: int, spec: ScheduleSpec) -> float:
 
 @dataclass
 class PlateauState:
-    """Reduce-on-plateau on validation accuracy, with a cap on the number of reductions.
+    """Reduce-on-plateau on the monitored validation figure, with a cap on the number of reductions.
 
-    Decisions are taken once per epoch, after validation, and only once warm-up has ended.
+    ``mode`` "max" watches validation accuracy, "min" validation loss (the MNIST study's rule:
+    torch's ReduceLROnPlateau on val loss, whose default relative threshold of 1e-4 is used here
+    too: a loss must fall below best × (1 − 1e-4) to count as better). Decisions are taken once
+    per epoch, after validation, and only once warm-up has ended.
     """
 
     factor: float = 0.1
@@ -77,15 +80,25 @@ class PlateauState:
     best: float = -math.inf
     bad_epochs: int = 0
     reductions: int = 0
+    mode: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.mode == "min" and self.best == -math.inf:
+            self.best = math.inf
 
     @property
     def scale(self) -> float:
         return self.factor**self.reductions
 
-    def update(self, val_accuracy: float) -> bool:
-        """Record one epoch's validation accuracy; returns True when the lr was just reduced."""
-        if val_accuracy > self.best:
-            self.best = val_accuracy
+    def _better(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best * (1 - 1e-4) if self.best > 0 else value < self.best
+        return value > self.best
+
+    def update(self, value: float) -> bool:
+        """Record one epoch's monitored value; returns True when the lr was just reduced."""
+        if self._better(value):
+            self.best = value
             self.bad_epochs = 0
             return False
         self.bad_epochs += 1
@@ -99,6 +112,8 @@ class PlateauState:
         return asdict(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        # checkpoints written before the rule followed --monitor always watched accuracy: resume them so
+        self.mode = "max"
         for key, value in state.items():
             setattr(self, key, value)
 

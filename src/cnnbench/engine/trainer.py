@@ -10,8 +10,7 @@ import contextlib
 import dataclasses
 import itertools
 import math
-import signal
-import threading
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 import yaml
 
 from cnnbench.engine import distributed as ddp
-from cnnbench.engine.checkpoint import load_resume_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cnnbench.engine.checkpoint import RESUME_KEYS, load_resume_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cnnbench.engine.config import TrainConfig
 from cnnbench.engine.early_stopping import EarlyStopping
 from cnnbench.engine.evaluate import EvalResult, evaluate
@@ -31,7 +30,9 @@ from cnnbench.engine.optim import ModelEma, build_optimizer, set_lr
 from cnnbench.engine.precise_bn import update_bn_stats
 from cnnbench.engine.runlog import MetricsLog, Progress, TensorBoardLog
 from cnnbench.engine.schedules import PlateauState, build_schedule_spec, lr_at
+from cnnbench.engine.stop import STOP, StopRequest
 from cnnbench.errors import CnnbenchError
+from cnnbench.rundir import recipe_hash
 from cnnbench.utils.env import device_info, resolve_device, seed_everything, set_deterministic, synchronize, versions
 from cnnbench.utils.io import atomic_write_json, atomic_write_text, check_writable_dir
 from cnnbench.utils.lock import DirectoryLock
@@ -54,6 +55,34 @@ class RunState:
     epochs_to_target: int | None = None
     time_to_target_s: float | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def _check_splits(dataset, cfg: TrainConfig) -> list[str]:
+    """An empty split is an error; a split that lacks classes trains, with a note in the run and report."""
+    import numpy as np
+
+    from cnnbench.errors import DataError
+
+    for name in ("train", "val", "test"):
+        if len(getattr(dataset, name)) == 0:
+            raise DataError(
+                f"--data {cfg.data}: the {name} split has no images"
+                + (" (check --max-train-samples / --val-fraction)" if name != "test" else "")
+            )
+    notes = []
+    for name in ("train", "val", "test"):
+        present = np.unique(np.asarray(getattr(dataset, name).labels)).size
+        if present < dataset.num_classes:
+            notes.append(
+                f"warning: the {name} split holds {present} of {dataset.num_classes} classes; "
+                "accuracies on the missing classes are not measured"
+            )
+    if len(dataset.train) < cfg.batch_size:
+        notes.append(
+            f"--batch-size {cfg.batch_size} is larger than the {len(dataset.train)} training images: "
+            f"every step uses all of them (one step per epoch)"
+        )
+    return notes
 
 
 def data_config_for(cfg: TrainConfig):
@@ -92,32 +121,6 @@ def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype
     return torch.float16, True
 
 
-class _StopFlag:
-    """Set by SIGTERM / Ctrl-C; the loop checks it between steps and saves before exiting."""
-
-    def __init__(self) -> None:
-        self.set = False
-        self.signal: str | None = None
-        self._old: dict[int, Any] = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._old[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:  # noqa: ARG002
-        if self.set and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
-        self.set = True
-        self.signal = signal.Signals(signum).name
-
-    def restore(self) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        self._old.clear()
-
-
 class Trainer:
     """Holds the objects of one run while ``fit`` drives it. Not a public API."""
 
@@ -133,6 +136,7 @@ class Trainer:
         set_deterministic(cfg.deterministic)
         self.dataset = dataset if dataset is not None else load_dataset(data_config_for(cfg))
         self.train_split = self.dataset.train  # already subset by DataConfig.max_train_samples
+        self.split_notes = _check_splits(self.dataset, cfg)
         c, h, _ = self.dataset.image_shape
         self.input_size = cfg.image_size or h
         self.model_args = {
@@ -295,6 +299,7 @@ def _write_config(trainer: Trainer, out: Path) -> None:
         "amp": str(trainer.autocast_dtype).replace("torch.", "") if trainer.autocast_dtype else "fp32",
         "channels_last": trainer.channels_last,
         "config_hash": trainer.cfg.hash(),
+        "recipe_hash": recipe_hash(trainer.cfg.to_dict()),
     }
     atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
@@ -310,12 +315,16 @@ def fit(
     resume: bool = False,
     dataset=None,
     quiet: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data`` and write the run directory ``out_dir``.
 
     Args:
         resume: continue from ``out_dir/checkpoint/last.pt`` (falls back to ``last.prev.pt``).
             Under torchrun, a restarted job (``--max-restarts``) resumes automatically.
+        overwrite: ``out_dir`` already holds a run and this is a new one: move the old one aside to
+            ``<parent>/.replaced/`` first. Without it (and without ``resume``) that is an error, so two
+            runs never mix in one directory.
         dataset: an already loaded ``cnnbench.data.Dataset`` (a study loads it once for all runs).
         quiet: no progress bar or per-epoch lines (``--json``).
 
@@ -323,36 +332,78 @@ def fit(
         The summary.json dict. Failures that are results (divergence, interruption) are reported
         through ``status``; configuration and data errors raise ``CnnbenchError``.
     """
+    from cnnbench.models import get_spec
+
+    get_spec(cfg.model)  # an unknown model fails before any data is decoded or directory made
     out = Path(out_dir)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun the other ranks follow rank 0
+        restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+        prepare_run_dir(out, cfg, resume=resume or restarted, overwrite=overwrite)
     check_writable_dir(out)
     lock = DirectoryLock(out, ".train.lock")
     trainer = Trainer(cfg, out, dataset=dataset, quiet=quiet)
     main = trainer.dist.is_main
     if main:
         lock.acquire()
-    stop = _StopFlag()
-    stop.install()
     try:
-        return _fit(trainer, out, resume or trainer.dist.restart_count > 0, stop)
+        with STOP.installed() as stop:
+            return _fit(trainer, out, resume or trainer.dist.restart_count > 0, stop)
     finally:
-        stop.restore()
         if main:
             lock.release()
         ddp.shutdown(trainer.dist)
 
 
-def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str, Any]:  # noqa: C901
+RUN_MARKERS = ("config.yaml", "summary.json", "metrics.csv", "checkpoint")
+IDENTITY_KEYS = ("model", "data", "image_size", "head", "drop_rate")  # what the weights' shapes depend on
+
+
+def prepare_run_dir(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix two runs in one directory; with ``overwrite``, move the old run aside first."""
+    if not out.is_dir() or not any((out / m).exists() for m in RUN_MARKERS):
+        return
+    saved: dict[str, Any] = {}
+    if (out / "config.yaml").is_file():
+        try:
+            loaded = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+            saved = loaded if isinstance(loaded, dict) else {}
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            saved = {}
+    if resume:
+        for key in IDENTITY_KEYS:
+            if key in saved and saved[key] != getattr(cfg, key):
+                raise CnnbenchError(
+                    f"--resume {out}: that run has {key} {saved[key]!r}, not {getattr(cfg, key)!r}; a checkpoint "
+                    f"cannot continue as another {key} (use another --out for a new run)"
+                )
+        return
+    if overwrite:
+        dest = out.parent / ".replaced" / f"{out.name}.{time.strftime('%Y%m%d-%H%M%S')}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        out.rename(dest)
+        cfg.notes.append(f"--overwrite: the previous run in this directory was moved to {dest}")
+        return
+    what = f"a run of {saved.get('model', '?')} (seed {saved.get('seed', '?')})" if saved else "files of a run"
+    same = saved.get("resolved", {}).get("config_hash") == cfg.hash() if saved else False
+    raise CnnbenchError(
+        f"--out {out} already holds {what}{' with this recipe' if same else ' with another recipe'}; "
+        "use --resume to continue it, another --out, or --overwrite to move it aside"
+    )
+
+
+def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[str, Any]:  # noqa: C901
     from cnnbench.models import freeze_backbone, summarize
 
     cfg, dist, device = trainer.cfg, trainer.dist, trainer.device
     main = dist.is_main
     trainer.build_model()
-    plateau = PlateauState(cfg.plateau_factor, cfg.plateau_patience, cfg.plateau_max_reductions)
-    early = EarlyStopping(cfg.patience, "max" if cfg.monitor == "val_accuracy" else "min", cfg.min_delta)
+    mode = "max" if cfg.monitor == "val_accuracy" else "min"
+    plateau = PlateauState(cfg.plateau_factor, cfg.plateau_patience, cfg.plateau_max_reductions, mode=mode)
+    early = EarlyStopping(cfg.patience, mode, cfg.min_delta)
     state = RunState(batch_size=cfg.batch_size, lr=cfg.lr, notes=list(cfg.notes))
     resumed_from: dict[str, Any] | None = None
     if resume and (out / "checkpoint").is_dir() and any((out / "checkpoint").glob("last*.pt")):
-        resumed_from, notes = load_resume_checkpoint(out / "checkpoint", map_location=device)
+        resumed_from, notes = load_resume_checkpoint(out / "checkpoint", map_location=device, require=RESUME_KEYS)
         state = trainer.restore(resumed_from, plateau, early)
         state.notes.extend(notes)
         state.notes.append(f"resumed after epoch {state.epoch} (step {state.step})")
@@ -360,6 +411,9 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
         state.notes.append("--resume: no checkpoint found, started from scratch")
     trainer.build_loaders(state.batch_size)
     trainer.build_optimizer(state.lr, state.batch_size, state.notes)
+    if cfg.max_steps is not None and state.total_steps is None:
+        # fixed work: the schedule is a function of the step, so it must know the total from the start
+        state.total_steps = min(cfg.epochs * len(trainer.train_loader), cfg.max_steps)
     if resumed_from is not None:
         trainer.optimizer.load_state_dict(resumed_from["optimizer"])
 
@@ -370,11 +424,16 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
         atomic_write_json(out / "data.json", trainer.dataset.info())
         atomic_write_json(out / "model.json", model_summary.to_dict())
     metrics = MetricsLog.resume(out / "metrics.csv", state.epoch) if resumed_from else MetricsLog(out / "metrics.csv")
+    if metrics.skipped_rows:
+        state.notes.append(f"metrics.csv: {metrics.skipped_rows} unreadable row(s) dropped on resume")
     tb = TensorBoardLog(out / "tb", enabled=main, purge_step=state.epoch + 1 if resumed_from else None)
     progress = Progress(cfg.progress and not trainer.quiet and main, cfg.model)
     say = (lambda msg: None) if (trainer.quiet or not main) else (lambda msg: _say(msg))
     if resumed_from is None:  # evaluation on a subset is stated with the run's figures
         state.notes.extend(n for n in trainer.dataset.notes if "limited to a stratified subset" in n)
+        state.notes.extend(trainer.split_notes)
+        for line in trainer.split_notes:
+            say(line)
     if meta is not None and getattr(meta, "adaptation", None) and resumed_from is None:
         state.notes.append("small-input adaptation: " + "; ".join(meta.adaptation))
     if meta is not None and resumed_from is None:
@@ -498,7 +557,11 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
             "batch_size": state.batch_size,
         }
         state.epoch += 1
-        if cfg.schedule == "plateau" and state.epoch > cfg.warmup_epochs and plateau.update(val.accuracy):
+        if (
+            cfg.schedule == "plateau"
+            and state.epoch > cfg.warmup_epochs
+            and plateau.update(val.accuracy if plateau.mode == "max" else val.loss)
+        ):
             state.notes.append(f"plateau: lr × {cfg.plateau_factor:g} after epoch {state.epoch}")
         if (
             cfg.target_accuracy is not None
@@ -513,10 +576,15 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
         if improved:
             trainer.save("best", state, plateau, early)
         trainer.save("last", state, plateau, early)
+        if stop.set and state.epoch < epochs_planned() and not early.should_stop:
+            # asked to stop during the evaluation: this epoch is saved; the next one is not started
+            status, error = "interrupted", f"stopped by {stop.signal} after epoch {state.epoch}; resume with --resume"
         progress.end_epoch(
             f"{cfg.model} epoch {state.epoch}: train loss {stats.loss:.4f} acc {stats.accuracy:.4f} · "
             f"val loss {val.loss:.4f} acc {val.accuracy:.4f} · lr {stats.last_lr:.2e} · {stats.seconds:.1f}s"
         )
+        if status == "interrupted":
+            break
         if early.should_stop:
             status = "early_stopped"
             break
@@ -532,6 +600,7 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: _StopFlag) -> dict[str
     if status in ("completed", "early_stopped") and main:
         # a finished run needs no fallback for a damaged `last`; keep the disk for the next run
         (out / "checkpoint" / "last.prev.pt").unlink(missing_ok=True)
+        (out / "checkpoint" / "last.prev.pt.sha256").unlink(missing_ok=True)
     summary = _finish(trainer, out, state, early, status, error, model_summary, metrics)
     tb.text("summary", f"status {summary['status']}, test accuracy {summary['test_accuracy']}")
     tb.close()
@@ -549,9 +618,10 @@ class _Diverged(Exception):
 
 
 def _say(message: str) -> None:
-    from cnnbench.cli.common import note
+    """A line for the person watching, on stderr (never on stdout, which --json keeps for its object)."""
+    from rich.console import Console
 
-    note(message)
+    Console(stderr=True, highlight=False).print(message)
 
 
 def _retry_smaller(trainer: Trainer, state: RunState, plateau, early, exc: BaseException, epoch: int):
@@ -569,13 +639,15 @@ def _retry_smaller(trainer: Trainer, state: RunState, plateau, early, exc: BaseE
     old_bs, old_lr, old_notes = state.batch_size, state.lr, list(state.notes)
     ckpt = None
     if any((trainer.out / "checkpoint").glob("last*.pt")):
-        ckpt, _ = load_resume_checkpoint(trainer.out / "checkpoint", map_location=trainer.device)
+        ckpt, _ = load_resume_checkpoint(trainer.out / "checkpoint", map_location=trainer.device, require=RESUME_KEYS)
         state = trainer.restore(ckpt, plateau, early)
     else:
         trainer.build_model()
         cfg = trainer.cfg
         plateau.load_state_dict(
-            PlateauState(cfg.plateau_factor, cfg.plateau_patience, cfg.plateau_max_reductions).state_dict()
+            PlateauState(
+                cfg.plateau_factor, cfg.plateau_patience, cfg.plateau_max_reductions, mode=plateau.mode
+            ).state_dict()
         )
         early.load_state_dict(EarlyStopping(early.patience, early.mode, early.min_delta).state_dict())
         state = RunState(batch_size=old_bs, lr=old_lr, total_steps=state.total_steps)
@@ -674,6 +746,7 @@ def _finish(
         "world_size": trainer.dist.world_size,
         "versions": versions(),
         "config_hash": cfg.hash(),
+        "recipe_hash": recipe_hash(cfg.to_dict()),
         "notes": state.notes,
     }
     if trainer.dist.is_main:

@@ -49,6 +49,10 @@ class AggregateRow:
     seeds: tuple[int, ...]  # seeds of the averaged runs
     statuses: dict[str, int]
     stats: dict[str, Stat]
+    recipe: str | None = None  # the recipe hash every run of the row shares
+    variant: str | None = None  # how this recipe differs from the model's others (None: only one)
+    duplicates: tuple[str, ...] = ()  # run ids left out: the same recipe and seed as a run counted
+    arch: str = ""  # the zoo name (``model`` carries the recipe label when there are several)
 
     def mean(self, key: str) -> float | None:
         return self.stats[key].mean
@@ -58,13 +62,24 @@ class AggregateRow:
 
 
 def aggregate(runs: Sequence[RunRecord]) -> list[AggregateRow]:
-    """Group runs by dataset × model × schedule and average each figure over the finished seeds."""
-    groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
+    """Group runs by dataset × model × schedule × recipe and average each figure over the finished seeds.
+
+    Runs of different recipes are never averaged together (``collect`` labels them apart). Two
+    finished runs of one recipe with the same seed are one result measured twice: the first (by run
+    id) is counted, the other is listed in ``duplicates``.
+    """
+    groups: dict[tuple[str, str, str, str], list[RunRecord]] = defaultdict(list)
     for run in runs:
-        groups[(run.dataset, run.model, run.schedule)].append(run)
+        groups[(run.dataset, run.model, run.schedule, run.recipe or "")].append(run)
     rows = []
-    for (dataset, model, schedule), members in sorted(groups.items()):
-        ok = [r for r in members if r.ok]
+    for (dataset, model, schedule, recipe), members in sorted(groups.items()):
+        ok, duplicates, seen = [], [], set()
+        for r in sorted((r for r in members if r.ok), key=lambda r: r.run_id):
+            if r.seed is not None and r.seed in seen:
+                duplicates.append(r.run_id)
+                continue
+            seen.add(r.seed)
+            ok.append(r)
         rows.append(
             AggregateRow(
                 dataset=dataset,
@@ -75,6 +90,10 @@ def aggregate(runs: Sequence[RunRecord]) -> list[AggregateRow]:
                 seeds=tuple(sorted(r.seed for r in ok if r.seed is not None)),
                 statuses=dict(sorted(Counter(r.status for r in members).items())),
                 stats={key: Stat.of(r.figures.get(key) for r in ok) for key in FIGURES},
+                recipe=recipe or None,
+                variant=members[0].variant,
+                duplicates=tuple(duplicates),
+                arch=members[0].arch,
             )
         )
     return rows

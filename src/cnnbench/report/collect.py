@@ -18,9 +18,10 @@ from typing import Any
 
 from cnnbench.errors import ResultsError
 from cnnbench.report.runfiles import read_config, read_json_file, read_yaml_file
+from cnnbench.rundir import STATUS_OK, describe_recipe, recipe_differences, recipe_hash
 from cnnbench.utils.lock import pid_alive
 
-ID_COLUMNS = ("run_id", "dataset", "model", "schedule", "seed", "status", "error")
+ID_COLUMNS = ("run_id", "dataset", "model", "schedule", "seed", "status", "error", "recipe_hash", "recipe")
 SUMMARY_FIGURES = (
     "test_accuracy",
     "test_loss",
@@ -45,7 +46,7 @@ SPEED_FIGURES = ("gpu_throughput", "cpu_latency_ms", "onnx_latency_ms")
 RESULT_COLUMNS = ID_COLUMNS + SUMMARY_FIGURES + SPEED_FIGURES
 FIGURES = SUMMARY_FIGURES + SPEED_FIGURES
 # Runs whose test figures are final and enter means; every other status is listed, not averaged.
-OK_STATUSES = ("completed", "early_stopped")
+OK_STATUSES = STATUS_OK
 # Summary figures that a speed file can supply when the summary lacks them.
 _FROM_SPEED = ("params", "size_mb", "flops", "test_time_s")
 
@@ -67,6 +68,14 @@ class RunRecord:
     summary: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # config.yaml (empty when absent or unreadable)
     speed: dict[str, Any] | None = None
+    recipe: str | None = None  # recipe hash (cnnbench.rundir): runs are only ever averaged within one
+    # When one dataset × architecture was trained under several recipes, ``model`` is a label such as
+    # "lenet5 [lr=0.002]" (so every table, figure and mean keeps them apart) and ``arch`` the zoo name.
+    arch: str = ""
+    variant: str | None = None  # the keys that tell this recipe from the others, or None
+
+    def __post_init__(self) -> None:
+        self.arch = self.arch or self.model
 
     @property
     def ok(self) -> bool:
@@ -78,11 +87,13 @@ class RunRecord:
         values: dict[str, Any] = {
             "run_id": self.run_id,
             "dataset": self.dataset,
-            "model": self.model,
+            "model": self.arch,
             "schedule": self.schedule,
             "seed": self.seed,
             "status": self.status,
             "error": self.error,
+            "recipe_hash": self.recipe,
+            "recipe": self.variant,
         }
         values.update({k: self.figures.get(k) for k in FIGURES})
         return values
@@ -166,7 +177,7 @@ def collect(study_dirs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str
     studies: list[StudyFile] = []
     speed_files: list[dict[str, Any]] = []
     samples: list[Path] = []
-    by_id: dict[str, RunRecord] = {}
+    by_id: dict[tuple[str, str | None], RunRecord] = {}
     for study_dir in dirs:
         study = _read_study_file(study_dir, strict, problems)
         studies.append(study)
@@ -185,10 +196,11 @@ def collect(study_dirs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str
             record = _read_run(run_dir, study_dir, speeds, lock_live, strict, problems)
             _keep(by_id, record, problems)
     found = {(r.dataset, r.model, r.schedule, r.seed) for r in by_id.values()}
+    found_ids = {r.run_id for r in by_id.values()}
     for run_id, (key, study_dir) in _expected_runs(studies).items():
-        if run_id in by_id or key in found:
+        if run_id in found_ids or key in found:
             continue
-        by_id[run_id] = RunRecord(
+        by_id[(run_id, None)] = RunRecord(
             run_id=run_id,
             dataset=key[0],
             model=key[1],
@@ -200,8 +212,47 @@ def collect(study_dirs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str
             path=None,
             study_dir=study_dir,
         )
-    runs = sorted(by_id.values(), key=lambda r: (r.dataset, r.model, r.schedule, r.seed if r.seed is not None else -1))
+    runs = list(by_id.values())
+    _label_recipes(runs, several_studies=len(dirs) > 1)
+    runs.sort(key=lambda r: (r.dataset, r.model, r.schedule, r.seed if r.seed is not None else -1, r.run_id))
     return Results(dirs, runs, studies, speed_files, samples, problems)
+
+
+def _label_recipes(runs: list[RunRecord], several_studies: bool) -> None:
+    """Give every dataset × architecture trained under more than one recipe a label per recipe.
+
+    The label names the recipe keys that differ (``lr=0.002``), preceded by the study directory when
+    the runs come from several studies; a difference outside the recipe values (a run directory
+    without config.yaml) falls back to the hash.
+    """
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for run in runs:
+        if run.path is not None:
+            groups.setdefault((run.dataset, run.arch), []).append(run)
+    for run in runs:
+        # a run the study defines but nobody started belongs with its siblings when they share one recipe
+        siblings = {r.recipe for r in groups.get((run.dataset, run.arch), [])}
+        if run.path is None and run.recipe is None and len(siblings) == 1:
+            run.recipe = next(iter(siblings))
+    for members in groups.values():
+        by_recipe: dict[str | None, list[RunRecord]] = {}
+        for run in members:
+            by_recipe.setdefault(run.recipe, []).append(run)
+        if len(by_recipe) < 2:
+            continue
+        samples = {h: next((r.config for r in rs if r.config), {}) for h, rs in by_recipe.items()}
+        keys = recipe_differences([c for c in samples.values() if c])
+        studies = {h: sorted({r.study_dir.name for r in rs}) for h, rs in by_recipe.items()}
+        for h, rs in by_recipe.items():
+            parts = []
+            if several_studies and len({tuple(v) for v in studies.values()}) > 1:
+                parts.append(",".join(studies[h]))
+            described = describe_recipe(samples[h], keys) if samples[h] and keys else ""
+            parts.append(described or f"recipe {h or 'unknown'}")
+            label = "; ".join(parts)
+            for run in rs:
+                run.variant = label
+                run.model = f"{run.arch} [{label}]"
 
 
 def _run_dirs(study_dir: Path) -> list[Path]:
@@ -306,6 +357,9 @@ def _read_run(
             # sizes are the model's; the speed file's test pass stands in only for a run that finished
             if figures[key] is None and (key != "test_time_s" or status in OK_STATUSES):
                 figures[key] = _number(speed.get(key))
+    recipe = summary.get("recipe_hash") if isinstance(summary.get("recipe_hash"), str) else None
+    if recipe is None and config:
+        recipe = recipe_hash(config)  # a run directory written before summaries carried the hash
     return RunRecord(
         run_id=run_dir.name,
         dataset=dataset,
@@ -320,6 +374,7 @@ def _read_run(
         summary=summary,
         config=config,
         speed=speed,
+        recipe=recipe,
     )
 
 
@@ -399,15 +454,18 @@ def _number(value: Any) -> float | int | None:
 _RANK = {"completed": 0, "early_stopped": 0, "diverged": 1, "failed": 1, "interrupted": 2, "running": 3}
 
 
-def _keep(by_id: dict[str, RunRecord], record: RunRecord, problems: list[str]) -> None:
-    """Keep one record per run_id: the most finished one (a shard that completed it beats one that did not)."""
-    old = by_id.get(record.run_id)
+def _keep(by_id: dict[tuple[str, str | None], RunRecord], record: RunRecord, problems: list[str]) -> None:
+    """Keep one record per run_id and recipe: the most finished one (a shard that completed it beats one
+    that did not). The same run id under another recipe is another run (two studies with other
+    settings), kept beside it."""
+    key = (record.run_id, record.recipe)
+    old = by_id.get(key)
     if old is None:
-        by_id[record.run_id] = record
+        by_id[key] = record
         return
     better = _RANK.get(record.status, 9) < _RANK.get(old.status, 9)
     kept, dropped = (record, old) if better else (old, record)
-    by_id[record.run_id] = kept
+    by_id[key] = kept
     problems.append(
         f"run {record.run_id} is in both {kept.study_dir} and {dropped.study_dir}; "
         f"kept the one in {kept.study_dir} ({kept.status})"

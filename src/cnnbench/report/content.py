@@ -192,6 +192,7 @@ def _header(results: Results, datasets: Sequence[str]) -> Section:
     if results.problems:
         blocks.append(Paragraph("Files that could not be read, or were read twice:", "warn"))
         blocks.append(Bullets(results.problems, "warn"))
+    blocks += _recipe_blocks(results)
     versions = _versions_table(results)
     if versions is not None:
         blocks.append(Details("Library versions", [versions]))
@@ -199,6 +200,47 @@ def _header(results: Results, datasets: Sequence[str]) -> Section:
         if study.text:
             blocks.append(Details(f"Study definition: {study.path / 'study.yaml'}", [Code(study.text)]))
     return Section("Study", "study", blocks)
+
+
+def _recipe_blocks(results: Results) -> list[Any]:
+    """What a reader must know before comparing numbers: timed work, several recipes, duplicate seeds,
+    and where the study's recipe differs on purpose from the seed study it reproduces."""
+    blocks: list[Any] = []
+    budgets = sorted({float(r.config["time_budget_s"]) for r in results.runs if r.config.get("time_budget_s")})
+    if budgets:
+        blocks.append(
+            Paragraph(
+                f"Equal-time study (--time-budget {' / '.join(f'{b:g}' for b in budgets)} s per run): the number "
+                "of optimiser steps of each run was fixed by timing a few steps on this machine, so its accuracies "
+                "depend on the machine and on how busy it was. Runs with fixed epochs or steps do not.",
+                "warn",
+            )
+        )
+    variants = sorted({(r.arch, r.variant) for r in results.runs if r.variant})
+    if variants:
+        blocks.append(
+            Paragraph(
+                "Some models were trained under more than one recipe; each recipe is its own row, labelled with "
+                "the settings that differ, and runs of different recipes are never averaged together:",
+                "warn",
+            )
+        )
+        blocks.append(Bullets([f"{arch} [{label}]" for arch, label in variants], "warn"))
+    duplicates = [
+        f"{row.model} ({row.schedule}): {', '.join(row.duplicates)} repeat(s) a seed already counted; left out of means"
+        for row in aggregate(results.runs)
+        if row.duplicates
+    ]
+    if duplicates:
+        blocks.append(Paragraph("Runs with the same recipe and the same seed (counted once):", "warn"))
+        blocks.append(Bullets(duplicates, "warn"))
+    for study in results.studies:
+        deviations = study.definition.get("deviations")
+        if isinstance(deviations, list) and deviations:
+            name = study.definition.get("preset") or study.definition.get("name") or study.path.name
+            blocks.append(Paragraph(f"Where this study ({name}) differs on purpose from the seed study's recipe:"))
+            blocks.append(Bullets([str(d) for d in deviations]))
+    return blocks
 
 
 def _first_key(results: Results, keys: Sequence[str]) -> str | None:

@@ -13,7 +13,18 @@ from cnnbench.report.aggregate import aggregate
 from cnnbench.report.collect import FIGURES, RESULT_COLUMNS, Results
 from cnnbench.utils.io import atomic_write_text
 
-AGGREGATE_ID_COLUMNS = ("dataset", "model", "schedule", "runs", "ok", "seeds", "statuses")
+AGGREGATE_ID_COLUMNS = (
+    "dataset",
+    "model",
+    "schedule",
+    "recipe_hash",
+    "recipe",
+    "runs",
+    "ok",
+    "seeds",
+    "statuses",
+    "duplicates",
+)
 
 
 @dataclass(frozen=True)
@@ -44,12 +55,15 @@ def write_results(results: Results, out_dir: str | os.PathLike[str]) -> ResultsF
     for row in aggregate(results.runs):
         values: dict[str, Any] = {
             "dataset": row.dataset,
-            "model": row.model,
+            "model": row.arch or row.model,
             "schedule": row.schedule,
+            "recipe_hash": row.recipe,
+            "recipe": row.variant,
             "runs": row.runs,
             "ok": row.ok,
             "seeds": " ".join(str(s) for s in row.seeds),
             "statuses": " ".join(f"{k}={v}" for k, v in row.statuses.items()),
+            "duplicates": " ".join(row.duplicates),
         }
         for key in FIGURES:
             stat = row.stats[key]

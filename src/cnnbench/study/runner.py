@@ -8,9 +8,11 @@ after every run, so it is always complete and never holds a run twice.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -22,12 +24,14 @@ from typing import Any
 import yaml
 
 from cnnbench.engine.config import TrainConfig
+from cnnbench.engine.stop import STOP
 from cnnbench.errors import CnnbenchError
+from cnnbench.rundir import STATUS_FINISHED, recipe_hash
 from cnnbench.study.spec import StudySpec, run_id, validate_study
 from cnnbench.utils.io import atomic_write_json, atomic_write_text, check_writable_dir, read_json
 from cnnbench.utils.lock import DirectoryLock
 
-FINISHED = ("completed", "early_stopped", "diverged")  # results; re-running would give the same
+FINISHED = STATUS_FINISHED  # results; re-running would give the same
 
 
 @dataclass
@@ -50,6 +54,7 @@ class StudyResult:
     report: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    interrupted: str | None = None  # SIGTERM/SIGINT that stopped the study; the same command resumes it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +63,7 @@ class StudyResult:
             "report": self.report,
             "seconds": self.seconds,
             "notes": self.notes,
+            "interrupted": self.interrupted,
         }
 
 
@@ -132,6 +138,8 @@ def execute_run(planned: PlannedRun, run_dir: Path) -> dict[str, Any]:
     """Train one planned run; a failure becomes a ``failed`` summary, never a crashed study."""
     from cnnbench.engine.trainer import fit
 
+    if STOP.set:  # a worker asked to stop takes no new run
+        return {"status": "not_started", "error": f"the study was stopped by {STOP.signal} before this run"}
     action = run_status(run_dir, planned.config)
     if action == "done":
         return read_json(run_dir / "summary.json")
@@ -158,6 +166,7 @@ def execute_run(planned: PlannedRun, run_dir: Path) -> dict[str, Any]:
             "status": "failed",
             "error": message,
             "config_hash": cfg.hash(),
+            "recipe_hash": recipe_hash(cfg.to_dict()),
             "notes": cfg.notes,
         }
         atomic_write_json(run_dir / "summary.json", summary)
@@ -165,9 +174,26 @@ def execute_run(planned: PlannedRun, run_dir: Path) -> dict[str, Any]:
 
 
 def _worker_init(device_queue) -> None:
-    """Pool workers: pin one GPU each when the study spreads over several."""
+    """Pool workers: die with the study, stop on its signal, pin one GPU each when there are several."""
+    _die_with_parent()
+    STOP.install_forever()
     if device_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device_queue.get())
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent dies, so a killed study leaves no orphan training on."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _worker_run(planned: PlannedRun, run_dir: str) -> dict[str, Any]:
@@ -206,7 +232,7 @@ def run_study(
     models = validate_study(spec)  # before any work: unknown models/datasets/recipe keys fail here
     runs = shard_runs(plan_runs(spec, models), shard)
     out = check_writable_dir(out_dir)
-    with DirectoryLock(out):
+    with DirectoryLock(out), STOP.installed():
         return _run_locked(spec, out, models, runs, shard, workers, command, log, started)
 
 
@@ -218,7 +244,9 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started) 
     resolved["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     resolved["runs"] = [r.run_id for r in runs]
     atomic_write_text(out / "study.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-    result = StudyResult(out_dir=out, runs=[])
+    result = StudyResult(out_dir=out, runs=[], notes=list(spec.notes))
+    for line in spec.notes:
+        log(line)
     _write_samples(spec, runs, out, result.notes, log)
 
     todo = [r for r in runs if run_status(out / "runs" / r.run_id, r.config) != "done"]
@@ -229,10 +257,13 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started) 
         log(f"{len(skipped)} of {len(runs)} runs already finished; skipping them")
     n_workers, gpu_ids, why = choose_workers(workers or spec.workers, todo or runs)
     if todo:
+        _log_plan(todo, log)
         log(f"running {len(todo)} run(s) with {why}")
 
     def finished(planned: PlannedRun, summary: dict[str, Any], seconds: float) -> None:
         status = summary.get("status")
+        if status == "not_started":
+            return
         acc = summary.get("test_accuracy")
         acc_text = f"test acc {acc:.4f}" if isinstance(acc, float) else (summary.get("error") or "")
         done = len([x for x in result.runs if x["action"] != "skipped"]) + 1
@@ -241,19 +272,33 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started) 
         if status in ("completed", "early_stopped") and not spec.keep_last_checkpoint:
             # a study never resumes a finished run (a changed recipe starts over); best.pt is what is
             # evaluated and analysed, so last.pt (weights + optimiser state, 3× best with Adam) goes
-            (out / "runs" / planned.run_id / "checkpoint" / "last.pt").unlink(missing_ok=True)
+            for name in ("last.pt", "last.pt.sha256"):
+                (out / "runs" / planned.run_id / "checkpoint" / name).unlink(missing_ok=True)
         if spec.speed and status in FINISHED:
             _measure_speed(spec, planned, out, log)
         write_results(collect([out]), out)
 
     if n_workers <= 1 or len(todo) <= 1:
         for planned in todo:
+            if STOP.set:
+                break
             t0 = time.perf_counter()
             summary = execute_run(planned, out / "runs" / planned.run_id)
             finished(planned, summary, time.perf_counter() - t0)
     else:
         _run_pool(todo, out, n_workers, gpu_ids, finished)
 
+    if STOP.set:
+        # Stop within seconds (a scheduler's grace period is short): results.csv is current, the
+        # interrupted run has its checkpoint, and the same command resumes; no analysis or report now.
+        write_results(collect([out]), out)
+        result.interrupted = STOP.signal
+        result.seconds = time.perf_counter() - started
+        left = len(
+            [p for p in todo if not any(r["run_id"] == p.run_id and r["status"] in FINISHED for r in result.runs)]
+        )
+        log(f"study stopped by {STOP.signal}: {left} run(s) not finished; run the same command to resume")
+        return result
     if spec.embed:
         _embed_best_runs(spec, out, log)
     write_results(collect([out]), out)
@@ -265,9 +310,28 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started) 
     return result
 
 
+def _log_plan(todo: list[PlannedRun], log) -> None:
+    """The planned work, and on a CPU an estimate of the time it takes, before the first run starts."""
+    import torch
+
+    from cnnbench.study.estimate import describe, run_work
+
+    work = []
+    for planned in todo:
+        dataset = _dataset_for(planned.config)
+        size = planned.config.image_size or dataset.image_shape[1]
+        w = run_work(planned.run_id, planned.config, len(dataset.train), len(dataset.val), len(dataset.test), size)
+        if w is None:
+            log(f"equal-time study: each run trains {planned.config.time_budget_s:g} s; this machine decides its steps")
+            return
+        work.append(w)
+    cpu = not torch.cuda.is_available() or all(r.config.device == "cpu" for r in todo)
+    log(describe(work, cpu))
+
+
 def _run_pool(todo, out, n_workers, gpu_ids, finished) -> None:
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("spawn")  # CUDA cannot be forked
     queue = None
@@ -282,8 +346,23 @@ def _run_pool(todo, out, n_workers, gpu_ids, finished) -> None:
             fut = pool.submit(_worker_run, planned, str(out / "runs" / planned.run_id))
             futures[fut] = planned
             starts[fut] = time.perf_counter()
-        for fut in as_completed(futures):
-            finished(futures[fut], fut.result(), time.perf_counter() - starts[fut])
+        pending = set(futures)
+        told = False
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in done:
+                if not fut.cancelled():
+                    finished(futures[fut], fut.result(), time.perf_counter() - starts[fut])
+            if STOP.set and not told:
+                # tell every worker (a SIGTERM to the study reaches only this process): each checkpoints
+                # its run and takes no other; runs not yet started are cancelled
+                told = True
+                for fut in pending:
+                    fut.cancel()
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    with contextlib.suppress(OSError):
+                        os.kill(proc.pid, signal.SIGTERM)
+                pending = {f for f in pending if not f.cancelled()}
 
 
 def _measure_speed(spec: StudySpec, planned: PlannedRun, out: Path, log) -> None:

@@ -17,12 +17,12 @@ import yaml
 
 from cnnbench.engine.config import SCHEDULES, TrainConfig, train_config_fields
 from cnnbench.errors import CnnbenchError, ConfigError
-from cnnbench.utils.config import check_range
+from cnnbench.utils.config import check_range, coerce_fields
 
 PER_RUN_KEYS = {"model": "models", "data": "data", "schedule": "schedules", "seed": "seeds"}  # key -> study list
 WORKERS_AUTO = "auto"
 # keys a study directory's study.yaml carries besides the definition; ignored when it is read back
-OUTPUT_KEYS = ("resolved_models", "shard", "command", "runs", "started")
+OUTPUT_KEYS = ("resolved_models", "shard", "command", "runs", "started", "notes")
 
 
 @dataclass
@@ -49,12 +49,15 @@ class StudySpec:
     workers: int | str = WORKERS_AUTO  # concurrent runs; auto: from free GPU memory, 1 on a CPU
     keep_last_checkpoint: bool = False  # keep checkpoint/last.pt (weights + optimiser) of finished runs
     description: str = ""
+    deviations: list[str] = field(default_factory=list)  # where the recipe differs on purpose from its seed study
+    notes: list[str] = field(default_factory=list)  # what validation changed (duplicates removed), said to the user
 
     def __post_init__(self) -> None:
-        self.data = _as_list(self.data, "data")
+        _check_name(self.name)
+        self.data = _dedupe(_as_list(self.data, "data"), "data", self.notes)
         self.models = _as_list(self.models, "models")
-        self.schedules = _as_list(self.schedules, "schedules")
-        self.seeds = parse_seeds(self.seeds)
+        self.schedules = _dedupe(_as_list(self.schedules, "schedules"), "schedules", self.notes)
+        self.seeds = _dedupe(parse_seeds(self.seeds), "seeds", self.notes)
         for s in self.schedules:
             if s not in SCHEDULES:
                 raise ConfigError(f"schedules: {s!r} is not a schedule; allowed: {', '.join(SCHEDULES)}")
@@ -64,18 +67,27 @@ class StudySpec:
             raise ConfigError("models: at least one model is needed")
         _check_recipe_keys(self.recipe, "recipe")
         _check_recipe_keys(self.overrides, "overrides")
+        self.recipe = coerce_fields(TrainConfig, self.recipe, "recipe")
+        self.overrides = coerce_fields(TrainConfig, self.overrides, "overrides")
         if not isinstance(self.model_recipes, dict):
             raise ConfigError("model_recipes: expected a mapping of model name to training options")
         for model, overrides in self.model_recipes.items():
             if not isinstance(overrides, dict):
-                raise ConfigError(f"model_recipes.{model}: expected a mapping of training options")
+                raise ConfigError(f"model_recipes.{model}: expected a mapping of training options, got {overrides!r}")
             _check_recipe_keys(overrides, f"model_recipes.{model}")
+            self.model_recipes[model] = coerce_fields(TrainConfig, overrides, f"model_recipes.{model}")
+        if not isinstance(self.targets, dict):
+            raise ConfigError(f"targets: expected a mapping of dataset to accuracy, got {self.targets!r}")
+        self.targets = {str(k): _target(k, v) for k, v in self.targets.items()}
+        self.embed_max_points = coerce_fields(StudySpec, {"embed_max_points": self.embed_max_points}, "study")[
+            "embed_max_points"
+        ]
         check_range("embed_max_points", self.embed_max_points, 10)
+        for key in ("embed", "speed", "onnx", "native_resolution", "keep_last_checkpoint"):
+            setattr(self, key, coerce_fields(StudySpec, {key: getattr(self, key)}, "study")[key])
         bad_count = not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1
         if self.workers != WORKERS_AUTO and bad_count:
             raise ConfigError(f"workers: {self.workers!r}: expected a whole number ≥ 1 or 'auto'")
-        for name, value in self.targets.items():
-            check_range(f"targets.{name}", value, 0, 100, low_inclusive=False)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,6 +112,36 @@ class StudySpec:
             # decode-once cache at the usual 256:224 ratio of the input, so a crop never upsamples
             values["data_image_size"] = int(-(-values["image_size"] * 8 // 7))
         return TrainConfig(**values)
+
+
+def _check_name(name: Any) -> None:
+    """A study name becomes ``studies/<name>``: one plain path component, nothing that climbs out."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"name: {name!r}: expected text, e.g. name: fashion-small")
+    if name in (".", "..") or "/" in name or "\\" in name or Path(name).is_absolute() or "\0" in name:
+        raise ConfigError(
+            f"name: {name!r}: expected one directory name without '/' or '..' (use --out to choose where it is written)"
+        )
+
+
+def _dedupe(values: list[Any], key: str, notes: list[str]) -> list[Any]:
+    """Drop repeats (they would plan the same run id twice), saying so."""
+    unique = list(dict.fromkeys(values))
+    if len(unique) < len(values):
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        notes.append(f"{key}: {', '.join(repeated)} listed more than once; each is run once")
+    return unique
+
+
+def _target(dataset: Any, value: Any) -> float:
+    number = coerce_fields(_Target, {"value": value}, f"targets.{dataset}")["value"]
+    check_range(f"targets.{dataset}", number, 0, 100, low_inclusive=False)
+    return number
+
+
+@dataclass
+class _Target:
+    value: float
 
 
 def _is_photo_folder(dataset: str) -> bool:
@@ -138,12 +180,15 @@ def parse_seeds(value: Any) -> list[int]:
             parts = [p for p in value.split(",") if p.strip()]
             if len(parts) == 1 and "," not in value:
                 return parse_seeds(int(parts[0]))
-            return [int(p) for p in parts]
+            return parse_seeds([int(p) for p in parts])
         if isinstance(value, (list, tuple)) and value:
-            return [int(v) for v in value]
+            seeds = [int(v) for v in value]
+            if min(seeds) < 0:
+                raise ValueError
+            return seeds
     except (TypeError, ValueError):
         pass
-    raise ConfigError(f"seeds: {value!r}: expected a count ≥ 1 (3 → seeds 0,1,2) or a list of seeds")
+    raise ConfigError(f"seeds: {value!r}: expected a count ≥ 1 (3 → seeds 0,1,2) or a list of seeds ≥ 0")
 
 
 def load_study_file(path: str | Path) -> dict[str, Any]:
@@ -153,13 +198,18 @@ def load_study_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"study file {path} does not exist")
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"study file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"study file {path} cannot be read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"study file {path} is not valid YAML{where}: {problem}") from exc
     if values is None:
-        values = {}
+        # an empty file is a mistake, not a wish for the default study
+        raise ConfigError(f"study file {path} is empty: expected keys such as name, data, models, recipe")
     if not isinstance(values, dict):
         raise ConfigError(f"study file {path}: expected a mapping of keys (name, data, models, ...) at the top")
     return values
@@ -191,8 +241,14 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
                 recipe.update(value)
             elif key == "model_recipes" and isinstance(value, dict):
                 for model, overrides in value.items():
+                    if overrides is not None and not isinstance(overrides, dict):
+                        raise ConfigError(
+                            f"{where}: model_recipes.{model}: expected a mapping of training options, got {overrides!r}"
+                        )
                     model_recipes.setdefault(model, {}).update(overrides or {})
             elif key == "targets":
+                if value is not None and not isinstance(value, dict):
+                    raise ConfigError(f"{where}: targets: expected a mapping of dataset to accuracy, got {value!r}")
                 targets.update(value or {})
             else:
                 merged[key] = value

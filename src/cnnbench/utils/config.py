@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -57,3 +59,75 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], where: str) -> T:
         return cls(**values)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def coerce_fields(cls: type, values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``values`` with each scalar converted to its dataclass field's type, or a ConfigError naming the key.
+
+    YAML reads ``1e-3`` as a string and a user may write ``epochs: "3"``: numeric strings are accepted
+    for number fields, as timm and Lightning configs do; anything else of the wrong type is refused
+    with the key, the value and the type expected. Keys that are not fields pass through unchanged.
+    """
+    hints = typing.get_type_hints(cls)
+    return {k: _coerce(v, hints[k], f"{where}: {k}") if k in hints else v for k, v in values.items()}
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    args = typing.get_args(hint) if _is_union(hint) else (hint,)
+    optional = type(None) in args
+    kinds = [a for a in args if a is not type(None)]
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}: a value is required ({_expected(kinds)})")
+    if any(typing.get_origin(k) in (list, dict, tuple) or k in (list, dict, tuple, Any) for k in kinds):
+        return value  # containers are checked where they are used
+    if bool in kinds:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _BOOLS:
+            return _BOOLS[value.strip().lower()]
+    elif isinstance(value, bool):
+        raise ConfigError(f"{where} {value!r}: expected {_expected(kinds)}")
+    if int in kinds and float not in kinds:
+        number = _number(value)
+        if number is not None and float(number).is_integer():
+            return int(number)
+    if float in kinds:
+        number = _number(value)
+        if number is not None:
+            return number if int not in kinds else (int(number) if float(number).is_integer() else number)
+    if str in kinds and isinstance(value, str):
+        return value
+    if str in kinds and int in kinds and isinstance(value, int):
+        return value
+    raise ConfigError(f"{where} {value!r}: expected {_expected(kinds)}")
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def _is_union(hint: Any) -> bool:
+    return isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+
+
+def _number(value: Any) -> float | int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _expected(kinds: list[Any]) -> str:
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+    return " or ".join(names.get(k, getattr(k, "__name__", str(k))) for k in kinds)

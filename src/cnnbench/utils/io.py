@@ -43,6 +43,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # mkstemp creates 0600; a results folder is shared like any file the user writes (0644 under 022)
+        os.fchmod(fd, 0o666 & ~_umask())
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {describe_os_error(exc)}") from exc
     try:
@@ -54,9 +56,40 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     except OSError as exc:
         _unlink_quietly(tmp)
         raise OutputError(f"cannot write {path}: {describe_os_error(exc)}; the previous version is kept") from exc
+    except RuntimeError as exc:
+        _unlink_quietly(tmp)
+        # torch's zip writer reports a failed write as RuntimeError ("[enforce fail at inline_container.cc]
+        # unexpected pos", "PytorchStreamWriter failed writing file"), most often because the disk is full
+        if "inline_container" not in str(exc) and "PytorchStreamWriter" not in str(exc):
+            raise
+        raise OutputError(f"cannot write {path}: {_write_failure_reason(path)}; the previous version is kept") from exc
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_failure_reason(path: Path) -> str:
+    import shutil
+
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return "the write failed (the disk may be full)"
+    return "the disk is full" if free < 2**30 else "the write failed (the disk may be full)"
 
 
 def _unlink_quietly(path: str) -> None:

@@ -1,0 +1,73 @@
+"""The planned work of a study and a rough wall-time estimate, printed before any run starts.
+
+The work (optimiser steps and images of every run) follows from the recipe and the dataset alone.
+The estimate scales it by training costs measured once per model on the reference machine of
+docs/studies.md (2 x86 cores); it is a hint for planning, never part of a result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Milliseconds to train on one 28×28 image (forward + backward + AdamW, batch 32, 2 threads,
+# channels-last) on the reference 2-core CPU; measured by benchmarks/study_wall_time.py --costs.
+REFERENCE_MS_PER_IMAGE = {
+    "lenet5": 0.2,
+    "alexnet": 7.5,
+    "vgg11": 21.0,
+    "googlenet": 9.0,
+    "resnet18": 14.0,
+    "squeezenet1_1": 2.2,
+    "shufflenet_v2_x1_0": 4.5,
+    "mobilenet_v3_small": 4.5,
+    "mnasnet1_0": 12.0,
+    "efficientnet_b0": 14.0,
+}
+EVAL_FRACTION = 0.33  # an image evaluated costs about a third of one trained
+RUN_OVERHEAD_S = 1.5  # model build, summary, checkpoints, test pass set-up
+MODEL_OVERHEAD_S = 6.0  # per model: speed measurement and feature analysis
+
+
+@dataclass(frozen=True)
+class RunWork:
+    run_id: str
+    model: str
+    steps: int  # optimiser steps planned (early stopping may end sooner)
+    images: int  # training images seen: steps × batch
+    evaluated: int  # validation images over all evaluations, plus the test split
+    input_size: int
+
+
+def run_work(run_id: str, cfg, n_train: int, n_val: int, n_test: int, input_size: int) -> RunWork | None:
+    """The work of one run; None for an equal-time run, whose steps the machine decides."""
+    if cfg.time_budget_s is not None:
+        return None
+    per_epoch = math.ceil(n_train / cfg.batch_size)
+    steps = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.epochs * per_epoch, cfg.max_steps)
+    evaluations = math.ceil(steps / per_epoch)
+    return RunWork(run_id, cfg.model, steps, steps * cfg.batch_size, evaluations * n_val + n_test, input_size)
+
+
+def estimate_seconds(work: list[RunWork]) -> float | None:
+    """Seconds on the reference CPU, or None when a model has no reference cost."""
+    total = 0.0
+    for w in work:
+        ms = REFERENCE_MS_PER_IMAGE.get(w.model)
+        if ms is None:
+            return None
+        scale = (w.input_size / 28) ** 2
+        total += ms * scale * (w.images + EVAL_FRACTION * w.evaluated) / 1000 + RUN_OVERHEAD_S
+    return total + MODEL_OVERHEAD_S * len({w.model for w in work})
+
+
+def describe(work: list[RunWork], cpu: bool) -> str:
+    """One line: the runs, their steps and images, and (on a CPU) the estimated time."""
+    steps = sorted({w.steps for w in work})
+    step_text = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}–{steps[-1]:,}"
+    images = sum(w.images for w in work)
+    text = f"planned work: {len(work)} run(s) × {step_text} optimiser steps ({images:,} training images in all)"
+    seconds = estimate_seconds(work) if cpu else None
+    if seconds is not None:
+        text += f"; about {seconds / 60:.0f} min on a 2-core CPU like the reference one (docs/studies.md)"
+    return text

@@ -1,0 +1,192 @@
+"""Trustworthy numbers: fixed work, the seed's recipe, recipes never mixed in a report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnnbench.engine.config import TrainConfig
+from cnnbench.engine.schedules import PlateauState
+from cnnbench.errors import ConfigError
+from cnnbench.rundir import recipe_differences, recipe_hash
+from conftest import run_cli
+
+TINY_RUN = [
+    "--data",
+    "synthetic",
+    "--models",
+    "lenet5",
+    "--schedules",
+    "cosine",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+    "--max-train-samples",
+    "256",
+    "--no-embed",
+    "--no-speed",
+    "--no-progress",
+]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_recipe_hash_ignores_model_seed_and_runtime_settings_only():
+    a = TrainConfig(model="lenet5", seed=0, lr=1e-3, warmup_epochs=5).to_dict()
+    b = TrainConfig(model="resnet18", seed=3, lr=0.001, warmup_epochs=5.0, device="cpu", progress=False).to_dict()
+    b["notes"] = ["anything a runner noted"]
+    assert recipe_hash(a) == recipe_hash(b)
+    c = TrainConfig(model="lenet5", seed=0, lr=2e-3, warmup_epochs=5).to_dict()
+    assert recipe_hash(a) != recipe_hash(c)
+    assert recipe_differences([a, c]) == ["lr"]
+    # a YAML study file that spells a number as a string is the same recipe
+    assert recipe_hash({**a, "lr": "1e-3"}) == recipe_hash(a)
+
+
+def test_plateau_follows_the_monitored_figure():
+    loss = PlateauState(factor=0.1, patience=1, max_reductions=3, mode="min")
+    assert [loss.update(v) for v in (1.0, 0.9, 0.95, 0.91, 0.92)] == [False, False, False, True, False]
+    assert loss.reductions == 1 and math.isclose(loss.scale, 0.1)
+    # torch's default relative threshold: 0.89991 is not better than 0.9 × (1 - 1e-4)
+    tiny = PlateauState(factor=0.5, patience=0, max_reductions=3, mode="min")
+    tiny.update(0.9)
+    assert tiny.update(0.89995) is True
+    acc = PlateauState(factor=0.1, patience=1, max_reductions=3)
+    assert [acc.update(v) for v in (0.5, 0.6, 0.55, 0.58)] == [False, False, False, True]
+    # a checkpoint from before the rule had a mode resumes as it ran: on accuracy
+    restored = PlateauState(mode="min")
+    restored.load_state_dict(
+        {"factor": 0.1, "patience": 3, "max_reductions": 3, "best": 0.7, "bad_epochs": 1, "reductions": 0}
+    )
+    assert restored.mode == "max"
+
+
+def test_max_steps_and_time_budget_exclude_each_other():
+    with pytest.raises(ConfigError, match="--max-steps and --time-budget"):
+        TrainConfig(max_steps=10, time_budget_s=5.0)
+    with pytest.raises(ConfigError, match="--max-steps 0"):
+        TrainConfig(max_steps=0)
+
+
+def test_mnist_study_dry_run_shows_the_seed_recipe(isolated_cache):
+    proc = run_cli("run", "--preset", "mnist-study", "--dry-run", "--json")
+    plan = json.loads(proc.stdout)
+    assert len(plan["runs"]) == 10 * 2 * 3
+    cfg = plan["runs"][0]["config"]
+    expected = {
+        "batch_size": 64,
+        "lr": 1e-3,
+        "optimizer": "adamw",
+        "weight_decay": 1e-4,
+        "drop_rate": 0.5,
+        "warmup_epochs": 5,
+        "warmup_start_lr": 1e-6,
+        "min_lr": 1e-6,
+        "plateau_factor": 0.1,
+        "plateau_patience": 3,
+        "monitor": "val_loss",
+        "patience": 7,
+        "epochs": 50,
+        "val_fraction": 0.2,
+        "target_accuracy": 0.99,
+    }
+    assert {k: cfg[k] for k in expected} == expected
+    assert {r["config"]["schedule"] for r in plan["runs"]} == {"cosine", "plateau"}
+    assert plan["recipe_hashes"] == [recipe_hash(cfg)]  # one recipe for all 60 runs
+    assert any("disjoint" in d for d in plan["deviations"])
+    fast = json.loads(run_cli("run", "--preset", "mnist-study-fast", "--dry-run", "--json").stdout)
+    assert fast["runs"][0]["config"]["batch_size"] == 512
+    assert any("Batch 512" in d for d in fast["deviations"])
+
+
+@pytest.mark.slow
+def test_report_of_two_studies_with_different_lr_shows_two_rows(tmp_path, isolated_cache):
+    a, b, merged = tmp_path / "a", tmp_path / "b", tmp_path / "merged"
+    run_cli("run", *TINY_RUN, "--lr", "1e-3", "--out", str(a))
+    run_cli("run", *TINY_RUN, "--lr", "5e-3", "--out", str(b))
+    run_cli("report", str(a), str(b), "--out", str(merged))
+    rows = [r for r in _rows(merged / "aggregate.csv") if r["model"] == "lenet5"]
+    assert len(rows) == 2
+    assert len({r["recipe_hash"] for r in rows}) == 2
+    assert sorted(r["recipe"] for r in rows) == ["a; lr=0.001", "b; lr=0.005"]
+    assert all(r["ok"] == "1" and r["seeds"] == "0" for r in rows)
+    results = _rows(merged / "results.csv")
+    assert len(results) == 2 and len({r["run_id"] for r in results}) == 1  # same run id, two recipes
+    markdown = (merged / "report.md").read_text()
+    assert "lenet5 [a; lr=0.001]" in markdown and "lenet5 [b; lr=0.005]" in markdown
+
+
+@pytest.mark.slow
+def test_duplicated_seed_is_flagged_and_counted_once(tmp_path, isolated_cache):
+    runs = tmp_path / "runs"
+    common = [
+        "--data",
+        "synthetic",
+        "--model",
+        "lenet5",
+        "--epochs",
+        "1",
+        "--max-train-samples",
+        "256",
+        "--batch-size",
+        "64",
+        "--no-progress",
+        "--seed",
+        "0",
+    ]
+    run_cli("train", *common, "--out", str(runs / "first"))
+    run_cli("train", *common, "--out", str(runs / "again"))
+    run_cli("report", str(runs), "--out", str(tmp_path / "report"))
+    (row,) = _rows(tmp_path / "report" / "aggregate.csv")
+    assert row["runs"] == "2" and row["ok"] == "1" and row["seeds"] == "0"
+    assert row["duplicates"] == "first"  # "again" sorts first and is counted; "first" repeats its seed
+    assert "same recipe and the same seed" in (tmp_path / "report" / "report.md").read_text()
+
+
+BUSY = "import time\nend = time.time() + 120\nwhile time.time() < end:\n    pass\n"
+
+
+@pytest.mark.slow
+def test_default_preset_gives_equal_accuracies_on_a_busy_machine(tmp_path, isolated_cache):
+    """Fixed work: the same study, once quiet and once beside two CPU-bound processes, ends equal."""
+    args = [
+        "run",
+        "--preset",
+        "quick",
+        "--models",
+        "lenet5",
+        "--schedules",
+        "cosine,plateau",
+        "--max-steps",
+        "40",
+        "--deterministic",
+        "--no-embed",
+        "--no-speed",
+    ]
+    run_cli(*args, "--out", str(tmp_path / "quiet"))
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(2)]
+    try:
+        run_cli(*args, "--out", str(tmp_path / "busy"))
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    quiet = {r["run_id"]: r for r in _rows(tmp_path / "quiet" / "results.csv")}
+    loaded = {r["run_id"]: r for r in _rows(tmp_path / "busy" / "results.csv")}
+    assert quiet.keys() == loaded.keys() and len(quiet) == 2
+    for run_id, row in quiet.items():
+        assert row["status"] == "completed"
+        assert row["test_accuracy"] == loaded[run_id]["test_accuracy"]  # to the last digit
+        assert row["recipe_hash"] == loaded[run_id]["recipe_hash"]
+        summary = json.loads((tmp_path / "busy" / "runs" / run_id / "summary.json").read_text())
+        assert summary["steps"] == 40
