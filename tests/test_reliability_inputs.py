@@ -1,0 +1,184 @@
+"""Reliability, round 2: a study stops when told, a run directory never mixes two runs, bad input is one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from cnnbench.engine.config import TrainConfig
+from cnnbench.engine.runlog import MetricsLog
+from cnnbench.engine.trainer import _check_splits
+from cnnbench.errors import ConfigError, DataError
+from cnnbench.study import resolve_spec
+from cnnbench.utils.io import atomic_write_text
+from conftest import run_cli
+
+TINY_TRAIN = ["--data", "synthetic", "--model", "lenet5", "--epochs", "1", "--max-train-samples", "256",
+              "--batch-size", "64", "--no-progress"]  # fmt: skip
+
+
+def _study_file(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+# ------------------------------------------------------------------------------------ run directories
+@pytest.mark.slow
+def test_train_into_a_directory_holding_another_run_is_refused_then_overwrite_moves_it_aside(tmp_path, isolated_cache):
+    out = tmp_path / "runs" / "r"
+    run_cli("train", *TINY_TRAIN, "--out", str(out))
+    before = (out / "summary.json").read_bytes()
+    proc = run_cli("train", *TINY_TRAIN, "--lr", "0.5", "--seed", "7", "--out", str(out), check=False)
+    assert proc.returncode == 2
+    assert f"--out {out} already holds a run of lenet5 (seed 0) with another recipe" in proc.stderr
+    assert "--resume" in proc.stderr and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
+    assert (out / "summary.json").read_bytes() == before  # nothing of the old run touched
+    # another model cannot continue the run's checkpoint
+    proc = run_cli("train", *TINY_TRAIN, "--model", "resnet18", "--resume", str(out), check=False)
+    assert proc.returncode == 2 and "that run has model 'lenet5', not 'resnet18'" in proc.stderr
+    run_cli("train", *TINY_TRAIN, "--seed", "7", "--out", str(out), "--overwrite")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seed"] == 7 and summary["status"] == "completed"
+    (moved,) = (tmp_path / "runs" / ".replaced").iterdir()
+    assert (moved / "summary.json").read_bytes() == before
+    assert any("--overwrite" in n for n in summary["notes"])
+
+
+def test_an_unknown_model_fails_before_any_directory_is_made(tmp_path, isolated_cache):
+    out = tmp_path / "never"
+    proc = run_cli("train", "--data", "synthetic", "--model", "resnet181", "--out", str(out), check=False)
+    assert proc.returncode == 2 and "unknown model 'resnet181'" in proc.stderr
+    assert not out.exists()
+
+
+def test_an_empty_split_is_an_error_and_missing_classes_a_warning():
+    class Split:
+        def __init__(self, labels):
+            self.labels = np.asarray(labels)
+
+        def __len__(self):
+            return len(self.labels)
+
+    cfg = TrainConfig(data="imagefolder:/x", batch_size=4)
+    ds = SimpleNamespace(train=Split([]), val=Split([0, 1]), test=Split([0, 1]), num_classes=2)
+    with pytest.raises(DataError, match="the train split has no images"):
+        _check_splits(ds, cfg)
+    ds = SimpleNamespace(train=Split([0, 0, 0, 0, 0]), val=Split([0, 1]), test=Split([0, 1]), num_classes=2)
+    (note,) = _check_splits(ds, cfg)
+    assert "the train split holds 1 of 2 classes" in note
+    big = _check_splits(SimpleNamespace(train=Split([0, 1]), val=Split([0, 1]), test=Split([0, 1]), num_classes=2),
+                        TrainConfig(batch_size=100_000_000))  # fmt: skip
+    assert "larger than the 2 training images" in big[0]
+
+
+def test_metrics_csv_with_a_garbage_row_resumes_from_the_rows_that_parse(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,train_loss,val_acc\n1,0.5,0.9\n#garbage!!,x\n2,0.4,0.95\n3,0.3,0.96\n")
+    log = MetricsLog.resume(path, upto_epoch=2)
+    assert [r["epoch"] for r in log.rows] == [1, 2] and log.skipped_rows == 1
+
+
+# ------------------------------------------------------------------------------------ study files
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: ../../../x\n", "name: '../../../x': expected one directory name"),
+        ("name: /abs/path\n", "name: '/abs/path': expected one directory name"),
+        ("name: 123\n", "name: 123: expected text"),
+        ("recipe: {lr: fast}\n", "recipe: lr 'fast': expected a number"),
+        ("recipe: {epochs: 2.5}\n", "recipe: epochs 2.5: expected a whole number"),
+        ("targets: [1, 2]\n", "targets: expected a mapping of dataset to accuracy"),
+        ("model_recipes: {lenet5: [1]}\n", "model_recipes.lenet5: expected a mapping of training options"),
+        ("embed_max_points: lots\n", "embed_max_points 'lots': expected a whole number"),
+        ("seeds: [-1]\n", "seeds: [-1]: expected a count"),
+        ("", "is empty: expected keys such as name, data, models"),
+    ],
+)
+def test_bad_study_files_name_the_key_and_the_type(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        resolve_spec(None, _study_file(tmp_path, text), {})
+    assert message in str(err.value)
+
+
+def test_a_non_utf8_study_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        resolve_spec(None, _study_file(tmp_path, b"name: caf\xe9\n"), {})
+
+
+def test_numeric_strings_are_numbers_and_repeats_are_run_once(tmp_path):
+    path = _study_file(tmp_path, "recipe: {lr: 1e-3, epochs: '2'}\nseeds: [1, 1]\nschedules: [cosine, cosine]\n")
+    spec = resolve_spec(None, path, {})
+    cfg = spec.run_config("synthetic", "lenet5", "cosine", 1)
+    assert cfg.lr == 1e-3 and cfg.epochs == 2
+    assert spec.seeds == [1] and spec.schedules == ["cosine"]
+    assert any("seeds: 1 listed more than once" in n for n in spec.notes)
+
+
+def test_a_negative_seed_is_refused_by_train_and_run_alike(tmp_path, isolated_cache):
+    with pytest.raises(ConfigError, match="--seed -1: expected a whole number ≥ 0"):
+        TrainConfig(seed=-1)
+    proc = run_cli("run", "--data", "synthetic", "--models", "lenet5", "--seeds", "-1", "--dry-run", check=False)
+    assert proc.returncode == 2 and "seeds" in proc.stderr
+
+
+def test_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+
+
+# ------------------------------------------------------------------------------------ signals
+def _wait_for(predicate, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_whole_study_and_the_same_command_resumes(tmp_path, isolated_cache, sig):
+    out = tmp_path / "study"
+    args = ["run", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine,plateau", "--epochs", "25",
+            "--batch-size", "32", "--max-train-samples", "512", "--no-embed", "--no-speed",
+            "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "cnnbench", *args], env=env, stderr=subprocess.PIPE, text=True)
+    first = out / "runs" / "synthetic__lenet5__cosine__s0"
+    assert _wait_for(lambda: (first / "metrics.csv").exists(), 120), "the first run never finished an epoch"
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 15, "the study took too long to stop"
+    assert proc.returncode == (143 if sig == signal.SIGTERM else 130), stderr
+    assert f"study stopped by {signal.Signals(sig).name}" in stderr
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "resume with --resume" in summary["error"]
+    assert not (out / "runs" / "synthetic__lenet5__plateau__s0").exists()  # no new run started
+    assert not (out / ".lock").exists()
+    with (out / "results.csv").open() as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["interrupted", "missing"]  # the other: not started
+    # the same command resumes: the interrupted run continues from its checkpoint, the other one starts
+    run_cli(*args, timeout=600)
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    with (first / "metrics.csv").open() as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(1, 26))  # each epoch once
