@@ -39,7 +39,8 @@ def recipe_values(config: Mapping[str, Any]) -> dict[str, Any]:
     """The recipe part of a run's config (a TrainConfig dict or a parsed config.yaml): every key but
     the per-run, runtime and derived ones, with numbers normalised (``5`` and ``5.0`` are one value)."""
     skip = set(PER_RUN_KEYS) | set(RUNTIME_KEYS) | set(DERIVED_SECTIONS)
-    return {k: _normalise(v) for k, v in sorted(config.items()) if k not in skip}
+    # an option left at None is the same recipe as one written before the option existed
+    return {k: _normalise(v) for k, v in sorted(config.items()) if k not in skip and v is not None}
 
 
 def recipe_hash(config: Mapping[str, Any]) -> str:

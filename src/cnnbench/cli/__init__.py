@@ -8,6 +8,7 @@ into the library; no measurement logic lives here. Modules are imported lazily s
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -55,6 +56,9 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return None
 
 
+_FS_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from cnnbench.errors import CnnbenchError
 
@@ -63,11 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:])
     if args.command is None:
-        if sys.argv[1:]:
-            parser.print_help()
-            return 2
-        # `cnnbench` alone runs the default study, as the README promises.
-        args = parser.parse_args(["run"])
+        # `cnnbench` alone shows what it is: a person typing the name should not start minutes of
+        # training (`cnnbench run` is the default study)
+        parser.print_help()
+        return 2 if sys.argv[1:] else 0
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
@@ -77,6 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cnnbench {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # a file system that refuses (read-only cache, full disk, permissions) deep inside a library:
+        # one line naming the path and the reason, not a traceback
+        if exc.errno not in _FS_ERRNOS:
+            raise
+        from cnnbench.utils.io import describe_os_error
+
+        where = f" {exc.filename}" if exc.filename else ""
+        hint = " (set CNNBENCH_CACHE to a writable directory)" if "cache" in str(exc.filename or "") else ""
+        print(f"cnnbench {args.command}: error: cannot write{where}: {describe_os_error(exc)}{hint}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # `cnnbench models | head`: the reader left; say nothing more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -25,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
     from cnnbench.models import create_model, get_spec, summarize
 
     spec = get_spec(args.model)
-    shape = parse_input_shape(args.input) if args.input else (spec.in_chans, spec.input_size, spec.input_size)
+    # an empty --input "" is a mistake to name, not a request for the default
+    shape = (
+        parse_input_shape(args.input) if args.input is not None else (spec.in_chans, spec.input_size, spec.input_size)
+    )
     if args.depth < 1:
         raise ConfigError(f"--depth {args.depth}: expected an integer ≥ 1")
     if args.num_classes is not None and args.num_classes < 1:

@@ -33,6 +33,10 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     return img.convert(mode) if img.mode != mode else img
 
 
+# Largest image decoded (after JPEG draft scaling): a 16-bit 12000×12000 PNG of 280 KB needs 3.7 GB.
+MAX_PIXELS = 64 * 10**6
+
+
 def decode_image(path: str, size: int, mode: str = "RGB") -> np.ndarray | str:
     """(C, size, size) uint8, or a short reason string when the file cannot be decoded.
 
@@ -46,6 +50,9 @@ def decode_image(path: str, size: int, mode: str = "RGB") -> np.ndarray | str:
                 if img.format == "JPEG":
                     # Let libjpeg decode at 1/2, 1/4, 1/8 scale while the result stays ≥ size: 2-6x faster.
                     img.draft(mode if mode in ("RGB", "L") else None, (size, size))
+                w, h = img.size
+                if w * h > MAX_PIXELS:  # checked before decoding: a small file can expand to gigabytes
+                    return f"{w}×{h} pixels is over the {MAX_PIXELS // 10**6}-megapixel limit; not decoded"
                 img.load()
                 img = _to_mode(img, mode)
                 w, h = img.size

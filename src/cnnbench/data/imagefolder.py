@@ -60,7 +60,11 @@ def scan_folder(root: str | Path, where: str = "--data-dir") -> FolderScan:
             if entry.is_dir():
                 ignored_dirs += 1
             elif entry.suffix.lower() in IMAGE_EXTENSIONS and not entry.name.startswith("."):
-                st = entry.stat()
+                try:
+                    st = entry.stat()
+                except OSError:  # a dangling symlink or a symlink loop: decoding lists it as a skip
+                    found.append((entry.name, -1, 0))
+                    continue
                 found.append((entry.name, st.st_size, st.st_mtime_ns))
             else:
                 ignored_files += 1

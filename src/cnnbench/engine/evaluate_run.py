@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.engine.evaluate import evaluate
-from cnnbench.errors import CnnbenchError
+from cnnbench.errors import CnnbenchError, ConfigError
 from cnnbench.runs import eval_state_dict, load_checkpoint, open_run
 from cnnbench.utils.env import resolve_device, synchronize
 
@@ -65,7 +65,9 @@ def evaluate_run(
     model = create_model(**{**model_args, "pretrained": None})
     model.load_state_dict(eval_state_dict(load_checkpoint(ckpt_path)))
     model.to(dev).eval()
-    bs = batch_size or int(config.get("test_batch_size", 32))
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"--batch-size {batch_size!r}: expected a whole number ≥ 1")
+    bs = batch_size if batch_size is not None else int(config.get("test_batch_size", 32))
     loader = DeviceLoader(
         getattr(dataset, split),
         batch_size=bs,

@@ -529,9 +529,14 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
         state.train_time_s = train_time_before + stats.seconds
         if stats.diverged_step is not None:
             status = "diverged"
+            kept = (
+                f"the last good checkpoint (epoch {state.epoch}) is kept in checkpoint/last.pt"
+                if (out / "checkpoint" / "last.pt").exists()
+                else "no checkpoint exists (it diverged in its first epoch)"
+            )
             error = (
                 f"loss became NaN/Inf at epoch {epoch + 1}, step {stats.diverged_step} (lr {stats.last_lr:.3g}); "
-                "the last good checkpoint is kept in checkpoint/last.pt"
+                + kept
             )
             progress.end_epoch(f"[red]{error}")
             break
