@@ -137,7 +137,7 @@ def test_corrupted_last_checkpoint_resume_falls_back_to_the_previous_one(tmp_pat
         time.sleep(0.05)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)  # saves `last` inside epoch 2; epoch 1's becomes last.prev.pt
-    assert proc.wait(timeout=60) == 143  # 128 + SIGTERM43  # 128 + SIGTERM
+    assert proc.wait(timeout=60) == 143  # 128 + SIGTERM
     last = out / "checkpoint" / "last.pt"
     assert (out / "checkpoint" / "last.prev.pt").is_file()
     data = last.read_bytes()
