@@ -182,3 +182,136 @@ def test_a_signal_stops_the_whole_study_and_the_same_command_resumes(tmp_path, i
     assert [r["status"] for r in rows] == ["completed", "completed"]
     with (first / "metrics.csv").open() as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(1, 26))  # each epoch once
+
+
+# ------------------------------------------------------------------------------------ data files
+def test_dangling_and_looping_symlinks_are_listed_as_skips(tmp_path, isolated_cache):
+    from PIL import Image
+
+    from cnnbench.data import DataConfig, load_dataset
+
+    root = tmp_path / "tree"
+    for c in ("a", "b"):
+        for i in range(4):
+            (root / c).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (20, 20), (i * 40, 10, 200)).save(root / c / f"{i}.png")
+    (root / "a" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (root / "b" / "loop.png").symlink_to(root / "b" / "loop.png")
+    ds = load_dataset(
+        DataConfig(f"imagefolder:{root}", image_size=16, max_skip_fraction=0.5, val_fraction=0.0, split_ratio=0.5)
+    )
+    assert {Path(s["path"]).name for s in ds.skipped} == {"gone.png", "loop.png"}
+    assert len(ds.train) + len(ds.test) == 8
+
+
+def test_an_image_of_too_many_pixels_is_skipped_before_it_is_decoded(tmp_path):
+    from PIL import Image
+
+    from cnnbench.data.decode import MAX_PIXELS, decode_image
+
+    side = int(MAX_PIXELS**0.5) + 100
+    path = tmp_path / "huge.png"
+    Image.new("I;16", (side, side), 0).save(path)  # compresses to a few hundred KB
+    assert path.stat().st_size < 5 * 2**20
+    reason = decode_image(str(path), 16)
+    assert isinstance(reason, str) and "megapixel limit" in reason
+
+
+def test_a_read_only_cache_is_one_line_naming_it(tmp_path):
+    """CNNBENCH_CACHE on a read-only mount (a real bind mount, remounted read-only)."""
+    from PIL import Image
+
+    tree = tmp_path / "tree"
+    for c in ("a", "b"):
+        (tree / c).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (20, 20), (i * 40, 10, 200)).save(tree / c / f"{i}.png")
+    cache = tmp_path / "ro-cache"
+    cache.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(cache), str(cache)], capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("needs root to bind-mount a read-only directory (CI and the dev machines run as root)")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(cache)], check=True, capture_output=True)
+        proc = run_cli("data", "info", f"imagefolder:{tree}", env={"CNNBENCH_CACHE": str(cache)}, check=False)
+    finally:
+        subprocess.run(["umount", str(cache)], capture_output=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "read-only" in proc.stderr and str(cache) in proc.stderr
+
+
+def test_the_torch_writer_failing_on_a_full_disk_is_said_plainly(tmp_path, monkeypatch):
+    import torch
+
+    from cnnbench.engine import checkpoint as ckpt_mod
+    from cnnbench.errors import OutputError
+
+    def full(obj, f, *a, **k):
+        f.write(b"PK")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4096 vs 4032")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", full)
+    monkeypatch.setattr("shutil.disk_usage", lambda p: SimpleNamespace(total=1, used=1, free=0))
+    with pytest.raises(OutputError, match=r"last\.pt: the disk is full; the previous version is kept"):
+        ckpt_mod.save_checkpoint(tmp_path, "last", {"model": {"w": torch.ones(1)}})
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------------------------ command output
+@pytest.mark.slow
+def test_a_run_that_diverges_in_its_first_epoch_says_so_on_stderr_and_exits_3(tmp_path, isolated_cache):
+    out = tmp_path / "r"
+    proc = run_cli("train", *TINY_TRAIN, "--lr", "inf", "--out", str(out), "--json", check=False)
+    assert proc.returncode == 3, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["status"] == "diverged"
+    assert "no checkpoint exists (it diverged in its first epoch)" in summary["error"]
+    assert "lenet5: diverged: loss became NaN/Inf" in proc.stderr and str(out) in proc.stderr
+
+
+def test_eval_and_summary_refuse_empty_or_zero_values(tmp_path):
+    proc = run_cli("summary", "lenet5", "--input", "", check=False)
+    assert proc.returncode == 2 and "--input ''" in proc.stderr
+    proc = run_cli("eval", str(tmp_path), "--batch-size", "0", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_bare_cnnbench_prints_help_and_starts_nothing(tmp_path):
+    proc = run_cli(cwd=tmp_path)
+    assert "usage: cnnbench" in proc.stdout and not (tmp_path / "studies").exists()
+
+
+@pytest.mark.slow
+def test_study_workers_die_with_a_killed_study(tmp_path, isolated_cache):
+    out = tmp_path / "study"
+    args = ["run", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine,plateau", "--epochs", "40",
+            "--batch-size", "32", "--max-train-samples", "512", "--no-embed", "--no-speed", "--workers", "2",
+            "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "cnnbench", *args], stderr=subprocess.DEVNULL)
+    runs = out / "runs"
+    assert _wait_for(lambda: len(list(runs.glob("*/metrics.csv"))) == 2, 180), "the workers never started training"
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert children
+    proc.kill()
+    proc.wait()
+
+    def all_gone() -> bool:
+        return not any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in children)
+
+    assert _wait_for(all_gone, 30), "worker processes kept running after their study was killed"
+
+
+def _state(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+@pytest.mark.slow
+def test_train_without_a_terminal_prints_a_line_per_epoch(tmp_path, isolated_cache):
+    proc = run_cli("train", *TINY_TRAIN, "--epochs", "3", "--out", str(tmp_path / "r"))  # stderr is a pipe here
+    epochs = [line for line in proc.stderr.splitlines() if line.startswith("lenet5 epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["lenet5 epoch 1", "lenet5 epoch 2", "lenet5 epoch 3"]
+    assert all("val loss" in line and "[" not in line for line in epochs)  # plain text, no rich markup
+    assert "lenet5: test accuracy" in proc.stderr

@@ -10,7 +10,11 @@ from cnnbench.cli.trainflags import add_train_flags, given_train_flags
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--out", "-o", default=None, help="run directory (default: runs/<data>__<model>__<schedule>__s<seed>)"
+        "--out",
+        "--output",
+        "-o",
+        default=None,
+        help="run directory (default: runs/<data>__<model>__<schedule>__s<seed>)",
     )
     parser.add_argument(
         "--resume",
@@ -24,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--overwrite",
         action="store_true",
         help="--out holds another run: move it aside to <parent>/.replaced/ and start a new one",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="validate the flags and print the resolved recipe; train nothing"
     )
     add_json_flag(parser)
     add_train_flags(parser)
@@ -49,8 +56,25 @@ def run(args: argparse.Namespace) -> int:
         values = {**_config_of(Path(args.out)), **values}
     if args.json:
         values["progress"] = False
+    if "model" in values:
+        from cnnbench.models import canonical_model_name
+
+        values["model"] = canonical_model_name(values["model"])  # the seed's names: lenet, shufflenetv2, ...
     cfg = TrainConfig(**values)
     out = Path(args.out) if args.out else Path("runs") / f"{_safe(cfg.data)}__{cfg.model}__{cfg.schedule}__s{cfg.seed}"
+    if args.dry_run:
+        from cnnbench.models import get_spec
+        from cnnbench.rundir import recipe_hash
+
+        get_spec(cfg.model)
+        plan = {"out_dir": str(out), "recipe_hash": recipe_hash(cfg.to_dict()), "config": cfg.to_dict()}
+        if args.json:
+            emit_json(plan)
+        else:
+            for key, value in plan["config"].items():
+                print(f"{key}: {value}")
+            note(f"would write {out} (recipe {plan['recipe_hash']}); nothing trained")
+        return 0
     summary = fit(cfg, out, resume=bool(args.resume), quiet=args.json, overwrite=args.overwrite)
     if args.json:
         emit_json(summary)

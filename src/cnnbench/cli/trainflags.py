@@ -98,6 +98,24 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "cuda_graphs": GRAPH_CHOICES,
 }
 FLAG_ALIASES = {"time_budget_s": "--time-budget"}
+# Other spellings of the same flags, accepted on purpose (never by argparse's prefix matching): the
+# MNIST study's own main.py (underscores, --dropout, --factor, --lr_patience, --lr_scheduler) and the
+# short forms timm's train.py users type (-b, --opt, --sched, --wd, --warmup-lr, --drop). Listed in
+# docs/training.md.
+SPELLINGS: dict[str, tuple[str, ...]] = {
+    "batch_size": ("--batch_size", "-b"),
+    "drop_rate": ("--dropout", "--drop"),
+    "weight_decay": ("--weight_decay", "--wd"),
+    "schedule": ("--lr_scheduler", "--sched"),
+    "min_lr": ("--min_lr",),
+    "plateau_factor": ("--factor",),
+    "plateau_patience": ("--lr_patience",),
+    "warmup_epochs": ("--warmup_epochs",),
+    "warmup_start_lr": ("--warmup_start_lr", "--warmup-lr"),
+    "optimizer": ("--opt",),
+    "label_smoothing": ("--smoothing",),
+    "max_steps": ("--max_steps",),
+}
 SKIP = {"notes"}
 
 
@@ -114,17 +132,17 @@ def add_train_flags(parser: argparse.ArgumentParser, exclude: set[str] = frozens
     for f in dataclasses.fields(TrainConfig):
         if f.name in SKIP or f.name in exclude:
             continue
-        flag = FLAG_ALIASES.get(f.name, "--" + f.name.replace("_", "-"))
+        flags = [FLAG_ALIASES.get(f.name, "--" + f.name.replace("_", "-")), *SPELLINGS.get(f.name, ())]
         kind = _base_type(f.name)
         default = f.default if f.default is not dataclasses.MISSING else None
         help_text = f"{HELP.get(f.name, '')} (default: {default})"
         if kind is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif f.name == "device":
-            group.add_argument(flag, dest=f.name, default=None, metavar="|".join(DEVICE_CHOICES), help=help_text)
+            group.add_argument(*flags, dest=f.name, default=None, metavar="|".join(DEVICE_CHOICES), help=help_text)
         else:
             group.add_argument(
-                flag, dest=f.name, type=_parse_for(kind), default=None, choices=CHOICES.get(f.name), help=help_text
+                *flags, dest=f.name, type=_parse_for(kind), default=None, choices=CHOICES.get(f.name), help=help_text
             )
 
 

@@ -109,10 +109,12 @@ class TensorBoardLog:
 class Progress:
     """A rich progress bar on stderr (batches, ETA, live loss); quiet when not on a terminal."""
 
-    def __init__(self, enabled: bool, description: str) -> None:
+    def __init__(self, enabled: bool, description: str, lines: bool = False) -> None:
         self.enabled = enabled and sys.stderr.isatty()
         self._progress = None
         self.description = description
+        # without a terminal (a Slurm log, nohup, CI) one plain line per epoch, as Lightning and timm log
+        self.lines = lines
 
     def start_epoch(self, epoch: int, epochs: int, total_batches: int, done: int = 0) -> None:
         if not self.enabled:
@@ -141,6 +143,10 @@ class Progress:
         if self._progress is not None:
             self._progress.remove_task(self._task)
             self._progress.console.print(line)
+        elif self.lines and line:
+            from rich.text import Text
+
+            print(Text.from_markup(line).plain, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._progress is not None:

@@ -427,7 +427,7 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
     if metrics.skipped_rows:
         state.notes.append(f"metrics.csv: {metrics.skipped_rows} unreadable row(s) dropped on resume")
     tb = TensorBoardLog(out / "tb", enabled=main, purge_step=state.epoch + 1 if resumed_from else None)
-    progress = Progress(cfg.progress and not trainer.quiet and main, cfg.model)
+    progress = Progress(cfg.progress and not trainer.quiet and main, cfg.model, lines=not trainer.quiet and main)
     say = (lambda msg: None) if (trainer.quiet or not main) else (lambda msg: _say(msg))
     if resumed_from is None:  # evaluation on a subset is stated with the run's figures
         state.notes.extend(n for n in trainer.dataset.notes if "limited to a stratified subset" in n)

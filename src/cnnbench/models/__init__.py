@@ -9,6 +9,7 @@ from cnnbench.models import lenet, timm_models, torchvision_models  # noqa: F401
 from cnnbench.models._registry import (
     GROUPS,
     ModelSpec,
+    canonical_model_name,
     default_input_size,
     get_spec,
     list_models,
@@ -47,6 +48,7 @@ __all__ = [
     "find_weights",
     "freeze_backbone",
     "get_classifier",
+    "canonical_model_name",
     "get_spec",
     "list_models",
     "load_pretrained",

@@ -126,9 +126,28 @@ def model_groups() -> dict[str, list[str]]:
     return {g: list(names) for g, names in GROUPS.items()}
 
 
+# The MNIST study's own model names (its main.py --model values), accepted wherever a model is named.
+ALIASES = {
+    "lenet": "lenet5",
+    "vgg": "vgg11",
+    "resnet": "resnet18",
+    "squeezenet": "squeezenet1_1",
+    "shufflenet": "shufflenet_v2_x1_0",
+    "shufflenetv2": "shufflenet_v2_x1_0",
+    "mobilenetv3": "mobilenet_v3_small",
+    "mnasnet": "mnasnet1_0",
+    "efficientnet": "efficientnet_b0",
+}
+
+
+def canonical_model_name(name: str) -> str:
+    """The zoo name of ``name``: itself, or what a seed-study alias (``shufflenetv2``) stands for."""
+    return ALIASES.get(name, name) if name not in _REGISTRY else name
+
+
 def get_spec(name: str) -> ModelSpec:
-    """The spec of a registered model; an unknown name raises with the closest names."""
-    spec = _REGISTRY.get(name)
+    """The spec of a registered model (or an alias); an unknown name raises with the closest names."""
+    spec = _REGISTRY.get(canonical_model_name(name))
     if spec is None:
         raise ModelError(f"unknown model {name!r}{_suggest(name)}; run 'cnnbench models' to list all")
     return spec

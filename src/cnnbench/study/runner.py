@@ -173,10 +173,17 @@ def execute_run(planned: PlannedRun, run_dir: Path) -> dict[str, Any]:
         return summary
 
 
+_WORKER = {"parent": 0, "busy": False}
+
+
 def _worker_init(device_queue) -> None:
     """Pool workers: die with the study, stop on its signal, pin one GPU each when there are several."""
+    _WORKER["parent"] = os.getppid()
     _die_with_parent()
     STOP.install_forever()
+    import threading
+
+    threading.Thread(target=_orphan_watchdog, name="cnnbench-orphan-watchdog", daemon=True).start()
     if device_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device_queue.get())
 
@@ -196,8 +203,21 @@ def _die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _orphan_watchdog() -> None:
+    """A worker whose study died exits once its run has checkpointed (the kernel's SIGTERM stopped it);
+    without this it would wait forever for work from a parent that is gone."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != _WORKER["parent"] and not _WORKER["busy"]:
+            os._exit(143)
+
+
 def _worker_run(planned: PlannedRun, run_dir: str) -> dict[str, Any]:
-    return execute_run(planned, Path(run_dir))
+    _WORKER["busy"] = True
+    try:
+        return execute_run(planned, Path(run_dir))
+    finally:
+        _WORKER["busy"] = False
 
 
 def choose_workers(requested: int | str, runs: list[PlannedRun]) -> tuple[int, list[int] | None, str]:
