@@ -35,8 +35,10 @@ def test_models_table_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["models", "resnet1*"]) == 0
     out = capsys.readouterr().out
     assert "resnet18" in out and "11.69M" in out and "resnet34" not in out
-    assert main(["models", "resnet"]) == 2
-    assert "unknown model 'resnet'" in capsys.readouterr().err
+    assert main(["models", "resnt"]) == 2
+    assert "unknown model 'resnt'" in capsys.readouterr().err
+    assert main(["models", "resnet"]) == 0  # the MNIST study's name for resnet18
+    assert "resnet18" in capsys.readouterr().out
 
 
 def test_summary_json(capsys: pytest.CaptureFixture[str]) -> None:
