@@ -261,12 +261,19 @@ def test_the_torch_writer_failing_on_a_full_disk_is_said_plainly(tmp_path, monke
 @pytest.mark.slow
 def test_a_run_that_diverges_in_its_first_epoch_says_so_on_stderr_and_exits_3(tmp_path, isolated_cache):
     out = tmp_path / "r"
-    proc = run_cli("train", *TINY_TRAIN, "--lr", "inf", "--out", str(out), "--json", check=False)
+    proc = run_cli("train", *TINY_TRAIN, "--lr", "inf", "--out", str(out), check=False)
+    assert proc.returncode == 2 and "--lr inf: expected a finite number" in proc.stderr
+    proc = run_cli("train", *TINY_TRAIN, "--lr", "1e30", "--out", str(out), "--json", check=False)
     assert proc.returncode == 3, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["status"] == "diverged"
     assert "no checkpoint exists (it diverged in its first epoch)" in summary["error"]
-    assert "lenet5: diverged: loss became NaN/Inf" in proc.stderr and str(out) in proc.stderr
+    assert "lenet5: diverged: " in proc.stderr and "NaN/Inf" in proc.stderr and str(out) in proc.stderr
+    # one step whose update leaves non-finite weights: the finite training loss hid it, validation does not
+    one = tmp_path / "one"
+    args = ["--max-train-samples", "64", "--max-steps", "1", "--lr", "1e30", "--out", str(one), "--json"]
+    proc = run_cli("train", *TINY_TRAIN, *args, check=False)
+    assert proc.returncode == 3 and "validation loss is NaN/Inf after epoch 1" in json.loads(proc.stdout)["error"]
 
 
 def test_eval_and_summary_refuse_empty_or_zero_values(tmp_path):

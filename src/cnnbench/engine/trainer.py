@@ -529,14 +529,9 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
         state.train_time_s = train_time_before + stats.seconds
         if stats.diverged_step is not None:
             status = "diverged"
-            kept = (
-                f"the last good checkpoint (epoch {state.epoch}) is kept in checkpoint/last.pt"
-                if (out / "checkpoint" / "last.pt").exists()
-                else "no checkpoint exists (it diverged in its first epoch)"
-            )
             error = (
                 f"loss became NaN/Inf at epoch {epoch + 1}, step {stats.diverged_step} (lr {stats.last_lr:.3g}); "
-                + kept
+                + _what_is_kept(out, state.epoch)
             )
             progress.end_epoch(f"[red]{error}")
             break
@@ -550,6 +545,15 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
         state.batch_in_epoch, state.partial = 0, None
         trainer.recalibrate_bn(epoch)
         val = trainer.evaluate(trainer.val_loader)
+        if not math.isfinite(val.loss):
+            # the last step's update made the weights non-finite after a finite loss: nothing to keep
+            status = "diverged"
+            error = (
+                f"validation loss is NaN/Inf after epoch {epoch + 1} (the weights stopped being finite; lr "
+                f"{stats.last_lr:.3g}); {_what_is_kept(out, state.epoch)}"
+            )
+            progress.end_epoch(f"[red]{error}")
+            break
         row = {
             "epoch": epoch + 1,
             "train_loss": stats.loss,
@@ -615,6 +619,13 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
             f"{summary['train_time_s']:.1f}s training) → {out}"
         )
     return summary
+
+
+def _what_is_kept(out: Path, epochs_done: int) -> str:
+    """What a diverged run leaves to resume from: said exactly, never promised."""
+    if (out / "checkpoint" / "last.pt").exists():
+        return f"the last good checkpoint (epoch {epochs_done}) is kept in checkpoint/last.pt"
+    return "no checkpoint exists (it diverged in its first epoch)"
 
 
 class _Diverged(Exception):

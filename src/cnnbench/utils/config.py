@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -28,7 +30,14 @@ def check_range(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
 ) -> None:
-    """Raise ConfigError unless ``low <= value <= high`` (bounds optional, inclusivity configurable)."""
+    """Raise ConfigError unless ``low <= value <= high`` (bounds optional, inclusivity configurable).
+
+    NaN and ±inf are refused whatever the bounds: no option of cnnbench means anything at infinity.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{flag} {value!r}: expected a number")
+    if not math.isfinite(value):
+        raise ConfigError(f"{flag} {value!r}: expected a finite number")
     ok = True
     if low is not None:
         ok = ok and (value >= low if low_inclusive else value > low)
