@@ -190,3 +190,16 @@ def test_default_preset_gives_equal_accuracies_on_a_busy_machine(tmp_path, isola
         assert row["recipe_hash"] == loaded[run_id]["recipe_hash"]
         summary = json.loads((tmp_path / "busy" / "runs" / run_id / "summary.json").read_text())
         assert summary["steps"] == 40
+
+
+def test_planned_work_follows_the_recipe_not_the_clock():
+    from cnnbench.study.estimate import describe, run_work
+
+    quick = run_work("r", TrainConfig(model="resnet18", batch_size=64, max_steps=40), 3600, 400, 1000, 28)
+    assert (quick.steps, quick.images, quick.evaluated) == (40, 2560, 400 + 1000)
+    full = run_work("r", TrainConfig(model="lenet5", batch_size=64, epochs=3), 3600, 400, 1000, 28)
+    assert full.steps == 3 * 57 and full.evaluated == 3 * 400 + 1000
+    assert run_work("r", TrainConfig(time_budget_s=6.0), 3600, 400, 1000, 28) is None  # the machine decides
+    line = describe([quick, full], cpu=True)
+    assert "2 run(s) × 40–171 optimiser steps" in line and "min on a 2-core CPU" in line
+    assert "min on" not in describe([quick], cpu=False)
