@@ -322,3 +322,22 @@ def test_train_without_a_terminal_prints_a_line_per_epoch(tmp_path, isolated_cac
     assert [line.split(":")[0] for line in epochs] == ["lenet5 epoch 1", "lenet5 epoch 2", "lenet5 epoch 3"]
     assert all("val loss" in line and "[" not in line for line in epochs)  # plain text, no rich markup
     assert "lenet5: test accuracy" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size_kb", [64, 400, 700, 1200])
+def test_a_full_disk_at_any_fill_level_is_one_line(tmp_path, isolated_cache, size_kb):
+    """`train --out` on a small real tmpfs: whichever write finds it full (config, metrics, a checkpoint
+    through torch's zip writer, the summary), the message says the disk is full — never torch's
+    "[enforce fail at inline_container.cc] unexpected pos"."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "cnnbench-full", str(disk)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN, as CI and the dev machines have)")
+    try:
+        proc = run_cli("train", *TINY_TRAIN, "--epochs", "3", "--out", str(disk / "run"), check=False)
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+    assert "Traceback" not in proc.stderr and "enforce fail" not in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "the disk is full" in proc.stderr, proc.stderr  # 3 epochs never fit
