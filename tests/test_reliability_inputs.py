@@ -341,3 +341,37 @@ def test_a_full_disk_at_any_fill_level_is_one_line(tmp_path, isolated_cache, siz
         subprocess.run(["umount", str(disk)], capture_output=True)
     assert "Traceback" not in proc.stderr and "enforce fail" not in proc.stderr, proc.stderr
     assert proc.returncode == 2 and "the disk is full" in proc.stderr, proc.stderr  # 3 epochs never fit
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_study_with_two_workers_stops_both_and_they_exit(tmp_path, isolated_cache):
+    out = tmp_path / "study"
+    args = ["run", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine,plateau", "--epochs", "40",
+            "--batch-size", "32", "--max-train-samples", "512", "--no-embed", "--no-speed", "--workers", "2",
+            "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "cnnbench", *args], stderr=subprocess.PIPE, text=True)
+    runs = out / "runs"
+    assert _wait_for(lambda: len(list(runs.glob("*/metrics.csv"))) == 2, 180), "the workers never started training"
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    statuses = [json.loads((d / "summary.json").read_text())["status"] for d in sorted(runs.iterdir())]
+    assert statuses == ["interrupted", "interrupted"]  # each worker checkpointed its run
+    assert not (out / ".lock").exists()
+    assert _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 30)
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once(tmp_path, isolated_cache):
+    out = tmp_path / "study"
+    args = ["run", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine", "--epochs", "40",
+            "--batch-size", "32", "--max-train-samples", "512", "--no-embed", "--no-speed",
+            "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "cnnbench", *args], stderr=subprocess.PIPE, text=True)
+    assert _wait_for(lambda: (out / "runs" / "synthetic__lenet5__cosine__s0" / "metrics.csv").exists(), 120)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and not (out / ".lock").exists()
