@@ -17,7 +17,7 @@ import yaml
 
 from cnnbench.engine.config import SCHEDULES, TrainConfig, train_config_fields
 from cnnbench.errors import CnnbenchError, ConfigError
-from cnnbench.utils.config import check_range, coerce_fields
+from cnnbench.utils.config import check_range, coerce_fields, coerce_value
 
 PER_RUN_KEYS = {"model": "models", "data": "data", "schedule": "schedules", "seed": "seeds"}  # key -> study list
 WORKERS_AUTO = "auto"
@@ -79,12 +79,10 @@ class StudySpec:
         if not isinstance(self.targets, dict):
             raise ConfigError(f"targets: expected a mapping of dataset to accuracy, got {self.targets!r}")
         self.targets = {str(k): _target(k, v) for k, v in self.targets.items()}
-        self.embed_max_points = coerce_fields(StudySpec, {"embed_max_points": self.embed_max_points}, "study")[
-            "embed_max_points"
-        ]
+        scalars = ("embed_max_points", "embed", "speed", "onnx", "native_resolution", "keep_last_checkpoint")
+        for key, value in coerce_fields(StudySpec, {k: getattr(self, k) for k in scalars}, "study").items():
+            setattr(self, key, value)
         check_range("embed_max_points", self.embed_max_points, 10)
-        for key in ("embed", "speed", "onnx", "native_resolution", "keep_last_checkpoint"):
-            setattr(self, key, coerce_fields(StudySpec, {key: getattr(self, key)}, "study")[key])
         bad_count = not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1
         if self.workers != WORKERS_AUTO and bad_count:
             raise ConfigError(f"workers: {self.workers!r}: expected a whole number ≥ 1 or 'auto'")
@@ -134,14 +132,9 @@ def _dedupe(values: list[Any], key: str, notes: list[str]) -> list[Any]:
 
 
 def _target(dataset: Any, value: Any) -> float:
-    number = coerce_fields(_Target, {"value": value}, f"targets.{dataset}")["value"]
+    number = coerce_value(value, float, f"targets.{dataset}")
     check_range(f"targets.{dataset}", number, 0, 100, low_inclusive=False)
     return number
-
-
-@dataclass
-class _Target:
-    value: float
 
 
 def _is_photo_folder(dataset: str) -> bool:

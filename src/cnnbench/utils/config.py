@@ -81,6 +81,11 @@ def coerce_fields(cls: type, values: Mapping[str, Any], where: str) -> dict[str,
     return {k: _coerce(v, hints[k], f"{where}: {k}") if k in hints else v for k, v in values.items()}
 
 
+def coerce_value(value: Any, hint: Any, where: str) -> Any:
+    """One value converted to type ``hint`` (``float``, ``int | None``, ...) as ``coerce_fields`` does."""
+    return _coerce(value, hint, where)
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     args = typing.get_args(hint) if _is_union(hint) else (hint,)
     optional = type(None) in args
