@@ -2,14 +2,15 @@
 
 The step keeps everything on the device: loss and correct-prediction sums accumulate in device
 tensors and are read once per epoch (plus a NaN check every ``nan_check_every`` steps), so a GPU
-never waits on the host inside an epoch.
+never waits on the host inside an epoch. Step-level points (``log_every``) are copies of those
+running sums, taken on the device and read with the epoch's figures.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +30,31 @@ class EpochStats:
     stopped_at_batch: int | None = None  # batch index the epoch was cut at (interrupt or step cap)
     loss_sum: float = 0.0  # raw sums, to carry an interrupted epoch over a resume
     correct: int = 0
+    points: list[StepPoint] = field(default_factory=list)  # every ``log_every`` steps, and at the end
 
     def partial(self) -> EpochPartial:
         return EpochPartial(loss_sum=self.loss_sum, correct=self.correct, samples=self.samples, seconds=self.seconds)
+
+
+@dataclass
+class StepPoint:
+    """Training figures of the steps since the previous point of the same call (at most ``log_every``)."""
+
+    step: int  # global optimiser steps done at this point
+    batch: int  # batches of the epoch done at this point
+    loss_sum: float  # summed per-sample training loss over the window's samples
+    correct: int
+    samples: int
+    steps: int  # optimiser steps in the window
+    lr: float  # lr of the window's last step
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.samples if self.samples else float("nan")
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.samples if self.samples else float("nan")
 
 
 @dataclass
@@ -118,6 +141,7 @@ def train_one_epoch(
     should_stop: Callable[[], bool] = lambda: False,
     on_step: Callable[[int, int], None] | None = None,
     partial: EpochPartial | None = None,
+    log_every: int = 0,
 ) -> EpochStats:
     """Train over ``batches`` (an epoch's batches from ``start_batch`` on).
 
@@ -127,6 +151,8 @@ def train_one_epoch(
         should_stop: polled between steps (SIGTERM/Ctrl-C); the epoch returns where it stands.
         on_step: called with (batch index, global step) after each step, e.g. a progress bar.
         partial: sums carried over from the part of this epoch done before an interruption.
+        log_every: > 0: a ``StepPoint`` whenever the global step count reaches a multiple of it, and
+            one at the last step of this call; 0: none.
     """
     partial = partial or EpochPartial()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -139,6 +165,7 @@ def train_one_epoch(
     synchronize(device)
     start = time.perf_counter()
     batch_index = start_batch
+    marks: list[tuple[int, int, int, float, torch.Tensor, torch.Tensor]] = []  # (step, batch, samples, lr, sums)
     for batch_index, (x, y) in enumerate(batches, start=start_batch):
         global_step = first_step + steps
         if (max_steps is not None and global_step >= max_steps) or should_stop():
@@ -154,10 +181,15 @@ def train_one_epoch(
         if steps % nan_check_every == 0 and not torch.isfinite(batch_loss).item():
             diverged = global_step
             break
+        if log_every and (global_step + 1) % log_every == 0:
+            marks.append((global_step + 1, batch_index + 1, samples, lr, loss_sum.clone(), correct.clone()))
         if on_step is not None:
             on_step(batch_index, global_step)
     if diverged is None and steps % nan_check_every != 0 and not torch.isfinite(loss_sum).item():
         diverged = first_step + steps - 1  # caught late, at the epoch end; the step is approximate
+    if log_every and steps and (not marks or marks[-1][0] != first_step + steps):
+        last_batch = batch_index if stopped is not None else batch_index + 1
+        marks.append((first_step + steps, last_batch, samples, lr, loss_sum.clone(), correct.clone()))
     synchronize(device)
     seconds = time.perf_counter() - start + partial.seconds
     total_samples = samples + partial.samples
@@ -174,4 +206,27 @@ def train_one_epoch(
         stopped_at_batch=stopped,
         loss_sum=loss_total,
         correct=correct_total,
+        points=_points(marks, first_step),
     )
+
+
+def _points(marks: list[tuple[int, int, int, float, torch.Tensor, torch.Tensor]], first_step: int) -> list[StepPoint]:
+    """Running sums at the marks -> per-window figures (one read of all the sums, after the epoch)."""
+    if not marks:
+        return []
+    sums = torch.stack([torch.stack((m[4].double(), m[5].double())) for m in marks]).tolist()  # (P, 2)
+    points, prev = [], (first_step, 0, 0.0, 0)
+    for (step, batch, samples, lr, _, _), (loss_sum, correct) in zip(marks, sums, strict=True):
+        points.append(
+            StepPoint(
+                step=step,
+                batch=batch,
+                loss_sum=loss_sum - prev[2],
+                correct=int(round(correct)) - prev[3],
+                samples=samples - prev[1],
+                steps=step - prev[0],
+                lr=lr,
+            )
+        )
+        prev = (step, samples, loss_sum, int(round(correct)))
+    return points

@@ -28,7 +28,7 @@ from cnnbench.engine.graphs import CudaGraphStep, cuda_graphs_wanted
 from cnnbench.engine.loop import EagerStep, EpochPartial, EpochStats, train_one_epoch
 from cnnbench.engine.optim import ModelEma, build_optimizer, set_lr
 from cnnbench.engine.precise_bn import update_bn_stats
-from cnnbench.engine.runlog import MetricsLog, Progress, TensorBoardLog
+from cnnbench.engine.runlog import MetricsLog, Progress, StepLog, TensorBoardLog, step_log_interval, step_rows
 from cnnbench.engine.schedules import PlateauState, build_schedule_spec, lr_at
 from cnnbench.engine.stop import STOP, StopRequest
 from cnnbench.errors import CnnbenchError
@@ -426,7 +426,13 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
     metrics = MetricsLog.resume(out / "metrics.csv", state.epoch) if resumed_from else MetricsLog(out / "metrics.csv")
     if metrics.skipped_rows:
         state.notes.append(f"metrics.csv: {metrics.skipped_rows} unreadable row(s) dropped on resume")
-    tb = TensorBoardLog(out / "tb", enabled=main, purge_step=state.epoch + 1 if resumed_from else None)
+    steps_log = StepLog.resume(out / "steps.csv", state.step) if resumed_from else StepLog(out / "steps.csv")
+    tb = TensorBoardLog(
+        out / "tb",
+        enabled=main,
+        purge_step=state.epoch + 1 if resumed_from else None,
+        purge_global_step=state.step + 1 if resumed_from else None,
+    )
     progress = Progress(cfg.progress and not trainer.quiet and main, cfg.model, lines=not trainer.quiet and main)
     say = (lambda msg: None) if (trainer.quiet or not main) else (lambda msg: _say(msg))
     if resumed_from is None:  # evaluation on a subset is stated with the run's figures
@@ -459,6 +465,7 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
             set_lr=lambda lr: set_lr(trainer.optimizer, lr),
             max_steps=max_steps,
             partial=partial,
+            log_every=step_log_interval(spe, state.total_steps or cfg.epochs * spe),
             **kwargs,
         )
 
@@ -480,6 +487,7 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
             torch.manual_seed(_epoch_seed(cfg.seed, epoch, dist.rank))
         progress.start_epoch(epoch, epochs_planned(), spe, start_batch)
         train_time_before = state.train_time_s - (partial.seconds if partial else 0.0)
+        probe_points: list = []
         try:
             if cfg.time_budget_s and state.total_steps is None:
                 # Time budget: time a few steps, then fix the number of steps for the whole run
@@ -496,6 +504,7 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
                 )
                 state.step += probe.steps
                 start_batch += probe.steps
+                probe_points = probe.points
                 partial = probe.partial() if probe.diverged_step is None else None
                 if probe.diverged_step is not None:
                     stats = probe
@@ -508,6 +517,7 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
                 should_stop=lambda: stop.set,
                 on_step=lambda b, s: progress.advance(),
             )
+            stats.points[:0] = probe_points
         except _Diverged as d:
             stats = d.stats
         except (torch.OutOfMemoryError, RuntimeError) as exc:
@@ -525,8 +535,13 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
             )
             stats.loss, stats.accuracy = loss_sum / samples, correct / samples
             stats.loss_sum, stats.correct, stats.samples = loss_sum, int(correct), int(samples)
+            _sum_points_over_ranks(stats, device, dist)
         state.step += stats.steps
         state.train_time_s = train_time_before + stats.seconds
+        if main and stats.points:
+            rows = step_rows(stats.points, epoch, spe, state.batch_size)
+            steps_log.extend(rows)
+            tb.steps(rows)
         if stats.diverged_step is not None:
             status = "diverged"
             error = (
@@ -564,6 +579,7 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
             "epoch_time_s": stats.seconds,
             "train_time_s": state.train_time_s,
             "batch_size": state.batch_size,
+            "step": state.step,
         }
         state.epoch += 1
         if (
@@ -626,6 +642,15 @@ def _what_is_kept(out: Path, epochs_done: int) -> str:
     if (out / "checkpoint" / "last.pt").exists():
         return f"the last good checkpoint (epoch {epochs_done}) is kept in checkpoint/last.pt"
     return "no checkpoint exists (it diverged in its first epoch)"
+
+
+def _sum_points_over_ranks(stats: EpochStats, device: torch.device, dist: ddp.DistInfo) -> None:
+    """Step points of every rank's shard, summed like the epoch's figures (one all-reduce)."""
+    if not stats.points:
+        return
+    flat = ddp.all_reduce_sum([v for p in stats.points for v in (p.loss_sum, p.correct, p.samples)], device, dist)
+    for i, p in enumerate(stats.points):
+        p.loss_sum, p.correct, p.samples = flat[3 * i], int(flat[3 * i + 1]), int(flat[3 * i + 2])
 
 
 class _Diverged(Exception):
