@@ -83,7 +83,10 @@ def time_baseline(ds, device: torch.device, batch_size: int, workers: int, max_b
 
 def time_augment_backends(device: torch.device, batch_size: int, repeats: int) -> dict:
     """ms per batch of (B, 1, 28, 28): kornia vs. cnnbench's DigitsAugment, both per-sample random."""
-    import kornia.augmentation as K
+    try:
+        import kornia.augmentation as K
+    except ImportError:
+        raise SystemExit("--kornia needs kornia, the bench extra: pip install -e '.[bench]'") from None
 
     x = torch.randint(0, 256, (batch_size, 1, 28, 28), dtype=torch.uint8, device=device)
     kornia_aug = K.AugmentationSequential(

@@ -8,13 +8,15 @@ every number. A GPU out-of-memory halves the batch and says so.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
 import statistics
 import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -34,9 +36,11 @@ class SpeedResult:
     gpu_dtype: str | None = None
     gpu_batch_size: int | None = None
     gpu_compiled: bool = False
-    cpu_latency_ms: float | None = None  # batch 1, median
-    cpu_latency_p90_ms: float | None = None
-    cpu_threads: int | None = None
+    cpu_latency_ms: float | None = None  # batch 1, median (p50) over cpu_latency_repeats timed calls
+    cpu_latency_p90_ms: float | None = None  # 90th percentile over the same calls
+    cpu_latency_repeats: int | None = None
+    cpu_threads: int | None = None  # torch intra-op threads during the CPU timing
+    load_average: float | None = None  # 1-minute load average just before the CPU timing (None where unknown)
     onnx_latency_ms: float | None = None  # ONNX Runtime, CPU, batch 1, median
     test_time_s: float | None = None  # one pass over a test split at test_batch_size (when data given)
     test_batch_size: int | None = None
@@ -88,6 +92,14 @@ def gpu_throughput(
             batch_size //= 2
 
 
+class Latency(NamedTuple):
+    """Batch-1 latency over repeated timed calls, in ms."""
+
+    p50_ms: float  # median
+    p90_ms: float
+    repeats: int  # timed calls after the warm-up
+
+
 @torch.inference_mode()
 def cpu_latency(
     model: torch.nn.Module,
@@ -96,8 +108,9 @@ def cpu_latency(
     warmup: int = 5,
     iters: int = 30,
     max_seconds: float = 5,
-) -> tuple[float, float]:
-    """Median and 90th-percentile latency in ms of one image on the CPU (fp32)."""
+) -> Latency:
+    """Median and 90th-percentile latency of one image on the CPU (fp32), over ``iters`` timed calls
+    (at least 5, fewer than ``iters`` when they take more than ``max_seconds``)."""
     model = model.to("cpu").eval()
     x = torch.randn(1, *input_shape)
     for _ in range(warmup):
@@ -109,7 +122,27 @@ def cpu_latency(
         model(x)
         times.append((time.perf_counter() - t0) * 1000)
     times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))]
+    return Latency(statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))], len(times))
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, or None where the OS does not report one."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+#: Modules ``--onnx`` needs; the ``onnx`` extra of pyproject.toml installs them.
+ONNX_MODULES = ("onnx", "onnxruntime")
+
+
+def onnx_unavailable() -> str | None:
+    """Why ONNX Runtime latency cannot be measured here (a missing package), or None when it can."""
+    missing = [m for m in ONNX_MODULES if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (
+        f"ONNX latency not measured: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed "
+        "(pip install 'cnnbench[onnx]', or pip install -e '.[onnx]' in a checkout)"
+    )
 
 
 def onnx_latency(model: torch.nn.Module, input_shape: tuple[int, int, int], *, iters: int = 30) -> float:
@@ -197,9 +230,14 @@ def measure_model(
     if test_loader is not None:
         result.test_time_s = test_pass_seconds(model, test_loader, dev)
         result.test_batch_size = getattr(test_loader, "batch_size", None)
-    result.cpu_latency_ms, result.cpu_latency_p90_ms = cpu_latency(model, input_shape)
+    result.load_average = load_average()
     result.cpu_threads = torch.get_num_threads()
-    if onnx:
+    latency = cpu_latency(model, input_shape)
+    result.cpu_latency_ms, result.cpu_latency_p90_ms = latency.p50_ms, latency.p90_ms
+    result.cpu_latency_repeats = latency.repeats
+    if onnx and (reason := onnx_unavailable()) is not None:
+        result.notes.append(reason)
+    elif onnx:
         try:
             result.onnx_latency_ms = onnx_latency(model, input_shape)
         except Exception as exc:  # an exporter gap for one architecture must not stop a study

@@ -22,27 +22,77 @@ def emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def is_terminal(stream=None) -> bool:
+    """Whether ``stream`` (default stdout) is a terminal; pipes, files and CI logs are not."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
 def console(stderr: bool = False):
-    """A rich console; tables go to stdout, progress and notes to stderr."""
+    """A rich console; tables go to stdout, progress and notes to stderr.
+
+    Into a pipe or a log a line is never folded at rich's default 80 columns (``soft_wrap``): a
+    long path or model name stays whole for grep.
+    """
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=not is_terminal(sys.stderr if stderr else sys.stdout))
 
 
-def note(message: str) -> None:
-    """A line for humans on stderr (kept out of --json output)."""
-    console(stderr=True).print(message)
+def note(message: str, markup: bool = True) -> None:
+    """A line for humans on stderr (kept out of --json output).
+
+    Args:
+        markup: read rich markup (``[dim]...[/dim]``); pass False for text that may hold brackets of
+            its own (a pip extra, a file name), which markup would swallow.
+    """
+    console(stderr=True).print(message, markup=markup)
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    """A boxed rich table on a terminal; elsewhere :func:`plain_table` (whole values, one row a line)."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    if not is_terminal():
+        sys.stdout.write(plain_table(title, columns, cells))
+        sys.stdout.flush()
+        return
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
     for col in columns:
         table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+    for row in cells:
+        table.add_row(*row)
     console().print(table)
+
+
+def plain_table(title: str | None, columns: list[str], rows: list[list[str]]) -> str:
+    """Columns aligned with two spaces, no borders and no folding, as ``ls -l`` prints into a pipe:
+    each row is one line whatever its width, so ``grep`` and ``awk`` see whole values."""
+    rows = [[v.replace("\n", " ") for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in rows if i < len(r)]) for i, c in enumerate(columns)]
+    lines = [title] if title else []
+    for row in (columns, *rows):
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def print_fields(title: str | None, fields: list[tuple[str, Any]], min_table_width: int = 120) -> None:
+    """Named figures: one row of a table on a terminal at least ``min_table_width`` columns wide,
+    else one ``name  value`` line per figure (a narrow terminal, a pipe, a log)."""
+    import shutil
+
+    if is_terminal() and shutil.get_terminal_size().columns >= min_table_width:
+        print_table(title, [k for k, _ in fields], [[v for _, v in fields]])
+        return
+    width = max(len(k) for k, _ in fields)
+    lines = [title] if title else []
+    lines += [f"{k.ljust(width)}  {'' if v is None else v}" for k, v in fields]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
 
 
 def parse_input_shape(text: str, flag: str = "--input") -> tuple[int, int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnbench.cli.common import add_json_flag, emit_json, print_table
+from cnnbench.cli.common import add_json_flag, emit_json, print_fields
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +29,27 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if args.json:
-        emit_json(result)
+        emit_json(result)  # full precision
     else:
-        print_table(
-            f"{result['checkpoint']} on {result['dataset']} ({result['split']})", list(result), [list(result.values())]
-        )
+        print_fields(f"{result['checkpoint']} on {result['dataset']} ({result['split']})", eval_fields(result))
     return 0
+
+
+def eval_fields(result: dict) -> list[tuple[str, str]]:
+    """The figures of ``evaluate_run`` rounded as the report's results table rounds them."""
+    from cnnbench.report.tables import fmt_number
+
+    def fmt(key: str, kind: str) -> str:
+        value = result.get(key)
+        return "—" if value is None else fmt_number(value, kind)
+
+    return [
+        ("accuracy (%)", fmt("accuracy", "pct")),
+        ("top-5 (%)", fmt("top5", "pct")),
+        ("mean class accuracy (%)", fmt("mean_class_accuracy", "pct")),
+        ("loss", fmt("loss", "loss")),
+        ("samples", f"{result['samples']:,}"),
+        ("seconds", fmt("seconds", "seconds")),
+        ("batch size", str(result["batch_size"])),
+        ("device", str(result["device"])),
+    ]
