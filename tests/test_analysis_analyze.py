@@ -135,3 +135,37 @@ def test_package_exports_resolve_to_the_functions_not_their_modules():
         "assert callable(analyze) and callable(a.analyze) and callable(tsne_2d), (analyze, a.analyze)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.fixture(scope="module")
+def result_3d():
+    x, y = make_blobs(400, 24, centers=4, cluster_std=1.0, center_box=(-15, 15), random_state=2)
+    return analyze(x, y, AnalysisConfig(seed=0, n_components=3, raw=False), classes=CLASSES)
+
+
+def test_a_3d_map_is_scored_and_recorded(result, result_3d):
+    assert result_3d.coords.shape == (400, 3) and np.all(np.isfinite(result_3d.coords))
+    d = json.loads(dumps_json(result_3d.to_dict()))
+    assert d["tsne"]["n_components"] == 3 and result.to_dict()["tsne"]["n_components"] == 2
+    assert "tsne.n_components" in ANALYSIS_KEYS
+    assert d["tsne"]["kmeans"]["ari"] >= 0.95 and d["tsne"]["knn_accuracy"] == 1.0
+    with pytest.raises(ConfigError, match="--n-components 4: expected one of 2, 3"):
+        AnalysisConfig(n_components=4)
+
+
+def test_3d_figure_is_three_projections_side_by_side_per_panel(result_3d):
+    fig = plot_tsne_panels(result_3d, "blobs")
+    axes = np.array(fig.axes).reshape(3, 3)  # rows: truth, K-means, DBSCAN; columns: projections
+    for row in axes:
+        labels = [(ax.get_xlabel(), ax.get_ylabel()) for ax in row]
+        assert labels == [("t-SNE 1", "t-SNE 2"), ("t-SNE 1", "t-SNE 3"), ("t-SNE 2", "t-SNE 3")]
+        assert row[0].get_legend() is None and row[1].get_legend() is None and row[2].get_legend() is not None
+    assert axes[0, 1].get_title().startswith("Truth") and "K-means" in axes[1, 1].get_title()
+    assert "DBSCAN" in axes[2, 1].get_title() and "3-D t-SNE" in fig.get_suptitle()
+    assert [t.get_text() for t in axes[0, 2].get_legend().get_texts()] == CLASSES
+    # each projection draws the map's own columns
+    offsets = axes[0, 1].collections[0].get_offsets()
+    first = result_3d.coords[result_3d.labels == 0]
+    np.testing.assert_allclose(offsets, first[:, [0, 2]], rtol=1e-6)
+    png = figure_png_bytes(fig)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

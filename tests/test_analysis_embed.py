@@ -166,3 +166,30 @@ def test_cli_json_prints_one_object_and_errors_exit_2(tiny_run, tmp_path):
     assert bad.returncode == 2 and "--perplexity -1" in bad.stderr and bad.stdout == ""
     missing = run_cli("embed", str(tmp_path / "nope"), check=False)
     assert missing.returncode == 2 and "nope" in missing.stderr
+
+
+def test_3d_tsne_from_the_cli_with_the_seeds_flag_spelling(tiny_run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from PIL import Image
+
+    from cnnbench.cli import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run_dir, ignore=shutil.ignore_patterns(*OUTPUT_FILES))
+    # feature_analysis.py --perplexity 30 --n_components 3, as the MNIST study's test.sh spells it
+    proc = run_cli("embed", str(run_dir), "--n_components", "3", "--perplexity", "15", "--max-points", "120")
+    assert "3-D t-SNE map" in proc.stdout and "3-D t-SNE" in proc.stderr
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    assert analysis["tsne"]["n_components"] == 3 and analysis["points"] == 120
+    assert analysis["tsne"]["knn_accuracy"] > 0.5 and analysis["tsne"]["kmeans"]["ari"] > 0.1  # chance: 0.1, 0
+    with np.load(run_dir / "embedding.npz") as npz:
+        assert npz["coords"].shape == (120, 3)
+    with Image.open(run_dir / "tsne.png") as im3, Image.open(tiny_run[0] / "tsne.png") as im2:
+        assert im3.height > 0.8 * im3.width  # three rows of three projections
+        assert im2.height < 0.5 * im2.width  # the 2-D default: one row of three panels
+    assert json.loads((tiny_run[0] / "analysis.json").read_text())["tsne"]["n_components"] == 2
+    monkeypatch.setattr("sys.argv", ["cnnbench"])
+    with pytest.raises(SystemExit) as exc:
+        main(["embed", str(run_dir), "--n-components", "4"])
+    assert exc.value.code == 2 and "--n-components/--n_components: invalid choice: 4" in capsys.readouterr().err

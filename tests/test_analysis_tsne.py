@@ -67,3 +67,16 @@ def test_bad_backend_and_inputs_are_named():
     x[0, 0] = np.inf
     with pytest.raises(ConfigError, match="NaN or infinite"):
         tsne_2d(x)
+
+
+def test_a_3d_map_separates_the_blobs_and_a_bad_dimension_names_the_flag(points):
+    from cnnbench.analysis.tsne import tsne_map
+
+    x, y = points
+    res = tsne_map(x, perplexity=30, seed=0, n_components=3)
+    assert res.coords.shape == (300, 3) and res.n_components == 3 and np.all(np.isfinite(res.coords))
+    assert kmeans_scores(res.coords, y).scores.ari > 0.95
+    assert res.kl_divergence == pytest.approx(exact_kl_divergence(x, res.coords), rel=0.1)
+    for bad in (1, 4):
+        with pytest.raises(ConfigError, match=f"--n-components {bad}: expected 2 or 3"):
+            tsne_map(x, n_components=bad)

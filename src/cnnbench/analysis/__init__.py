@@ -41,6 +41,8 @@ _EXPORTS = {
     "TsneResult": "tsne",
     "exact_kl_divergence": "tsne",
     "tsne_2d": "tsne",
+    "tsne_map": "tsne",
+    "TSNE_COMPONENTS": "tsne",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,5 +1,5 @@
-"""Feature analysis of one set of points: t-SNE, K-means, DBSCAN and k-NN, on the 2-D map and
-on the raw features. Pure NumPy/scikit-learn: arrays in, an ``Analysis`` out."""
+"""Feature analysis of one set of points: t-SNE, K-means, DBSCAN and k-NN, on the t-SNE map (2-D,
+or 3-D with ``n_components=3``) and on the raw features. Pure NumPy/scikit-learn: arrays in, an ``Analysis`` out."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from cnnbench.analysis.clustering import (
 from cnnbench.analysis.knn import DEFAULT_KNN_K, knn_accuracy
 from cnnbench.analysis.neighbors import Neighbors, nearest_neighbors
 from cnnbench.analysis.schema import ANALYSIS_FORMAT
-from cnnbench.analysis.tsne import DEFAULT_PCA_DIMS, TSNE_BACKENDS, TsneResult, tsne_2d
+from cnnbench.analysis.tsne import DEFAULT_PCA_DIMS, TSNE_BACKENDS, TSNE_COMPONENTS, TsneResult, tsne_map
 from cnnbench.errors import ConfigError
 from cnnbench.utils.config import check_choice, check_range
 
@@ -34,6 +34,7 @@ class AnalysisConfig:
     """How to analyse; every field is also a flag of ``cnnbench embed`` where it says so."""
 
     perplexity: float = 30.0  # --perplexity; clipped to (N - 1) / 3
+    n_components: int = 2  # --n-components: the t-SNE map's dimensions, 2 (the seed's default) or 3
     seed: int = 0  # --seed: t-SNE, K-means, silhouette samples
     tsne_backend: str = "opentsne"  # --tsne-backend: opentsne (faster here) or sklearn
     pca_dims: int | None = DEFAULT_PCA_DIMS  # wider features are PCA-reduced before t-SNE only
@@ -48,6 +49,7 @@ class AnalysisConfig:
     def __post_init__(self) -> None:
         check_range("--perplexity", self.perplexity, 0, low_inclusive=False)
         check_choice("--tsne-backend", self.tsne_backend, TSNE_BACKENDS)
+        check_choice("--n-components", self.n_components, TSNE_COMPONENTS)
         check_range("--knn-k", self.knn_k, 1)
         check_range("silhouette_sample", self.silhouette_sample, 10)
         check_range("kmeans_n_init", self.kmeans_n_init, 1)
@@ -59,7 +61,7 @@ class AnalysisConfig:
 
 @dataclass(frozen=True)
 class SpaceAnalysis:
-    """K-means, DBSCAN and k-NN accuracy in one space (the 2-D map or the raw features)."""
+    """K-means, DBSCAN and k-NN accuracy in one space (the t-SNE map or the raw features)."""
 
     kmeans: KMeansResult
     dbscan: DbscanResult
@@ -77,7 +79,7 @@ class Analysis:
     features: np.ndarray  # (N, D) float32 pooled pre-logit features
     labels: np.ndarray  # (N,) int64 true classes
     tsne: TsneResult
-    map: SpaceAnalysis  # scores on the 2-D t-SNE coordinates (the MNIST study's)
+    map: SpaceAnalysis  # scores on the t-SNE coordinates (2-D: the MNIST study's)
     raw: SpaceAnalysis | None  # the same scores on the (N, D) features; None with raw=False
     config: AnalysisConfig
     classes: list[str] | None = None
@@ -87,7 +89,7 @@ class Analysis:
 
     @property
     def coords(self) -> np.ndarray:
-        """(N, 2) t-SNE coordinates."""
+        """(N, n_components) t-SNE coordinates."""
         return self.tsne.coords
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +97,7 @@ class Analysis:
         tsne = {
             **self.map.to_dict(),
             "backend": self.tsne.backend,
+            "n_components": self.tsne.n_components,
             "perplexity": self.tsne.perplexity,
             "seed": self.tsne.seed,
             "iterations": self.tsne.iterations,
@@ -174,7 +177,8 @@ def analyze(
     config: AnalysisConfig | None = None,
     classes: Sequence[str] | None = None,
 ) -> Analysis:
-    """t-SNE the features to 2-D, then cluster and score both the map and the raw features.
+    """t-SNE the features to 2-D (or ``config.n_components``), then cluster and score both the map
+    and the raw features.
 
     Args:
         features: (N, D) pooled features, N ≥ 10 and at least 2 classes among ``labels``.
@@ -206,13 +210,14 @@ def analyze(
     tsne = _timed(
         seconds,
         "tsne",
-        lambda: tsne_2d(
+        lambda: tsne_map(
             x,
             config.perplexity,
             config.seed,
             backend=config.tsne_backend,
             pca_dims=config.pca_dims,
             n_jobs=config.n_jobs,
+            n_components=config.n_components,
         ),
     )
     if tsne.perplexity < config.perplexity:

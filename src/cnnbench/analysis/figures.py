@@ -1,5 +1,8 @@
 """Figures of ``cnnbench embed``: the three t-SNE panels and the k-NN distance curve.
 
+A 3-D map is drawn as its three 2-D projections side by side (t-SNE 1-2, 1-3, 2-3), one row per
+panel: a PNG needs no viewer, and every point is seen from three sides.
+
 Built on ``matplotlib.figure.Figure`` (Agg), never pyplot: no global state, no display needed.
 """
 
@@ -77,34 +80,48 @@ def _cluster_groups(
     return groups, colors, names
 
 
-def _scatter_groups(ax, coords, groups, colors, names, size):
-    """One scatter per group so that each gets a legend entry; noise and unmatched drawn first, underneath."""
+#: The 2-D projections of a 3-D map, as pairs of axes (0-based), drawn side by side.
+PROJECTIONS_3D = ((0, 1), (0, 2), (1, 2))
+
+
+def _scatter_groups(ax, coords, groups, colors, names, size, dims=(0, 1)):
+    """One scatter per group so that each gets a legend entry; noise and unmatched drawn first, underneath.
+
+    ``dims``: the two columns of ``coords`` (N, 2 or 3) to draw.
+    """
+    i, j = dims
     for g in sorted(np.unique(groups), key=lambda v: (v >= 0, v)):
         pts = coords[groups == g]
-        ax.scatter(pts[:, 0], pts[:, 1], s=size, color=colors[g], label=names[g], linewidths=0, rasterized=True)
+        ax.scatter(pts[:, i], pts[:, j], s=size, color=colors[g], label=names[g], linewidths=0, rasterized=True)
 
 
-def _finish_panel(ax, title: str, n_groups: int) -> None:
-    ax.set_xlabel("t-SNE 1")
-    ax.set_ylabel("t-SNE 2")
+def _finish_panel(ax, title: str, n_groups: int, dims=(0, 1), legend: str | None = "below") -> None:
+    """Axis labels, equal aspect, the title, and the legend ``below`` the panel, ``right`` of it, or none."""
+    ax.set_xlabel(f"t-SNE {dims[0] + 1}")
+    ax.set_ylabel(f"t-SNE {dims[1] + 1}")
     ax.set_aspect("equal", adjustable="datalim")
-    if n_groups <= MAX_LEGEND_ENTRIES:
+    if n_groups > MAX_LEGEND_ENTRIES:
+        title = f"{title}\n(legend left out: {n_groups} groups)"
+    elif legend is not None:
+        place = (
+            {"loc": "upper center", "bbox_to_anchor": (0.5, -0.12), "ncol": min(5, n_groups)}
+            if legend == "below"
+            else {"loc": "center left", "bbox_to_anchor": (1.02, 0.5), "ncol": 1 if n_groups <= 12 else 2}
+        )
         ax.legend(
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.12),
-            ncol=min(5, n_groups),
+            **place,
             fontsize=8,
             markerscale=max(1.0, 24 / max(1.0, ax.collections[0].get_sizes()[0])) ** 0.5,
             frameon=False,
         )
-        ax.set_title(title, fontsize=11)
-    else:
-        ax.set_title(f"{title}\n(legend left out: {n_groups} groups)", fontsize=11)
+    ax.set_title(title, fontsize=11)
 
 
 def plot_tsne_panels(analysis: Analysis, title: str | None = None) -> Figure:
-    """Three panels of the 2-D map: true classes, K-means clusters, DBSCAN clusters.
+    """Three panels of the map: true classes, K-means clusters, DBSCAN clusters.
 
+    A 2-D map gives one row of three panels. A 3-D map gives one row per panel, each with the
+    map's three 2-D projections (t-SNE 1-2, 1-3, 2-3) side by side and the legend on the right.
     A cluster takes the colour of the class it is matched to (Hungarian matching on overlap),
     clusters matching no class are drawn together in dark grey, DBSCAN noise in light grey; both are labelled.
     """
@@ -112,30 +129,44 @@ def plot_tsne_panels(analysis: Analysis, title: str | None = None) -> Figure:
     n_classes = int(labels.max()) + 1
     palette = class_colors(n_classes)
     size = float(np.clip(20000 / max(1, len(coords)), 1.0, 12.0))
-    fig = Figure(figsize=(18, 7.2), layout="constrained")
-    axes = fig.subplots(1, 3)
-
-    colors = {c: palette[c] for c in range(n_classes)}
-    names = {c: _name(classes, c) for c in range(n_classes)}
-    _scatter_groups(axes[0], coords, labels, colors, names, size)
-    _finish_panel(axes[0], f"Truth ({len(np.unique(labels))} classes, {len(labels):,} points)", len(np.unique(labels)))
 
     km, db = analysis.map.kmeans, analysis.map.dbscan
-    panels = [
-        (axes[1], km.labels, f"K-means, k = {km.k}: ARI {km.scores.ari:.3f}, NMI {km.scores.nmi:.3f}"),
+    panels = [  # (groups, colours, names, title) of each panel; the legend has an entry per colour
         (
-            axes[2],
-            db.labels,
+            labels,
+            {int(c): palette[c] for c in np.unique(labels)},
+            {c: _name(classes, c) for c in range(n_classes)},
+            f"Truth ({len(np.unique(labels))} classes, {len(labels):,} points)",
+        ),
+        (
+            *_cluster_groups(km.labels, labels, palette, classes),
+            f"K-means, k = {km.k}: ARI {km.scores.ari:.3f}, NMI {km.scores.nmi:.3f}",
+        ),
+        (
+            *_cluster_groups(db.labels, labels, palette, classes),
             f"DBSCAN, eps = {db.eps:.3g}, min_samples = {db.min_samples}: ARI {db.scores.ari:.3f}\n"
             f"{db.clusters} clusters, {db.noise_points:,} noise (grid chosen by ARI with labels)"
             if db.valid
             else "DBSCAN: no grid point gave 2 or more clusters",
         ),
     ]
-    for ax, clusters, panel_title in panels:
-        groups, colors, names = _cluster_groups(clusters, labels, palette, classes)
-        _scatter_groups(ax, coords, groups, colors, names, size)
-        _finish_panel(ax, panel_title, len(colors))
+    if coords.shape[1] == 2:
+        fig = Figure(figsize=(18, 7.2), layout="constrained")
+        for ax, (groups, colors, names, panel_title) in zip(fig.subplots(1, 3), panels, strict=True):
+            _scatter_groups(ax, coords, groups, colors, names, size)
+            _finish_panel(ax, panel_title, len(colors))
+    else:
+        fig = Figure(figsize=(20, 18), layout="constrained")
+        for row, (groups, colors, names, panel_title) in zip(fig.subplots(3, 3), panels, strict=True):
+            for k, (ax, dims) in enumerate(zip(row, PROJECTIONS_3D, strict=True)):
+                _scatter_groups(ax, coords, groups, colors, names, size, dims)
+                if k == 1:  # the panel's title (and a left-out legend's note) over the middle projection
+                    _finish_panel(ax, panel_title, len(colors), dims, legend=None)
+                elif k == 2 and len(colors) <= MAX_LEGEND_ENTRIES:  # the legend right of the last one
+                    _finish_panel(ax, f"t-SNE {dims[0] + 1}–{dims[1] + 1}", len(colors), dims, legend="right")
+                else:
+                    _finish_panel(ax, f"t-SNE {dims[0] + 1}–{dims[1] + 1}", 0, dims, legend=None)
+        title = f"{title} · 3-D t-SNE, three projections" if title else "3-D t-SNE, three projections"
     if title:
         fig.suptitle(title, fontsize=13)
     return fig

@@ -14,7 +14,7 @@ ANALYSIS_FORMAT = "cnnbench-analysis-v1"
 #: Scores of one clustering method, present in every ``<space>.<method>`` object.
 CLUSTER_SCORE_KEYS = ("ari", "nmi", "silhouette")
 
-#: Dotted key -> meaning. ``<space>`` is ``tsne`` (the 2-D map) or ``raw`` (the pooled features).
+#: Dotted key -> meaning. ``<space>`` is ``tsne`` (the t-SNE map) or ``raw`` (the pooled features).
 ANALYSIS_KEYS: dict[str, str] = {
     "format": f"always {ANALYSIS_FORMAT!r}",
     "model": "model name (from the run's config), or null",
@@ -27,15 +27,16 @@ ANALYSIS_KEYS: dict[str, str] = {
     "num_classes": "number of classes among the points",
     "feature_dim": "width D of the pooled pre-logit features",
     "classes": "class names, index = label",
-    "kmeans": "copy of tsne.kmeans (the MNIST study's K-means on the 2-D map)",
-    "dbscan": "copy of tsne.dbscan (the MNIST study's DBSCAN on the 2-D map)",
+    "kmeans": "copy of tsne.kmeans (the MNIST study's K-means on the t-SNE map)",
+    "dbscan": "copy of tsne.dbscan (the MNIST study's DBSCAN on the t-SNE map)",
     "knn_accuracy": "copy of raw.knn_accuracy: leave-one-out k-NN accuracy on the features",
     "knn_k": "k of the k-NN accuracy",
     "silhouette_sample": "at most this many points (seeded sample) enter each silhouette",
     "dbscan_uses_labels": "always true: the DBSCAN grid search picks (eps, min_samples) by ARI against the labels",
-    "tsne": "scores on the 2-D t-SNE map (kmeans, dbscan, knn_accuracy) and how the map was made",
+    "tsne": "scores on the t-SNE map (kmeans, dbscan, knn_accuracy) and how the map was made",
     "raw": "the same scores on the raw (N, D) features (kmeans, dbscan, knn_accuracy); null with --no-raw",
     "tsne.backend": "t-SNE implementation (opentsne or sklearn)",
+    "tsne.n_components": "dimensions of the map: 2 (default) or 3 (--n-components)",
     "tsne.perplexity": "perplexity used (clipped to (N - 1) / 3)",
     "tsne.seed": "seed of the PCA, neighbour search and t-SNE optimisation",
     "tsne.iterations": "early exaggeration + main iterations",
@@ -66,7 +67,7 @@ ANALYSIS_KEYS: dict[str, str] = {
 #: Arrays in ``embedding.npz`` -> meaning (``raw_*`` absent with --no-raw, ``classes`` when known).
 EMBEDDING_KEYS: dict[str, str] = {
     "features": "(N, D) float32 pooled pre-logit features",
-    "coords": "(N, 2) float32 t-SNE coordinates",
+    "coords": "(N, n_components) float32 t-SNE coordinates (n_components 2 or 3)",
     "labels": "(N,) int64 true classes",
     "kmeans": "(N,) int64 K-means cluster per point, on the t-SNE map",
     "dbscan": "(N,) int64 DBSCAN cluster per point on the t-SNE map, -1 = noise",

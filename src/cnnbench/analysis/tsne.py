@@ -1,4 +1,4 @@
-"""2-D t-SNE of a feature matrix, seeded.
+"""t-SNE of a feature matrix to 2-D (the default) or 3-D, seeded.
 
 openTSNE (FFT-accelerated gradients) is the default: on 10,000 points of this project's 2-core CPU
 it ran 2–3× faster than scikit-learn's Barnes–Hut TSNE at an equal or lower KL divergence (figures
@@ -16,6 +16,8 @@ from cnnbench.analysis.neighbors import default_n_jobs
 from cnnbench.errors import ConfigError
 
 TSNE_BACKENDS = ("opentsne", "sklearn")
+#: Dimensions of the map: 2 (the MNIST study's) or 3 (drawn as three 2-D projections).
+TSNE_COMPONENTS = (2, 3)
 #: Features wider than this are reduced by PCA first (the usual t-SNE practice): the neighbour
 #: search then costs far less and the map barely changes.
 DEFAULT_PCA_DIMS = 50
@@ -33,9 +35,9 @@ BH_MAX_POINTS = 5000
 
 @dataclass(frozen=True)
 class TsneResult:
-    """A 2-D map of the points and how it was made."""
+    """A 2-D or 3-D map of the points and how it was made."""
 
-    coords: np.ndarray  # (N, 2) float32
+    coords: np.ndarray  # (N, n_components) float32
     kl_divergence: float | None  # the backend's own estimate at the last iteration
     backend: str
     perplexity: float  # the perplexity used (clipped to (N - 1) / 3 for few points)
@@ -43,6 +45,7 @@ class TsneResult:
     iterations: int  # early exaggeration + main phase
     pca_dims: int | None  # PCA width applied before t-SNE, None when not applied
     seconds: float
+    n_components: int = 2  # dimensions of the map
 
 
 def effective_perplexity(perplexity: float, n_points: int) -> float:
@@ -73,7 +76,22 @@ def tsne_2d(
     n_jobs: int | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
 ) -> TsneResult:
-    """Embed (N, D) features in 2-D with t-SNE (PCA initialisation, 250 early-exaggeration iterations first).
+    """Embed (N, D) features in 2-D: :func:`tsne_map` with ``n_components=2``."""
+    return tsne_map(features, perplexity, seed, backend, pca_dims, n_jobs, max_iter, n_components=2)
+
+
+def tsne_map(
+    features: np.ndarray,
+    perplexity: float = 30.0,
+    seed: int = 0,
+    backend: str = "opentsne",
+    pca_dims: int | None = DEFAULT_PCA_DIMS,
+    n_jobs: int | None = None,
+    max_iter: int = DEFAULT_MAX_ITER,
+    n_components: int = 2,
+) -> TsneResult:
+    """Embed (N, D) features in 2-D or 3-D with t-SNE (PCA initialisation, 250 early-exaggeration
+    iterations first).
 
     Args:
         features: (N, D) points, N ≥ 4.
@@ -83,10 +101,14 @@ def tsne_2d(
         pca_dims: reduce wider features to this many PCA components first; None keeps them.
         n_jobs: CPU threads (default: every core this process may use from 5,000 points, else 1).
         max_iter: iterations in all, the 250 early-exaggeration ones included (as scikit-learn counts).
+        n_components: 2 or 3 dimensions. openTSNE's FFT gradients exist for 2-D only, so a 3-D map
+            always uses its Barnes-Hut gradients (slower from about 5,000 points).
 
     Raises:
-        ConfigError: for a bad perplexity, backend, iteration count or input shape.
+        ConfigError: for a bad perplexity, backend, dimension, iteration count or input shape.
     """
+    if n_components not in TSNE_COMPONENTS or isinstance(n_components, bool):
+        raise ConfigError(f"--n-components {n_components!r}: expected 2 or 3")
     if backend not in TSNE_BACKENDS:
         raise ConfigError(f"t-SNE backend {backend!r}: expected one of {', '.join(TSNE_BACKENDS)}")
     x = np.ascontiguousarray(features, dtype=np.float32)
@@ -105,12 +127,13 @@ def tsne_2d(
         from openTSNE import TSNE
 
         emb = TSNE(
+            n_components=n_components,
             perplexity=perp,
             early_exaggeration_iter=early,
             n_iter=main,
             n_jobs=n_jobs,
             random_state=seed,
-            negative_gradient_method="bh" if len(x) < BH_MAX_POINTS else "fft",
+            negative_gradient_method="bh" if len(x) < BH_MAX_POINTS or n_components > 2 else "fft",
             verbose=False,
         ).fit(x)
         coords = np.asarray(emb, dtype=np.float32)
@@ -118,7 +141,14 @@ def tsne_2d(
     else:
         from sklearn.manifold import TSNE as SkTSNE
 
-        sk = SkTSNE(perplexity=perp, max_iter=early + main, n_jobs=n_jobs, random_state=seed, init="pca")
+        sk = SkTSNE(
+            n_components=n_components,
+            perplexity=perp,
+            max_iter=early + main,
+            n_jobs=n_jobs,
+            random_state=seed,
+            init="pca",
+        )
         coords = sk.fit_transform(x).astype(np.float32)
         kl = float(sk.kl_divergence_)
     return TsneResult(
@@ -130,11 +160,12 @@ def tsne_2d(
         iterations=early + main,
         pca_dims=used_pca,
         seconds=time.perf_counter() - start,
+        n_components=n_components,
     )
 
 
 def exact_kl_divergence(features: np.ndarray, coords: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> float:
-    """KL(P || Q) of a 2-D map, computed the same way for any t-SNE implementation.
+    """KL(P || Q) of a 2-D or 3-D map, computed the same way for any t-SNE implementation.
 
     P: openTSNE's symmetric perplexity-based affinities of ``features`` (sparse, 3 × perplexity
     neighbours). Q: the Student-t similarities of ``coords``, normalised over all N² pairs exactly

@@ -30,6 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="at most N points, a stratified seeded sample of the split (default: 10000)",
     )
     parser.add_argument("--perplexity", type=float, default=30.0, metavar="P", help="t-SNE perplexity (default: 30)")
+    parser.add_argument(
+        "--n-components",
+        "--n_components",  # the MNIST study's feature_analysis.py spelling
+        dest="n_components",
+        type=int,
+        choices=(2, 3),
+        default=2,
+        help="dimensions of the t-SNE map: 2 (default) or 3, drawn as its three 2-D projections in tsne.png",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample, t-SNE and K-means (default: 0)")
     parser.add_argument(
         "--device", default=None, help="auto, cpu, cuda or cuda:N for the forward pass (default: the run's device)"
@@ -60,9 +69,17 @@ def run(args: argparse.Namespace) -> int:
 
     # built first, so a bad flag is reported before torch and the model are loaded
     options = AnalysisConfig(
-        perplexity=args.perplexity, seed=args.seed, tsne_backend=args.tsne_backend, knn_k=args.knn_k, raw=args.raw
+        perplexity=args.perplexity,
+        n_components=args.n_components,
+        seed=args.seed,
+        tsne_backend=args.tsne_backend,
+        knn_k=args.knn_k,
+        raw=args.raw,
     )
-    note(f"embedding {args.run_dir} ({args.split} split, up to {args.max_points:,} points)")
+    note(
+        f"embedding {args.run_dir} ({args.split} split, up to {args.max_points:,} points, {args.n_components}-D t-SNE)",
+        markup=False,
+    )
     result = embed_run(
         args.run_dir,
         split=args.split,
@@ -79,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print_tables(d)
     for line in d["notes"]:
-        note(f"note: {line}")
-    note(f"wrote embedding.npz, analysis.json, tsne.png, knn_distance.png in {d['run_dir']}")
+        note(f"note: {line}", markup=False)
+    note(f"wrote embedding.npz, analysis.json, tsne.png, knn_distance.png in {d['run_dir']}", markup=False)
     return 0
 
 
@@ -92,7 +109,7 @@ def _fmt(v, digits: int = 3) -> str:
 
 def _print_tables(d: dict) -> None:
     rows = []
-    for space, label in (("tsne", "t-SNE map"), ("raw", "raw features")):
+    for space, label in (("tsne", f"{d['tsne'].get('n_components', 2)}-D t-SNE map"), ("raw", "raw features")):
         s = d.get(space)
         if not s:
             continue
