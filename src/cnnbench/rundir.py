@@ -7,10 +7,16 @@ differs between two recipes" mean the same thing everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from cnnbench.errors import ResultsError
 
 # summary.json statuses. OK: the test figures are final and enter means. FINISHED: re-running the
 # same recipe would give the same result, so a study never retries it.
@@ -33,6 +39,97 @@ RUNTIME_KEYS = (
 )
 # config.yaml sections written next to the recipe (derived from it, or about the machine).
 DERIVED_SECTIONS = ("model_args", "data_config", "resolved")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run directory's ``summary.json``, typed: what a finished (or failed) run measured.
+
+    Written by ``cnnbench.engine.fit`` (which returns the same object as a dict); read with
+    :meth:`RunSummary.read`. Keys this class does not know (a newer writer) are kept in ``extra``,
+    so reading and writing back loses nothing. Fractions are 0–1, times are seconds.
+    """
+
+    model: str
+    dataset: str
+    status: str  # completed, early_stopped, diverged, failed or interrupted (STATUS_OK: figures are final)
+    error: str | None = None  # what went wrong, for any status but completed / early_stopped
+    test_accuracy: float | None = None  # top-1 on the test split with the best checkpoint, once
+    test_loss: float | None = None
+    test_top5: float | None = None
+    test_mean_class_accuracy: float | None = None
+    best_val_accuracy: float | None = None  # the best epoch's validation accuracy (selects the checkpoint)
+    train_accuracy: float | None = None  # at the best epoch, on augmented batches
+    epochs_run: int | None = None
+    best_epoch: int | None = None
+    train_time_s: float | None = None  # training epochs only, evaluation excluded
+    time_per_epoch_s: float | None = None
+    target_accuracy: float | None = None
+    epochs_to_target: int | None = None  # first epoch whose validation accuracy reached the target
+    time_to_target_s: float | None = None
+    test_time_s: float | None = None  # one pass over the test split at test_batch_size
+    test_batch_size: int | None = None
+    test_samples: int | None = None
+    params: int | None = None
+    size_mb: float | None = None  # fp32 state_dict, MiB
+    flops: int | None = None  # per image at input_size, 2 x MACs
+    input_size: int | None = None  # pixels per side the model saw
+    schedule: str | None = None
+    seed: int | None = None
+    batch_size: int | None = None  # the batch actually trained with (after any OOM back-off)
+    lr: float | None = None
+    steps: int | None = None  # optimiser steps taken
+    device: dict[str, Any] | None = None  # cnnbench.utils.env.device_info
+    world_size: int | None = None
+    versions: dict[str, Any] | None = None  # python, torch, torchvision, timm, ...
+    config_hash: str | None = None
+    recipe_hash: str | None = None  # equal for runs of one recipe (recipe_hash above)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # keys of summary.json this class does not name
+
+    @property
+    def ok(self) -> bool:
+        """Completed or early-stopped: the test figures are final and enter means."""
+        return self.status in STATUS_OK
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSummary:
+        """From a parsed summary.json.
+
+        Raises:
+            ResultsError: ``data`` is not an object with model, dataset and status.
+        """
+        if not isinstance(data, Mapping):
+            raise ResultsError(f"not a run summary: expected a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        missing = [k for k in ("model", "dataset", "status") if data.get(k) is None]
+        if missing:
+            raise ResultsError(f"not a run summary: {', '.join(missing)} missing")
+        known = {k: v for k, v in data.items() if k in names}
+        if known.get("notes") is None:
+            known["notes"] = []
+        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+
+    @classmethod
+    def read(cls, run_dir: str | os.PathLike[str]) -> RunSummary:
+        """``run_dir/summary.json``.
+
+        Raises:
+            ResultsError: naming the file when it is missing (the run has not ended), not JSON, or
+                not a run summary.
+        """
+        path = Path(run_dir) / "summary.json"
+        if not path.is_file():
+            raise ResultsError(f"{path} does not exist: {run_dir} is not a run directory or the run has not ended")
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, ResultsError) as exc:  # JSONDecodeError is a ValueError
+            raise ResultsError(f"{path}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary.json object (``extra`` merged back in)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {**out, **self.extra}
 
 
 def recipe_values(config: Mapping[str, Any]) -> dict[str, Any]:
