@@ -1,4 +1,4 @@
-"""``cnnbench data list | info NAME | samples NAME -o grid.png``: what data there is and what it looks like."""
+"""``cnnbench data list | info NAME | samples NAME -o grid.png [--augmented]``: what the data is and looks like."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import logging
 import sys
 
 from cnnbench.cli.common import add_json_flag, emit_json, note, print_table
+
+AUGMENT_CHOICES = ("auto", "none", "digits", "natural")  # cnnbench.data.augment.AUGMENT_KINDS, without torch
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,13 +65,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="dataset name (see 'cnnbench data list') or imagefolder:PATH")
     add_data_arguments(p)
     add_json_flag(p)
-    p = sub.add_parser("samples", help="draw a grid of sample images per class (PNG)")
+    p = sub.add_parser(
+        "samples",
+        help="draw a grid of sample images per class, or with --augmented training images and augmented draws (PNG)",
+    )
     p.add_argument("name", help="dataset name or imagefolder:PATH")
     p.add_argument("-o", "--out", required=True, help="PNG file to write")
     p.add_argument("--split", choices=("train", "val", "test"), default="train", help="split to draw from")
     p.add_argument("--samples-per-class", type=int, default=8, help="images per class (one row per class)")
-    p.add_argument("--max-classes", type=int, default=20, help="rows at most")
-    p.add_argument("--seed", type=int, default=0, help="which images of a class are shown")
+    p.add_argument("--max-classes", type=int, help="rows at most (default 20; with --augmented 10, or 6 above 64 px)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="which images of a class are shown; with --augmented the run seed whose augmentation draws are shown",
+    )
+    p.add_argument(
+        "--augmented",
+        action="store_true",
+        help="the report's augmentation figure: one training image per class, then --draws augmented versions, "
+        "drawn as a run with --augment and --seed draws them",
+    )
+    p.add_argument(
+        "--augment",
+        choices=AUGMENT_CHOICES,
+        default="auto",
+        help="with --augmented: the augmentation (auto: digits for MNIST-like data, natural for photos)",
+    )
+    p.add_argument("--draws", type=int, default=4, help="with --augmented: augmented versions of each image")
+    p.add_argument(
+        "--image-size", type=int, help="with --augmented: the run's input side in pixels (default: the stored size)"
+    )
     add_data_arguments(p)
     add_json_flag(p)
 
@@ -155,12 +181,20 @@ def _samples(args: argparse.Namespace) -> int:
     from cnnbench.report.sample_grid import draw_sample_grid
     from cnnbench.utils.io import check_writable_dir
 
-    if args.samples_per_class < 1 or args.max_classes < 1:
+    if args.samples_per_class < 1 or (args.max_classes is not None and args.max_classes < 1):
         raise ConfigError("--samples-per-class and --max-classes: expected whole numbers ≥ 1")
+    if args.augmented and args.augment == "none":
+        raise ConfigError("--augment none: there is no augmentation to show (choose auto, digits or natural)")
+    if args.augmented and args.split != "train":
+        raise ConfigError(f"--split {args.split}: --augmented shows training images (augmentation is for training)")
+    if args.augmented and (args.draws < 1 or (args.image_size is not None and args.image_size < 1)):
+        raise ConfigError("--draws and --image-size: expected whole numbers ≥ 1")
     from pathlib import Path
 
     out = Path(args.out)
     check_writable_dir(out.parent if str(out.parent) else Path("."), "--out")
+    if args.augmented:
+        return _augmented_samples(args, out)
     dataset = _load(args)
     split = getattr(dataset, args.split)
     path = draw_sample_grid(
@@ -169,7 +203,7 @@ def _samples(args: argparse.Namespace) -> int:
         dataset.classes,
         out,
         per_class=args.samples_per_class,
-        max_classes=args.max_classes,
+        max_classes=args.max_classes or 20,
         seed=args.seed,
         title=f"{dataset.name} ({args.split})",
     )
@@ -177,4 +211,34 @@ def _samples(args: argparse.Namespace) -> int:
         emit_json({"path": str(path), "dataset": dataset.name, "split": args.split, "classes": dataset.num_classes})
     else:
         note(f"wrote {path}")
+    return 0
+
+
+def _augmented_samples(args: argparse.Namespace, out) -> int:
+    """The report's augmentation figure (cnnbench.data.preview), for any dataset, augmentation and seed."""
+    from cnnbench.data.preview import preview_augmentation
+    from cnnbench.errors import ConfigError
+    from cnnbench.report.sample_grid import draw_augmentation_grid
+
+    dataset = _load(args)
+    preview = preview_augmentation(
+        dataset, args.augment, args.seed, output_size=args.image_size, rows=args.max_classes, draws=args.draws
+    )
+    if preview is None:  # pragma: no cover - "none" is refused before loading
+        raise ConfigError("--augment none: there is no augmentation to show (choose auto, digits or natural)")
+    path = draw_augmentation_grid(preview, out)
+    if args.json:
+        emit_json(
+            {
+                "path": str(path),
+                "dataset": dataset.name,
+                "split": "train",
+                "rows": preview.rows,
+                "draws": preview.draws,
+                "seed": preview.seed,
+                "augment": preview.augment,
+            }
+        )
+    else:
+        note(f"wrote {path} ({preview.rows} images × {preview.draws} draws of {preview.describe()})")
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from cnnbench.report.runfiles import (
     read_metrics,
     read_model_summary,
     read_png,
+    read_steps,
     read_test_metrics,
 )
 from cnnbench.report.style import model_colors, png_bytes
@@ -78,12 +79,20 @@ class _Figures:
         self.seconds = 0.0
         self.count = 0
 
-    def image(self, name: str, build: Callable[[], Any], alt: str, caption: str = "", wide: bool = True) -> Image:
+    def image(
+        self,
+        name: str,
+        build: Callable[[], Any],
+        alt: str,
+        caption: str = "",
+        wide: bool = True,
+        data: dict[str, str] | None = None,
+    ) -> Image:
         start = time.perf_counter()
         png = png_bytes(build())
         self.seconds += time.perf_counter() - start
         self.count += 1
-        return Image(self._unique(name), png, alt, caption, wide)
+        return Image(self._unique(name), png, alt, caption, wide, dict(data or {}))
 
     def raw(self, name: str, png: bytes, alt: str, caption: str = "", wide: bool = True) -> Image:
         return Image(self._unique(name), png, alt, caption, wide)
@@ -383,14 +392,16 @@ def _versions_table(results: Results) -> Table | None:
 
 
 def _samples_section(results: Results, figs: _Figures, out_dir: Path | None) -> Section | None:
-    if not results.samples:
-        return None
     blocks: list[Any] = []
     try:
-        from cnnbench.report.sample_grid import draw_sample_grid
+        from cnnbench.report.sample_grid import draw_augmentation_grid, draw_sample_grid
     except ImportError:
-        blocks.append(Paragraph("samples.npz is present, but this installation has no sample-grid renderer.", "note"))
-        return Section("Dataset samples", "samples", blocks)
+        if results.samples:
+            blocks.append(
+                Paragraph("samples.npz is present, but this installation has no sample-grid renderer.", "note")
+            )
+            return Section("Dataset samples", "samples", blocks)
+        return None
     import tempfile
 
     for i, path in enumerate(results.samples):
@@ -410,7 +421,54 @@ def _samples_section(results: Results, figs: _Figures, out_dir: Path | None) -> 
         if png:
             caption = f"Training images per class, from {path}"
             blocks.append(figs.raw(f"samples-{i}" if i else "samples", png, "dataset sample grid", caption))
-    return Section("Dataset samples", "samples", blocks)
+    blocks += _augmentation_blocks(results, figs, out_dir, draw_augmentation_grid)
+    return Section("Dataset samples", "samples", blocks) if blocks else None
+
+
+def _augmentation_blocks(results: Results, figs: _Figures, out_dir: Path | None, draw: Callable) -> list[Any]:
+    """The augmentation figure of each study directory's augmented.npz, or one line when no run augments."""
+    import tempfile
+
+    from cnnbench.data.preview import AUGMENTED_FILE, AugmentationPreview
+
+    kinds = Counter(str(r.config.get("augment")) for r in results.runs if r.config.get("augment") is not None)
+    augmenting = sum(n for kind, n in kinds.items() if kind != "none")
+    if kinds and not augmenting:
+        return [Paragraph("No augmentation: every run of this study trains on the images as stored (augment: none).")]
+    blocks: list[Any] = []
+    files = [d / AUGMENTED_FILE for d in results.study_dirs if (d / AUGMENTED_FILE).is_file()]
+    for i, path in enumerate(files):
+        try:
+            preview = AugmentationPreview.load(path)
+            with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+                png = read_png(draw(preview, Path(tmp) / "augmentation.png"))
+        except (OSError, ValueError, CnnbenchError) as exc:
+            blocks.append(Paragraph(f"{path}: could not draw the augmentation figure ({exc})", "warn"))
+            continue
+        if not png:
+            continue
+        caption = (
+            f"{preview.dataset}: {preview.rows} training images (left) and {preview.draws} draws of the runs' "
+            f"augmentation, {preview.describe()}. Draw k is what the loader of a run with seed {preview.seed} does "
+            f"to the sample at that position in the first batch of epoch k; from {path}"
+        )
+        image = figs.raw(
+            f"augmentation-{i}" if i else "augmentation", png, "training images and augmented draws", caption
+        )
+        image.data = {"rows": str(preview.rows), "draws": str(preview.draws), "seed": str(preview.seed)}
+        blocks.append(image)
+    if not blocks and augmenting:
+        listed = ", ".join(f"{k} ({n} runs)" for k, n in sorted(kinds.items()))
+        blocks.append(
+            Paragraph(
+                f"The runs train with augmentation (augment: {listed}), but no study directory holds {AUGMENTED_FILE} "
+                "(written by cnnbench run); 'cnnbench data samples DATASET --augmented' draws the figure.",
+                "note",
+            )
+        )
+    elif blocks and kinds.get("none"):
+        blocks.append(Paragraph(f"{kinds['none']} of {sum(kinds.values())} runs use no augmentation.", "note"))
+    return blocks
 
 
 def _dataset_sections(
@@ -623,33 +681,47 @@ def _schedules_section(ctx: _Ctx) -> Section:
 def _curves_section(ctx: _Ctx) -> Section:
     blocks: list[Any] = [
         Paragraph(
-            "Per model and schedule, the lowest finished seed: loss and accuracy per epoch (train dashed, validation "
-            "solid), learning rate on the right axis (grey, dotted), the selected epoch marked.",
+            "Per model and schedule, the lowest finished seed: loss and accuracy (train dashed, validation solid), "
+            "learning rate on the right axis (grey, dotted, log scale when it spans more than 10x), the selected "
+            f"epoch marked. Runs of {fig_curves.SHORT_RUN_EPOCHS} epochs or more are drawn per epoch; shorter runs "
+            "against optimiser steps, with the training loss and accuracy averaged over every few steps and "
+            "validation, which is measured once per epoch, at each epoch's end.",
             "note",
         )
     ]
     images = []
     for model in ctx.models:
-        curves = []
+        curves, runs = [], []
         for schedule in ctx.schedules:
             run = _curve_run(ctx, model, schedule)
             if run is None or run.path is None:
                 continue
             try:
                 table = read_metrics(run.path)
+                steps = read_steps(run.path)
             except CnnbenchError as exc:
                 blocks.append(Paragraph(str(exc), "warn"))
                 continue
             if table is None or len(table) == 0:
                 continue
             best = run.figures.get("best_epoch")
-            curves.append(fig_curves.Curve(f"{schedule}, seed {run.seed}", table, best, run.status))
+            augment = run.config.get("augment")
+            augmented = None if augment is None else augment != "none"
+            curves.append(fig_curves.Curve(f"{schedule}, seed {run.seed}", table, best, run.status, steps, augmented))
+            runs.append(run.run_id)
         if curves:
+            drawn = [fig_curves.curve_data(c.table, c.steps) for c in curves]
             images.append(
                 ctx.figs.image(
                     ctx.name(f"curves-{model}"),
                     lambda m=model, c=curves: fig_curves.fig_training_curves(m, ctx.colors[m], c, ctx.target),
                     f"{model} training curves",
+                    # per column: the run, its x axis and its training points (read by the browser test)
+                    data={
+                        "runs": ",".join(runs),
+                        "curve-x": ",".join(d.x for d in drawn),
+                        "curve-points": ",".join(str(d.points) for d in drawn),
+                    },
                 )
             )
     if images:

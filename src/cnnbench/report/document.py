@@ -44,6 +44,7 @@ class Image:
     alt: str
     caption: str = ""
     wide: bool = True  # full width; False lets several share a row
+    data: dict[str, str] = field(default_factory=dict)  # facts about the figure, as data-* attributes in HTML
 
 
 @dataclass

@@ -13,29 +13,120 @@ from typing import Any
 import numpy as np
 
 from cnnbench.report.aggregate import AggregateRow
-from cnnbench.report.runfiles import EpochTable
+from cnnbench.report.runfiles import EpochTable, StepTable
 from cnnbench.report.style import legend_below, model_ticks, new_figure, styled
 
 _SCHEDULE_HATCHES = ("", "//", "..", "xx", "\\\\", "oo")
 _LR_COLOR = "0.45"
 
 
+# Runs shorter than this many epochs are drawn against optimiser steps (steps.csv), longer ones per epoch.
+SHORT_RUN_EPOCHS = 5
+
+
 @dataclass(frozen=True)
 class Curve:
-    """One run's epochs, and what to mark on them."""
+    """One run's epochs (and steps), and what to mark on them."""
 
     label: str  # "plateau, seed 0"
     table: EpochTable
     best_epoch: float | None
     status: str
+    steps: StepTable | None = None  # steps.csv, for runs written since it exists
+    augmented: bool | None = None  # trained on augmented images (None: not known)
+
+
+@dataclass(frozen=True)
+class CurveData:
+    """What one column of the training-curves figure draws, on one x axis.
+
+    ``x`` is ``"step"`` (optimiser steps; training figures from steps.csv, each the mean over the steps
+    since the previous point) for runs shorter than ``SHORT_RUN_EPOCHS`` that have steps.csv, else
+    ``"epoch"`` (metrics.csv). Validation is measured at the end of each epoch only, on either axis.
+    """
+
+    x: str  # "step" | "epoch"
+    train_x: np.ndarray  # (P,)
+    train_loss: np.ndarray  # (P,)
+    train_acc: np.ndarray  # (P,)
+    lr: np.ndarray  # (P,) learning rate at train_x
+    val_x: np.ndarray  # (E,) where each epoch's validation falls on the x axis
+    val_loss: np.ndarray  # (E,)
+    val_acc: np.ndarray  # (E,)
+    epochs: float  # epochs trained (fractional on a step axis)
+    steps: int | None  # optimiser steps trained (None when unknown)
+    interval: int | None  # steps between training points on a step axis
+    steps_per_epoch: float | None  # to label a step axis in epochs too
+
+    @property
+    def points(self) -> int:
+        """Training points with a finite loss: what a reader sees of the run's progress."""
+        return int(np.isfinite(self.train_loss).sum())
+
+    def x_of_epoch(self, epoch: float) -> float | None:
+        """Where the end of epoch ``epoch`` (1-based, as in metrics.csv) falls on the x axis."""
+        if self.x == "epoch":
+            return float(epoch)
+        idx = int(round(epoch)) - 1
+        return float(self.val_x[idx]) if 0 <= idx < len(self.val_x) else None
+
+
+def curve_data(table: EpochTable, steps: StepTable | None = None) -> CurveData:
+    """The points of one run's curves (``table``: metrics.csv, ``steps``: steps.csv or None)."""
+    e = table["epoch"]
+    have_steps = steps is not None and len(steps) >= 2 and bool(np.isfinite(steps["train_loss"]).any())
+    trained = float(np.nanmax(steps["epoch"])) if have_steps else float(len(table))
+    if not have_steps or not np.isfinite(trained) or trained >= SHORT_RUN_EPOCHS:
+        return CurveData(
+            "epoch",
+            e,
+            table["train_loss"],
+            table["train_acc"],
+            table["lr"],
+            e,
+            table["val_loss"],
+            table["val_acc"],
+            float(len(table)),
+            None,
+            None,
+            None,
+        )
+    s = steps["step"]
+    ratio = s / steps["epoch"]
+    ratio = ratio[np.isfinite(ratio) & (steps["epoch"] > 0)]
+    per_epoch = float(np.median(ratio)) if ratio.size else None
+    if table.has("step"):
+        val_x = table["step"]
+    else:  # metrics.csv written before its step column: the end of each whole epoch
+        val_x = e * per_epoch if per_epoch else np.full(len(e), np.nan)
+    averaged = steps["steps_averaged"]
+    interval = int(np.nanmax(averaged)) if np.isfinite(averaged).any() else None
+    return CurveData(
+        "step",
+        s,
+        steps["train_loss"],
+        steps["train_acc"],
+        steps["lr"],
+        val_x,
+        table["val_loss"],
+        table["val_acc"],
+        trained,
+        int(np.nanmax(s)),
+        interval,
+        per_epoch,
+    )
 
 
 @styled
 def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target: float | None = None) -> Any:
-    """Loss (top) and accuracy (bottom) per epoch for each schedule (columns), learning rate on a second axis.
+    """Loss (top) and accuracy (bottom) for each schedule (columns), learning rate on a second axis.
 
+    Runs of ``SHORT_RUN_EPOCHS`` epochs or more are drawn per epoch (whole-number ticks); shorter
+    runs against optimiser steps, the training figures every few steps (the mean since the previous
+    point) and validation at each epoch's end (it is measured per epoch only; the legend says so).
     Train lines are dashed, validation lines solid, both in the model's colour; the learning rate is
-    grey and dotted, on a log axis when it spans more than a factor of 100 (warm-up, plateau cuts).
+    grey and dotted, on a log axis whenever it is positive and changes by more than 10x (warm-up from
+    1e-6, cosine to 1e-6, plateau cuts).
     """
     from matplotlib.ticker import MaxNLocator, NullFormatter
 
@@ -46,43 +137,60 @@ def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target:
     left, right, gap = 0.8, 0.85, 1.7
     axis_width = (width - left - right - gap * (n - 1)) / n
     fig.subplots_adjust(
-        left=left / width, right=1 - right / width, top=0.9, bottom=0.16, wspace=gap / axis_width, hspace=0.08
+        left=left / width, right=1 - right / width, top=0.86, bottom=0.16, wspace=gap / axis_width, hspace=0.08
     )
     axes = fig.subplots(2, n, squeeze=False, sharex="col")
     legend: dict[str, Any] = {}  # label -> handle, one entry per kind of line across all panels
     for col, curve in enumerate(curves):
-        t = curve.table
-        epochs = t["epoch"]
+        d = curve_data(curve.table, curve.steps)
+        by_step = d.x == "step"
+        train_label = "train (augmented)" if curve.augmented is not False else "train"
+        if by_step and d.interval:
+            train_label += f", mean of every {d.interval} steps" if d.interval > 1 else ", every step"
+        val_label = "validation (end of each epoch or of the run)" if by_step else "validation"
         for row, (kind, ylabel, scale) in enumerate(
             (("loss", "loss (cross-entropy)", 1.0), ("acc", "accuracy (%)", 100.0))
         ):
             ax = axes[row][col]
             lines = []
-            for split, style in (("train", "--"), ("val", "-")):
-                key = f"{split}_{kind}"
-                if t.has(key):
-                    label = "train (augmented)" if split == "train" else "validation"
-                    lines += ax.plot(
-                        epochs, t[key] * scale, style, color=color, lw=1.6, label=label, marker="o", ms=2.5
-                    )
-            if curve.best_epoch is not None:
-                lines.append(ax.axvline(curve.best_epoch, color="black", lw=0.8, ls=":", label="selected epoch"))
+            train_y, val_y = (d.train_loss, d.val_loss) if kind == "loss" else (d.train_acc, d.val_acc)
+            if np.isfinite(train_y).any():
+                lines += ax.plot(
+                    d.train_x, train_y * scale, "--", color=color, lw=1.6, label=train_label, marker="o", ms=2.5
+                )
+            if np.isfinite(val_y).any():
+                # on a step axis a run of one epoch has one validation point: a marker big enough to see
+                lines += ax.plot(
+                    d.val_x,
+                    val_y * scale,
+                    "-",
+                    color=color,
+                    lw=1.6,
+                    label=val_label,
+                    marker="o",
+                    ms=6 if by_step else 2.5,
+                    markeredgecolor="black" if by_step else color,
+                )
+            best_x = d.x_of_epoch(curve.best_epoch) if curve.best_epoch is not None else None
+            if best_x is not None and np.isfinite(best_x):
+                lines.append(ax.axvline(best_x, color="black", lw=0.8, ls=":", label="selected epoch"))
             if kind == "acc" and target is not None:
                 lines.append(
                     ax.axhline(target * 100, color="#b00020", lw=0.8, ls="-.", label=f"target {target * 100:g} %")
                 )
             if kind == "acc":
-                _zoom_accuracy(ax, t)
+                _zoom_accuracy(ax, d)
             ax.set_ylabel(ylabel)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-            if t.has("lr"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole numbers
+            if not by_step and len(d.train_x) == 1:
+                ax.set_xlim(0, 2)  # one epoch (a run from before steps.csv): not a 0.95-1.05 axis
+            if np.isfinite(d.lr).any():
                 lr_ax = ax.twinx()
-                lr = t["lr"]
-                lines += lr_ax.plot(epochs, lr, ":", color=_LR_COLOR, lw=1.4, label="learning rate")
-                finite = lr[np.isfinite(lr)]
+                lines += lr_ax.plot(d.train_x, d.lr, ":", color=_LR_COLOR, lw=1.4, label="learning rate")
+                finite = d.lr[np.isfinite(d.lr)]
                 positive = finite[finite > 0]
-                # log axis for warm-up and plateau cuts (factors of 10), linear when the lr reaches 0 (cosine)
-                if positive.size == finite.size and positive.size and positive.max() / positive.min() > 100:
+                # log axis for warm-up, cosine to a floor and plateau cuts; linear when the lr reaches 0
+                if positive.size == finite.size and positive.size and positive.max() / positive.min() > 10:
                     lr_ax.set_yscale("log")
                     lr_ax.yaxis.set_minor_formatter(NullFormatter())  # decades only: readable at a glance
                 elif finite.size:
@@ -93,19 +201,25 @@ def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target:
                 lr_ax.spines["right"].set_visible(True)
             if row == 0:
                 status = "" if curve.status in ("completed", "early_stopped") else f" — {curve.status}"
-                ax.set_title(f"{curve.label}{status}")
+                span = f" — {d.steps} steps, {d.epochs:.2g} epochs" if by_step and d.steps else ""
+                ax.set_title(f"{curve.label}{status}{span}", fontsize=10)
+                if by_step and d.steps_per_epoch:
+                    spe = d.steps_per_epoch
+                    top = ax.secondary_xaxis("top", functions=(lambda x, k=spe: x / k, lambda x, k=spe: x * k))
+                    top.set_xlabel("epochs", fontsize=8)
+                    top.tick_params(labelsize=7)
             else:
-                ax.set_xlabel("epoch")
+                ax.set_xlabel("optimiser step" if by_step else "epoch")
             for line in lines:
                 legend.setdefault(line.get_label(), line)
-    fig.legend(handles=list(legend.values()), loc="lower center", ncol=min(len(legend), 5), frameon=False)
+    fig.legend(handles=list(legend.values()), loc="lower center", ncol=min(len(legend), 4), frameon=False)
     fig.suptitle(f"{model}: training curves", fontsize=12, fontweight="bold", color="black")
     return fig
 
 
-def _zoom_accuracy(ax: Any, t: EpochTable) -> None:
-    """Accuracy curves live near the top: show from the median of the first epochs, so late epochs are legible."""
-    values = np.concatenate([t[k] * 100 for k in ("train_acc", "val_acc") if t.has(k)] or [np.array([np.nan])])
+def _zoom_accuracy(ax: Any, d: CurveData) -> None:
+    """Accuracy curves live near the top: show from the 10th percentile, so late points are legible."""
+    values = np.concatenate([d.train_acc * 100, d.val_acc * 100])
     values = values[np.isfinite(values)]
     if values.size < 3:
         return

@@ -136,7 +136,9 @@ def _block(block: Block, swatches: dict[str, str]) -> str:
 def _figure(img: Image) -> str:
     caption = f"<figcaption>{escape(img.caption)}</figcaption>" if img.caption else ""
     css = "wide" if img.wide else "narrow"
-    return f'<figure class="{css}"><img src="{data_uri(img.png)}" alt="{escape(img.alt)}">{caption}</figure>'
+    # id and data-* attributes: what a script or a test reads about the figure without decoding pixels
+    attrs = f' id="figure-{escape(img.name)}"' + "".join(_attr(f"data-{k}", v) for k, v in img.data.items())
+    return f'<figure class="{css}"{attrs}><img src="{data_uri(img.png)}" alt="{escape(img.alt)}">{caption}</figure>'
 
 
 def _table(table: Table, swatches: dict[str, str]) -> str:

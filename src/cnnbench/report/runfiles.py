@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from cnnbench.errors import ResultsError
-from cnnbench.utils.schema import METRIC_COLUMNS
+from cnnbench.utils.schema import METRIC_COLUMNS, STEP_COLUMNS
 
 
 def read_json_file(path: Path) -> Any:
@@ -70,7 +70,32 @@ class EpochTable:
 
 def read_metrics(run_dir: Path) -> EpochTable | None:
     """``metrics.csv``, one row per epoch; unknown columns are ignored, missing ones are NaN."""
-    path = Path(run_dir) / "metrics.csv"
+    columns = _read_columns(Path(run_dir) / "metrics.csv", METRIC_COLUMNS)
+    if columns is None:
+        return None
+    if len(columns["epoch"]) and not np.isfinite(columns["epoch"]).all():
+        columns["epoch"] = np.arange(1, len(columns["epoch"]) + 1, dtype=np.float64)
+    return EpochTable(columns)
+
+
+@dataclass
+class StepTable(EpochTable):
+    """``steps.csv`` as columns (STEP_COLUMNS): training figures every few optimiser steps; ``epoch`` is fractional."""
+
+    def __len__(self) -> int:
+        return len(self.columns["step"])
+
+
+def read_steps(run_dir: Path) -> StepTable | None:
+    """``steps.csv`` (runs trained since it exists), rows with no step number dropped; None when absent."""
+    columns = _read_columns(Path(run_dir) / "steps.csv", STEP_COLUMNS)
+    if columns is None:
+        return None
+    keep = np.isfinite(columns["step"])
+    return StepTable({name: values[keep] for name, values in columns.items()})
+
+
+def _read_columns(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     try:
@@ -78,10 +103,7 @@ def read_metrics(run_dir: Path) -> EpochTable | None:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ResultsError(f"{path} is not a readable CSV file ({exc})") from exc
-    columns = {name: np.array([_float(row.get(name)) for row in rows], dtype=np.float64) for name in METRIC_COLUMNS}
-    if rows and not np.isfinite(columns["epoch"]).all():
-        columns["epoch"] = np.arange(1, len(rows) + 1, dtype=np.float64)
-    return EpochTable(columns)
+    return {name: np.array([_float(row.get(name)) for row in rows], dtype=np.float64) for name in names}
 
 
 def _float(value: Any) -> float:

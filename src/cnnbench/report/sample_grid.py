@@ -1,4 +1,5 @@
-"""The dataset-samples figure (the MNIST study's "Figure 1"): a few images of every class, one row per class."""
+"""The dataset figures: a few images of every class (the MNIST study's "Figure 1"), one row per class,
+and training images next to augmented draws of each (its "Figure 32", ``draw_augmentation_grid``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnbench.data.preview import AugmentationPreview
 from cnnbench.errors import CnnbenchError
 from cnnbench.utils.io import atomic_open
 
@@ -84,6 +86,61 @@ def draw_sample_grid(
     if left_out > 0:
         heading += f" (first {n} of {n + left_out} classes)"
     ax.set_title(heading, fontsize=10)
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
+    return path
+
+
+def draw_augmentation_grid(preview: AugmentationPreview, path: str | Path, title: str | None = None) -> Path:
+    """Write a PNG: one row per image, the original on the left, then each augmented draw (Agg backend).
+
+    Cells are as large as the larger of the stored and the augmented size, images centred, so a
+    256 px photo and its 224 px crops line up. The column headings say which is which.
+
+    Returns:
+        The path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    originals = _hwc(preview.originals)  # (R, H, W, C)
+    r, d = preview.rows, preview.draws
+    flat = _hwc(preview.augmented.reshape(r * d, *preview.augmented.shape[2:]))  # (R·D, h, w, C)
+    drawn = flat.reshape(r, d, *flat.shape[1:])  # (R, D, h, w, C)
+    ch = originals.shape[-1]
+    if drawn.shape[-1] != ch:
+        raise CnnbenchError(f"augmentation grid: {ch}-channel originals but {drawn.shape[-1]}-channel draws")
+    cell_h = max(originals.shape[1], drawn.shape[2])
+    cell_w = max(originals.shape[2], drawn.shape[3])
+    pad = max(1, cell_h // 14)
+    gap = 3 * pad  # between the original and its draws
+    cols = 1 + d
+    mosaic = np.full((r * (cell_h + pad) + pad, cols * (cell_w + pad) + pad + gap, ch), 255, np.uint8)
+
+    def put(img: np.ndarray, row: int, col: int) -> None:
+        top = pad + row * (cell_h + pad) + (cell_h - img.shape[0]) // 2
+        left = pad + col * (cell_w + pad) + (gap if col else 0) + (cell_w - img.shape[1]) // 2
+        mosaic[top : top + img.shape[0], left : left + img.shape[1]] = img
+
+    for i in range(r):
+        put(originals[i], i, 0)
+        for j in range(d):
+            put(drawn[i, j], i, 1 + j)
+    cell = 0.55 if cell_h <= 64 else 0.9  # inches per image
+    fig = Figure(figsize=(1.6 + cols * cell, 1.0 + r * cell), dpi=110)
+    FigureCanvasAgg(fig)
+    names = [preview.classes[c] if 0 <= c < len(preview.classes) else str(c) for c in preview.labels.tolist()]
+    ax = fig.add_axes((0.22 if max(map(len, names)) > 8 else 0.12, 0.02, 0.76, 1 - 0.9 / (1.0 + r * cell)))
+    ax.imshow(mosaic[..., 0] if ch == 1 else mosaic, cmap="gray" if ch == 1 else None, vmin=0, vmax=255)
+    centres = [pad + cell_w / 2] + [pad + gap + c * (cell_w + pad) + cell_w / 2 for c in range(1, cols)]
+    ax.set_xticks(centres, ["original"] + [f"draw {j + 1}" for j in range(d)], fontsize=7)
+    ax.xaxis.tick_top()
+    ax.set_yticks([pad + i * (cell_h + pad) + cell_h / 2 for i in range(r)], names, fontsize=8)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(title or f"{preview.dataset}: augmentation (seed {preview.seed})", fontsize=10)
     path = Path(path)
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png")

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnbench.data.preview import AUGMENTED_FILE, PREVIEW_DRAWS, AugmentationPreview
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 # name: (params, FLOPs, base test accuracy, seconds per epoch on a made-up GPU, GPU images/s, CPU ms)
@@ -51,6 +52,10 @@ class SyntheticStudy:
     dataset: str = "mnist"
     classes: Sequence[str] = tuple(DIGITS)
     epochs: int = 12
+    steps_per_epoch: int = 422  # MNIST's 54,000 training images at batch 128
+    short: Sequence[str] = ()  # models whose runs stop after ``short_steps`` optimiser steps (< 1 epoch)
+    short_steps: int = 40
+    augment: str = "digits"  # the runs' --augment; with samples, an augmented.npz is written unless "none"
     target_accuracy: float | None = 0.99
     gpu: bool = True  # write GPU throughput into the speed files
     onnx: bool = False
@@ -99,6 +104,8 @@ def write_synthetic_study(path: str | os.PathLike[str], spec: SyntheticStudy | N
         buf = io.BytesIO()
         np.savez(buf, images=images, labels=labels, classes=np.array(list(spec.classes)))
         atomic_write_bytes(root / "samples.npz", buf.getvalue())
+        if spec.augment != "none":
+            _augmented_preview(images[::6], labels[::6], spec, rng).save(root / AUGMENTED_FILE)
     return root
 
 
@@ -153,6 +160,7 @@ def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.
         "optimizer": "adamw",
         "schedule": schedule,
         "warmup_epochs": 2,
+        "augment": spec.augment,
         "patience": 5,
         "target_accuracy": spec.target_accuracy,
         "seed": seed,
@@ -172,11 +180,20 @@ def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.
     final_acc = base_acc + (0.0006 if schedule == "plateau" else 0.0) + float(rng.normal(0, 0.0007))
     final_acc = min(final_acc, 0.9995)
     epochs = spec.epochs - (int(rng.integers(0, 4)) if not failed else spec.epochs - 3)
+    short = model in spec.short and not failed
+    if short:
+        epochs, final_acc = 1, final_acc - 0.12
     rows, reach = _curves(epochs, final_acc, schedule, epoch_s, failed, spec.target_accuracy, rng)
+    steps = _step_rows(rows, spec.short_steps if short else spec.steps_per_epoch * epochs, spec.steps_per_epoch, rng)
+    for row in rows:
+        row["step"] = min(int(row["epoch"]) * spec.steps_per_epoch, int(steps[-1]["step"]))
+    if short:
+        rows[0]["val_acc"], rows[0]["val_loss"] = final_acc, -math.log(final_acc)
     if run_id in spec.missing:
         atomic_write_text(run_dir / "metrics.csv", _metrics_csv(rows[: max(1, epochs // 2)]))
         return
     atomic_write_text(run_dir / "metrics.csv", _metrics_csv(rows))
+    atomic_write_text(run_dir / "steps.csv", _metrics_csv(steps))
     best = max(rows, key=lambda r: r["val_acc"] if not math.isnan(r["val_acc"]) else -1)
     train_time = rows[-1]["train_time_s"]
     summary: dict[str, Any] = {
@@ -317,6 +334,41 @@ def _curves(
     return rows, reach
 
 
+def _step_rows(
+    epochs: list[dict[str, float]], total: int, per_epoch: int, rng: np.random.Generator
+) -> list[dict[str, float]]:
+    """steps.csv rows at the interval cnnbench.engine.runlog.step_log_interval gives, loss falling from 2.3."""
+    interval = max(1, min(per_epoch, total) // 10, total // 1000)
+    marks = sorted({*range(interval, total + 1, interval), *range(per_epoch, total + 1, per_epoch), total})
+    out, prev = [], 0
+    for step in marks:
+        epoch = step / per_epoch
+        row = epochs[min(len(epochs) - 1, max(0, math.ceil(epoch) - 1))]
+        acc = row["train_acc"] if math.isnan(row["train_acc"]) else row["train_acc"] * (1 - math.exp(-step / 30))
+        loss = 2.3 * math.exp(-step / 25) + (row["train_loss"] if not math.isnan(row["train_loss"]) else math.nan)
+        out.append(
+            {
+                "step": step,
+                "epoch": epoch,
+                "train_loss": loss + float(rng.normal(0, 0.02)),
+                "train_acc": acc,
+                "lr": _short_run_lr(step, total) if total < per_epoch else row["lr"],
+                "steps_averaged": step - prev,
+                "batch_size": row["batch_size"],
+            }
+        )
+        prev = step
+    return out
+
+
+def _short_run_lr(step: int, total: int) -> float:
+    """The quick preset's schedule: warm-up from 1e-6 to 1e-3 over a fifth of the run, cosine to 1e-6."""
+    warm = max(1, total // 5)
+    if step <= warm:
+        return 1e-6 + (1e-3 - 1e-6) * step / warm
+    return 1e-6 + 0.5 * (1e-3 - 1e-6) * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
 def _metrics_csv(rows: list[dict[str, float]]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -369,6 +421,26 @@ def _digit_like(k: int, per_class: int, rng: np.random.Generator) -> tuple[np.nd
             images.append(img.astype(np.uint8)[None])
             labels.append(c)
     return np.stack(images), np.array(labels, dtype=np.int64)
+
+
+def _augmented_preview(
+    images: np.ndarray, labels: np.ndarray, spec: SyntheticStudy, rng: np.random.Generator
+) -> AugmentationPreview:
+    """Invented draws (shifts of up to 3 px and brightness changes), in the format cnnbench run writes."""
+    draws = []
+    for _ in range(PREVIEW_DRAWS):
+        shift = rng.integers(-3, 4, size=2)
+        moved = np.roll(images.astype(np.float64), tuple(shift), axis=(2, 3)) * rng.uniform(0.8, 1.2)
+        draws.append(np.clip(moved, 0, 255).astype(np.uint8))
+    return AugmentationPreview(
+        originals=images,
+        augmented=np.stack(draws, 1),  # (R, D, C, H, W)
+        labels=labels.astype(np.int64),
+        classes=list(spec.classes),
+        dataset=spec.dataset,
+        augment={"kind": "DigitsAugment (synthetic: shifts and brightness only)", "output_size": 28},
+        seed=spec.seed,
+    )
 
 
 def _tsne_png(k: int) -> bytes:

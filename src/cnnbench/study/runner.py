@@ -268,6 +268,7 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started) 
     for line in spec.notes:
         log(line)
     _write_samples(spec, runs, out, result.notes, log)
+    _write_augmented(runs, out)
 
     todo = [r for r in runs if run_status(out / "runs" / r.run_id, r.config) != "done"]
     skipped = [r for r in runs if r not in todo]
@@ -443,6 +444,18 @@ def _embed_best_runs(spec: StudySpec, out: Path, log) -> None:
             log(f"feature analysis of {run_dir.name} failed: {type(exc).__name__}: {exc}")
             continue
         log(f"feature analysis of {model} ({run_dir.name}): {time.perf_counter() - t0:.1f} s")
+
+
+def _write_augmented(runs: list[PlannedRun], out: Path) -> None:
+    """The first run's augmentation applied to a few training images (the report's augmentation figure)."""
+    from cnnbench.data.preview import AUGMENTED_FILE, preview_augmentation
+
+    if (out / AUGMENTED_FILE).exists() or not runs or runs[0].config.augment == "none":
+        return
+    cfg = runs[0].config
+    preview = preview_augmentation(_dataset_for(cfg), cfg.augment, cfg.seed, output_size=cfg.image_size)
+    if preview is not None:
+        preview.save(out / AUGMENTED_FILE)
 
 
 def _write_samples(spec: StudySpec, runs: list[PlannedRun], out: Path, notes: list[str], log) -> None:
