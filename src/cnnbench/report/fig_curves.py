@@ -75,7 +75,8 @@ def curve_data(table: EpochTable, steps: StepTable | None = None) -> CurveData:
     """The points of one run's curves (``table``: metrics.csv, ``steps``: steps.csv or None)."""
     e = table["epoch"]
     have_steps = steps is not None and len(steps) >= 2 and bool(np.isfinite(steps["train_loss"]).any())
-    trained = float(np.nanmax(steps["epoch"])) if have_steps else float(len(table))
+    fractions = steps["epoch"] if have_steps else np.array([np.nan])
+    trained = float(np.nanmax(fractions)) if np.isfinite(fractions).any() else float("nan")
     if not have_steps or not np.isfinite(trained) or trained >= SHORT_RUN_EPOCHS:
         return CurveData(
             "epoch",
