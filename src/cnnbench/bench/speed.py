@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import statistics
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import Any, NamedTuple
 import torch
 
 from cnnbench.utils.env import resolve_device, synchronize, versions
+from cnnbench.utils.threads import load_average
 
 
 @dataclass
@@ -123,11 +123,6 @@ def cpu_latency(
         times.append((time.perf_counter() - t0) * 1000)
     times.sort()
     return Latency(statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))], len(times))
-
-
-def load_average() -> float | None:
-    """The 1-minute load average, or None where the OS does not report one."""
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 #: Modules ``--onnx`` needs; the ``onnx`` extra of pyproject.toml installs them.

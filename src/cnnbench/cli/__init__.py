@@ -56,6 +56,16 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _configure_threads(argv: Sequence[str]) -> None:
+    """OpenMP reads its settings once, when torch loads: set them before any command imports torch."""
+    from cnnbench.utils.threads import check_threads, configure_cpu_threads, threads_from_argv
+
+    command = _command_in(argv)
+    if command is None or command in ("models", "summary"):
+        return  # no computation worth tuning; `summary` never trains
+    configure_cpu_threads(check_threads(threads_from_argv(argv)))
+
+
 _FS_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 
 
@@ -64,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    try:
+        _configure_threads(sys.argv[1:])
+    except CnnbenchError as exc:
+        print(f"cnnbench: error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:])
     if args.command is None:

@@ -17,6 +17,18 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of tables")
 
 
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    # Read by cli.main before torch loads (OpenMP reads its settings once); parsed here for --help
+    # and so that argparse knows the flag.
+    parser.add_argument(
+        "--threads",
+        metavar="N",
+        default=None,
+        help="CPU threads for PyTorch (default: auto = torch's choice, one per physical core; or $CNNBENCH_THREADS). "
+        "Recorded in every run's summary",
+    )
+
+
 def emit_json(obj: Any) -> None:
     sys.stdout.write(dumps_json(obj))
     sys.stdout.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnbench.cli.common import add_json_flag, emit_json, note, parse_input_shape, print_table
+from cnnbench.cli.common import add_json_flag, add_threads_flag, emit_json, note, parse_input_shape, print_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model for GPU throughput")
     parser.add_argument("--out", default=None, help="also write <out>/<model>.json per model")
     add_json_flag(parser)
+    add_threads_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:

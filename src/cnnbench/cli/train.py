@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnbench.cli.common import add_json_flag, emit_json, note
+from cnnbench.cli.common import add_json_flag, add_threads_flag, emit_json, note
 from cnnbench.cli.trainflags import add_train_flags, given_train_flags
 
 
@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="validate the flags and print the resolved recipe; train nothing"
     )
     add_json_flag(parser)
+    add_threads_flag(parser)
     add_train_flags(parser)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from cnnbench.errors import ConfigError
+from cnnbench.utils.threads import load_average
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 _VERSIONED = ("cnnbench", "torch", "torchvision", "timm", "numpy", "kornia", "scikit-learn", "openTSNE")
@@ -58,6 +59,11 @@ def device_info(device: torch.device | str = "auto") -> dict[str, Any]:
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        # what decides speed on a shared CPU (utils/threads.py); the load is the 1-minute average
+        # when this was called: a run's summary calls it at the end of training
+        "omp_spin_count": os.environ.get("GOMP_SPINCOUNT"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "load_average": load_average(),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
