@@ -116,3 +116,19 @@ def test_a_bad_threads_value_exits_2_before_any_work(tmp_path) -> None:
     assert proc.returncode == 2
     assert "--threads 'lots'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_report_states_threads_spin_and_load_range() -> None:
+    from cnnbench.report.content import _cpu_text
+
+    devices = [
+        {"type": "cpu", "cpu_count": 2, "torch_threads": 2, "omp_spin_count": "10000", "load_average": 0.4},
+        {"type": "cpu", "cpu_count": 2, "torch_threads": 2, "omp_spin_count": "10000", "load_average": 3.25},
+        {"type": "cuda", "name": "H100"},
+    ]
+    text = _cpu_text(devices)
+    assert text is not None
+    assert text.startswith(
+        "2 torch threads; GOMP_SPINCOUNT=10000; load average 0.4–3.2 at the end of training on 2 cores"
+    )
+    assert _cpu_text([{"type": "cuda"}, None]) is None

@@ -180,6 +180,9 @@ def _header(results: Results, datasets: Sequence[str]) -> Section:
             _distinct(_device_text(r.summary.get("device")) for r in results.runs if r.summary) or "not recorded",
         )
     )
+    cpu = _cpu_text([r.summary.get("device") for r in results.runs if r.summary])
+    if cpu:
+        items.append(("CPU threads and load", cpu))
     items += _speed_devices(results)
     for dataset in datasets:
         info = _data_info(results.for_dataset(dataset))
@@ -283,6 +286,35 @@ def _device_text(device: Any) -> str | None:
         memory = f"{device['memory_gb']} GB" if device.get("memory_gb") else None
         return " ".join(str(x) for x in (name, memory) if x)
     return str(device)
+
+
+def _cpu_text(devices: list[Any]) -> str | None:
+    """Threads, OpenMP spin setting and the 1-minute load average at the end of training, over the runs.
+
+    Accuracies do not depend on the load (the work is fixed); times and throughputs do.
+    """
+    cpu = [d for d in devices if isinstance(d, dict) and d.get("type") == "cpu" and d.get("torch_threads")]
+    if not cpu:
+        return None
+    threads = _distinct(str(d["torch_threads"]) for d in cpu)
+    spin = _distinct(
+        f"OMP_WAIT_POLICY={d['omp_wait_policy']}"
+        if d.get("omp_wait_policy")
+        else f"GOMP_SPINCOUNT={d['omp_spin_count']}"
+        for d in cpu
+        if d.get("omp_wait_policy") or d.get("omp_spin_count")
+    )
+    loads = [float(d["load_average"]) for d in cpu if d.get("load_average") is not None]
+    load = (
+        f"load average {min(loads):.1f}–{max(loads):.1f} at the end of training on {_cores_text(cpu)} cores"
+        if loads
+        else "load not recorded"
+    )
+    return "; ".join(x for x in (f"{threads} torch threads", spin, load) if x) + " (times depend on the load)"
+
+
+def _cores_text(cpu: list[dict[str, Any]]) -> str:
+    return _distinct(str(d.get("cpu_count")) for d in cpu) or "?"
 
 
 def _distinct(values: Any) -> str:
