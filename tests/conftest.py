@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _no_weight_downloads(monkeypatch):
+    """No test downloads pretrained weights from the internet (test_models_download serves them on 127.0.0.1)."""
+    monkeypatch.setenv("CNNBENCH_OFFLINE", "1")
+
+
 @pytest.fixture
 def isolated_cache(tmp_path, monkeypatch):
     """A private dataset/decode cache for this test, never the user's ~/.cache."""

@@ -1,4 +1,7 @@
-"""Pretrained weights from local files only, with checkpoints the tests write themselves."""
+"""Pretrained weights from local files and caches, with checkpoints the tests write themselves.
+
+conftest sets CNNBENCH_OFFLINE=1: nothing here downloads (test_models_download.py does, from 127.0.0.1).
+"""
 
 from __future__ import annotations
 
@@ -78,12 +81,12 @@ def test_timm_round_trip_from_hugging_face_layout_with_mlp_head(tmp_path: Path) 
     assert model(x).shape == (2, 5)
 
 
-def test_pretrained_true_reads_the_torch_hub_cache_only(empty_caches: Path) -> None:
+def test_pretrained_true_offline_reads_the_torch_hub_cache_only(empty_caches: Path) -> None:
     with pytest.raises(WeightsNotFoundError) as err:
         create_model("resnet18", num_classes=10, pretrained=True)
     expected = empty_caches / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     message = str(err.value)
-    assert str(expected) in message and "--pretrained none" in message
+    assert str(expected) in message and "--pretrained none" in message and "CNNBENCH_OFFLINE=1" in message
     assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message
     _torchvision_resnet18_file(expected.parent)
     assert find_weights("resnet18", True) == expected

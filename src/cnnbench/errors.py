@@ -36,6 +36,10 @@ class WeightsNotFoundError(ModelError, FileNotFoundError):
     """A pretrained weights file is not where cnnbench expects it."""
 
 
+class WeightsDownloadError(ModelError):
+    """Published weights could not be downloaded: no connection, an interrupted transfer, a wrong checksum."""
+
+
 class CheckpointError(CnnbenchError):
     """A checkpoint file is missing, truncated or not a cnnbench checkpoint."""
 

@@ -70,7 +70,7 @@ HELP: dict[str, str] = {
     "strict_data": "treat any unreadable image as an error instead of a listed skip",
     "include_clutter": "caltech256: keep the 257.clutter background class",
     "max_skip_fraction": "stop with an error when more than this fraction of images is unreadable",
-    "pretrained": "weights to start from: none, true (torch/timm cache) or a file/directory",
+    "pretrained": "weights to start from: none, true (torch/timm cache, downloaded when missing) or a file/directory",
     "finetune": "with --pretrained: full, head (backbone frozen) or two-phase",
     "head_epochs": "two-phase: epochs of head-only training first",
     "backbone_lr_scale": "with --pretrained: backbone lr = lr × this",

@@ -79,21 +79,23 @@ def create_model(
         in_chans: input channels (1 for MNIST); the first conv is adapted.
         input_size: the training input, an int or (H, W); None means the architecture's native size.
             Below the native size the stem is adapted so the last feature map stays ≥ 2×2.
-        pretrained: None/False/"none" for random init; True (or "cache") for the torch hub / timm /
-            Hugging Face cache; a weights file or a directory of weights files. Never downloads.
+        pretrained: None/False/"none" for random init; True (or "cache") for the published weights from
+            the torch hub / Hugging Face cache, downloaded there as torchvision / timm would when missing
+            (not with CNNBENCH_OFFLINE=1); a weights file or a directory of weights files (never downloads).
         drop_rate: classifier dropout (None keeps the architecture's default; added before ``fc``
             where the architecture has none).
         head: "linear" (the architecture's own) or "mlp" (FC 1000 → ReLU → Dropout 0.5 → FC classes).
 
     Raises:
         ModelError: unknown name, input too small, weights that do not fit.
-        WeightsNotFoundError: the weights file is not where it should be.
+        WeightsNotFoundError: the weights file is not where it should be (and may not be downloaded).
+        WeightsDownloadError: downloading the published weights failed; nothing was saved.
         ConfigError: an argument out of range.
     """
     spec = get_spec(name)
     _check_args(num_classes, in_chans, drop_rate, head)
     hw = _as_hw(input_size, spec.input_size)
-    weights = find_weights(name, pretrained)  # fail before spending time on building
+    weights = find_weights(name, pretrained)  # fail (or download) before spending time on building
     model: ClassifierNet = spec.builder(num_classes=num_classes, in_chans=in_chans)
     if head == "mlp":
         use_mlp_head(model, num_classes, drop_rate)

@@ -1,10 +1,16 @@
-"""Pretrained weights from local files only: where cnnbench looks, and how a file is loaded.
+"""Pretrained weights: where cnnbench looks, what it downloads, and how a file is loaded.
 
-Nothing here ever downloads. ``pretrained=True`` looks in the caches torchvision and timm fill
-when they download (``$TORCH_HOME/hub/checkpoints`` and the Hugging Face hub cache); a directory
-(``--pretrained-dir``) is searched for the file names below; a file path is loaded as is.
+``pretrained=True`` (``--pretrained true``) takes a model's published weights from the cache
+torchvision or timm keeps them in, and when they are not there downloads them exactly as
+``torchvision.models.get_weight(...).get_state_dict(check_hash=True)`` / timm's ``pretrained=True``
+would: the same URL, the same cache file (``$TORCH_HOME/hub/checkpoints`` for torchvision; the
+Hugging Face hub cache, through ``huggingface_hub``, for timm), torchvision's sha256-prefix check
+(``models.hub``). ``CNNBENCH_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` forbid downloads: a missing file is
+then an error that says where cnnbench looked and which URL to fetch by hand.
 
-Files a pretrained directory may hold for a model (the first is the canonical name):
+A directory (``--pretrained-dir``) is searched for the file names below and never downloaded into;
+a file path is loaded as is. Files a pretrained directory may hold for a model (the first is the
+canonical name):
 
 - torchvision models: the basename of torchvision's download URL (``resnet18-f37072fd.pth``);
 - timm models: ``<arch>.<tag>.safetensors``, or the Hugging Face repo layout
@@ -21,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from cnnbench.errors import ModelError, WeightsNotFoundError
+from cnnbench.errors import ModelError, WeightsDownloadError, WeightsNotFoundError
+from cnnbench.models import hub
 from cnnbench.models._registry import ModelSpec, get_spec, resolve_model_names
 from cnnbench.models.adapt import adapt_conv_weight
 from cnnbench.models.net import ClassifierNet, LoadReport
@@ -34,6 +41,7 @@ _DENSENET_OLD_KEY = re.compile(
     r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
 )
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DDP and torch.compile
+_NONE_HINT = "to train from random initialisation instead, run with --pretrained none"
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,8 @@ class WeightFiles:
 
     names: tuple[str, ...]  # file names accepted inside a pretrained directory, canonical first
     cache: tuple[Path, ...]  # where torchvision's / timm's caches keep the file (pretrained=True)
-    url: str | None  # where to download it by hand
+    url: str | None  # where they are published (before CNNBENCH_WEIGHTS_BASE_URL)
+    hf_repo: str | None = None  # the Hugging Face repo of timm weights ("timm/<arch>.<tag>")
 
 
 def normalize_pretrained(pretrained: object) -> bool | Path | None:
@@ -60,6 +69,7 @@ def normalize_pretrained(pretrained: object) -> bool | Path | None:
 
 
 def _hf_cache_dir() -> Path:
+    # read at each call (huggingface_hub reads its variables once, at import)
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     if os.environ.get("HF_HOME"):
@@ -68,15 +78,20 @@ def _hf_cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
+def _torchvision_url(weights: str) -> str:
+    """The download URL of a torchvision model's default weights (from its weights enum; offline)."""
+    from torchvision import models
+
+    return models.get_model_weights(weights).DEFAULT.url
+
+
 def weight_files(spec: ModelSpec) -> WeightFiles:
     """The files that hold ``spec``'s published weights (torchvision metadata / timm config; offline)."""
     generic = (f"{spec.name}.pth", f"{spec.name}.safetensors")
     if spec.weights is None:
         return WeightFiles(names=generic, cache=(), url=None)
     if spec.source == "torchvision":
-        from torchvision import models
-
-        url = models.get_model_weights(spec.weights).DEFAULT.url
+        url = _torchvision_url(spec.weights)
         base = url.rsplit("/", 1)[-1]
         return WeightFiles(names=(base, *generic), cache=(Path(torch.hub.get_dir()) / "checkpoints" / base,), url=url)
     if spec.source == "timm":
@@ -84,8 +99,9 @@ def weight_files(spec: ModelSpec) -> WeightFiles:
         repo = _hf_cache_dir() / f"models--timm--{tag}" / "snapshots" / "<revision>"
         return WeightFiles(
             names=(f"{tag}.safetensors", f"{tag}/model.safetensors", f"{tag}/pytorch_model.bin", *generic),
-            cache=(repo / "model.safetensors", repo / "pytorch_model.bin"),
-            url=f"https://huggingface.co/timm/{tag}/resolve/main/model.safetensors",
+            cache=tuple(repo / f for f in hub.HF_FILES),
+            url=f"https://huggingface.co/timm/{tag}/resolve/main/{hub.HF_FILES[0]}",
+            hf_repo=f"timm/{tag}",
         )
     raise ModelError(f"model {spec.name}: unknown weights source {spec.source!r}")
 
@@ -117,28 +133,60 @@ def expected_weight_files(
     return out
 
 
-def _locate(spec: ModelSpec, where: bool | Path) -> Path | str:
+@dataclass(frozen=True)
+class _Missing:
+    """Why a model's weights cannot be had: one line naming the model, the places looked and what to do."""
+
+    line: str
+    download_failed: bool = False
+
+
+def _in_cache(files: WeightFiles) -> Path | None:
+    for path in files.cache:
+        if "<revision>" in path.parts:
+            hit = _find_in_hf_cache(path)
+            if hit is not None:
+                return hit
+        elif path.is_file():
+            return path
+    return None
+
+
+def _from_cache(spec: ModelSpec, files: WeightFiles, download: bool) -> Path | _Missing:
+    """``spec``'s weights from torchvision's / timm's cache, downloaded there when missing and allowed."""
+    if not files.cache or files.url is None:
+        return _Missing(
+            f"{spec.name}: has no published pretrained weights; pass a weights file, or a --pretrained-dir "
+            f"holding {files.names[0]}"
+        )
+    hit = _in_cache(files)
+    if hit is not None:
+        return hit
+    url = hub.mirror_url(files.url)
+    if files.hf_repo is not None:
+        looked = f"not in the Hugging Face cache ({files.cache[0].parent.parent}/*/{' or '.join(hub.HF_FILES)})"
+        by_hand = f"download {url} and pass --pretrained-dir DIR with it saved as DIR/{files.names[0]}"
+    else:
+        looked = f"not in the torch hub cache (expected {files.cache[0]})"
+        by_hand = f"download {url} and save it there"
+    blocked = hub.downloads_blocked()
+    if blocked is not None:
+        return _Missing(f"{spec.name}: pretrained weights {looked}, and downloads are off ({blocked}); {by_hand}")
+    if not download:
+        return files.cache[0]  # where it will be downloaded to
+    try:
+        if files.hf_repo is not None:
+            return hub.download_from_hf(files.hf_repo, _hf_cache_dir())
+        return hub.download_to_file(url, files.cache[0], hub.hash_prefix(files.cache[0].name))
+    except WeightsDownloadError as exc:
+        return _Missing(f"{spec.name}: pretrained weights {looked}; {exc}; run again to retry, or {by_hand}", True)
+
+
+def _locate(spec: ModelSpec, where: bool | Path, download: bool = True) -> Path | _Missing:
     """The weights file for ``spec``, or a line saying what is missing, where it goes and where to get it."""
     files = weight_files(spec)
     if where is True:
-        if not files.cache:
-            return (
-                f"{spec.name}: has no published pretrained weights; pass a weights file, or a --pretrained-dir "
-                f"holding {files.names[0]}"
-            )
-        for path in files.cache:
-            if "<revision>" in path.parts:
-                hit = _find_in_hf_cache(path)
-                if hit is not None:
-                    return hit
-            elif path.is_file():
-                return path
-        if spec.source == "timm":
-            return (
-                f"{spec.name}: not in the Hugging Face cache ({files.cache[0]}); download {files.url} and pass "
-                f"--pretrained-dir DIR with it saved as DIR/{files.names[0]}"
-            )
-        return f"{spec.name}: expected {files.cache[0]}; download {files.url} and save it there"
+        return _from_cache(spec, files, download)
     assert isinstance(where, Path)
     if where.is_file():
         return where
@@ -147,16 +195,20 @@ def _locate(spec: ModelSpec, where: bool | Path) -> Path | str:
             if (where / name).is_file():
                 return where / name
         also = f" (also accepted: {', '.join(files.names[1:])})"
-        fetch = f"; download {files.url} and save it there" if files.url else ""
-        return f"{spec.name}: expected {where / files.names[0]}{also}{fetch}"
-    return f"{spec.name}: pretrained weights {where} do not exist (expected a weights file or a directory)"
+        fetch = f"; download {hub.mirror_url(files.url)} and save it there" if files.url else ""
+        return _Missing(f"{spec.name}: expected {where / files.names[0]}{also}{fetch}")
+    return _Missing(f"{spec.name}: pretrained weights {where} do not exist (expected a weights file or a directory)")
 
 
 def find_weights(name: str, pretrained: object) -> Path | None:
     """The weights file ``create_model(name, pretrained=...)`` would load, or None for random init.
 
+    With ``pretrained=True`` a file missing from torchvision's / timm's cache is downloaded there
+    (unless ``CNNBENCH_OFFLINE`` or ``HF_HUB_OFFLINE`` is set).
+
     Raises:
-        WeightsNotFoundError: naming the expected file, where to put it, and ``--pretrained none``.
+        WeightsNotFoundError: naming where cnnbench looked, the URL to fetch by hand, and ``--pretrained none``.
+        WeightsDownloadError: the download failed (no connection, interrupted, wrong checksum); nothing was saved.
     """
     where = normalize_pretrained(pretrained)
     if where is None:
@@ -164,37 +216,45 @@ def find_weights(name: str, pretrained: object) -> Path | None:
     found = _locate(get_spec(name), where)
     if isinstance(found, Path):
         return found
-    raise WeightsNotFoundError(f"missing pretrained weights:\n  {found}\n{_NONE_HINT}")
-
-
-_NONE_HINT = (
-    "Nothing is downloaded at run time; to train from random initialisation instead, run with --pretrained none."
-)
+    error = WeightsDownloadError if found.download_failed else WeightsNotFoundError
+    raise error(f"{found.line}; {_NONE_HINT}")
 
 
 def check_pretrained_available(
-    names: str | list[str], pretrained_dir: str | os.PathLike[str] | None = None
+    names: str | list[str], pretrained_dir: str | os.PathLike[str] | None = None, *, download: bool = True
 ) -> dict[str, Path]:
-    """Check, before any training starts, that every model's weights file is present.
+    """Check, before any training starts, that every model's weights file is present or can be had.
+
+    Args:
+        names: model names or groups.
+        pretrained_dir: a directory of weights files; None for torchvision's / timm's caches.
+        download: with the caches, download the files that are missing (one after the other, before
+            any run starts). False checks without downloading: a file that would be downloaded counts
+            as available (unless downloads are off).
 
     Returns:
-        model name -> the file that will be loaded.
+        model name -> the file that will be loaded (with ``download=False``, where a file still to
+        download will be saved; ``<revision>`` stands for the Hugging Face snapshot folder).
 
     Raises:
-        WeightsNotFoundError: one error listing every missing file with its expected path.
+        WeightsNotFoundError: one error listing every missing file with where it was looked for.
+        WeightsDownloadError: the same, when a download failed.
     """
     where: bool | Path = Path(pretrained_dir).expanduser() if pretrained_dir is not None else True
     found: dict[str, Path] = {}
-    missing: list[str] = []
+    missing: list[_Missing] = []
     for name in resolve_model_names(names):
-        hit = _locate(get_spec(name), where)
+        hit = _locate(get_spec(name), where, download)
         if isinstance(hit, Path):
             found[name] = hit
         else:
             missing.append(hit)
     if missing:
-        raise WeightsNotFoundError(
-            f"missing pretrained weights for {len(missing)} model(s):\n  " + "\n  ".join(missing) + f"\n{_NONE_HINT}"
+        error = WeightsDownloadError if any(m.download_failed for m in missing) else WeightsNotFoundError
+        raise error(
+            f"missing pretrained weights for {len(missing)} model(s):\n  "
+            + "\n  ".join(m.line for m in missing)
+            + f"\n{_NONE_HINT[0].upper()}{_NONE_HINT[1:]}."
         )
     return found
 

@@ -249,7 +249,9 @@ def run_study(
 ) -> StudyResult:
     """Run (or continue) the study in ``out_dir`` and write its report."""
     started = time.perf_counter()
-    models = validate_study(spec)  # before any work: unknown models/datasets/recipe keys fail here
+    # before any work: unknown models/datasets/recipe keys fail here, and missing pretrained weights
+    # are downloaded once here rather than by each worker
+    models = validate_study(spec, fetch_weights=True)
     runs = shard_runs(plan_runs(spec, models), shard)
     out = check_writable_dir(out_dir)
     with DirectoryLock(out), STOP.installed():

@@ -256,8 +256,13 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
     return spec
 
 
-def validate_study(spec: StudySpec) -> list[str]:
+def validate_study(spec: StudySpec, fetch_weights: bool = False) -> list[str]:
     """Check everything that can be checked without work: models, datasets, every run's recipe.
+
+    Args:
+        spec: the study.
+        fetch_weights: download the pretrained weights that runs with ``pretrained: true`` need and the
+            torch / Hugging Face caches lack (False: only check that they could be downloaded).
 
     Returns:
         The resolved model names.
@@ -272,12 +277,12 @@ def validate_study(spec: StudySpec) -> list[str]:
         if name not in known and base not in ("imagefolder:",):
             raise ConfigError(f"data: unknown dataset {name!r}; allowed: {', '.join(known)}, imagefolder:PATH")
     spec.run_config(spec.data[0], models[0], spec.schedules[0], spec.seeds[0])  # the recipe itself
-    _check_weights(spec, models)
+    _check_weights(spec, models, fetch_weights)
     return models
 
 
-def _check_weights(spec: StudySpec, models: list[str]) -> None:
-    """Every pretrained weights file the study needs, checked at once: one error lists all missing."""
+def _check_weights(spec: StudySpec, models: list[str], download: bool) -> None:
+    """Every pretrained weights file the study needs, checked (and downloaded) at once: one error lists all missing."""
     from cnnbench.models import check_pretrained_available
 
     by_source: dict[str | None, list[str]] = {}
@@ -292,7 +297,7 @@ def _check_weights(spec: StudySpec, models: list[str]) -> None:
     problems = []
     for source, names in by_source.items():
         try:
-            check_pretrained_available(names, source)
+            check_pretrained_available(names, source, download=download)
         except CnnbenchError as exc:
             problems.append(str(exc))
     if problems:
