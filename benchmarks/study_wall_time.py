@@ -32,6 +32,7 @@ import torch
 
 from cnnbench.data import DataConfig, load_dataset
 from cnnbench.models import create_model
+from cnnbench.report import update_results
 from cnnbench.study import default_study_values, resolve_spec, run_study
 from cnnbench.utils.env import device_label, resolve_device, versions
 from naive import DEFAULT_FASHION, naive_epoch_seconds
@@ -43,7 +44,7 @@ def _load(values) -> str:
 
 def run_timed(spec, out: Path) -> tuple[float, list[dict]]:
     t0 = time.perf_counter()
-    run_study(spec, out, log=lambda m: print(m, file=sys.stderr))
+    run_study(spec, out, log=lambda m: print(m, file=sys.stderr), on_results=update_results)
     wall = time.perf_counter() - t0
     with (out / "results.csv").open() as f:
         return wall, list(csv.DictReader(f))

@@ -187,6 +187,7 @@ def test_a_diverging_and_a_failing_run_do_not_stop_the_study_and_the_report_show
 @pytest.mark.slow
 def test_out_of_memory_at_batch_one_fails_that_run_and_the_study_goes_on(tmp_path, isolated_cache, monkeypatch):
     import cnnbench.models as models
+    from cnnbench.report import update_results
     from cnnbench.study import resolve_spec, run_study
 
     real = models.create_model
@@ -213,7 +214,7 @@ def test_out_of_memory_at_batch_one_fails_that_run_and_the_study_goes_on(tmp_pat
             "recipe": {"epochs": 1, "batch_size": 4, "max_train_samples": 64, "progress": False},
         },
     )
-    result = run_study(spec, tmp_path / "out", log=lambda m: None)
+    result = run_study(spec, tmp_path / "out", log=lambda m: None, on_results=update_results)
     by_model = {r["model"]: r for r in _rows(tmp_path / "out" / "results.csv")}
     assert by_model["mobilenet_v3_small"]["status"] == "failed"
     assert "out of memory at batch size 1" in by_model["mobilenet_v3_small"]["error"]

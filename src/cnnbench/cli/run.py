@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 
@@ -84,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
                 print(r.run_id)
             note(f"{len(runs)} run(s) under {len(hashes)} recipe(s) would be written under {out}/runs")
         return 0
+    from cnnbench.report import build_report, update_results
+
     command = "cnnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    result = run_study(
-        spec, out, shard=shard, workers=workers, command=command, log=(lambda m: None) if args.json else note
-    )
+    log = (lambda m: None) if args.json else note
+    result = run_study(spec, out, shard=shard, workers=workers, command=command, log=log, on_results=update_results)
     if result.interrupted:
         from cnnbench.engine.stop import EXIT_CODES
 
@@ -95,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
             emit_json(result.to_dict())
         note(f"results so far: {out / 'results.csv'}")
         return EXIT_CODES.get(result.interrupted, 1)
+    # no report for a stopped study (a scheduler's grace period is short); the same command resumes it
+    paths = build_report([out], out)
+    result.report = {k: str(v) for k, v in dataclasses.asdict(paths).items()}
+    result.seconds += paths.seconds
     if args.json:
         emit_json(result.to_dict())
     else:

@@ -5,10 +5,11 @@ starts fast and the report can be rebuilt on any machine from the study director
 
     collect(study_dirs) -> Results            # one row per run (summary.json + speed files)
     write_results(results, out_dir)           # results.csv + aggregate.csv, atomically
+    update_results(study_dir)                 # collect + write_results of one study (after every run)
     build_report(study_dirs, out_dir)         # the above + report.html, report.md, figures/
 """
 
-from cnnbench.report.build import ReportPaths, build_report
+from cnnbench.report.build import ReportPaths, build_report, update_results
 from cnnbench.report.collect import RESULT_COLUMNS, Results, RunRecord, collect
 from cnnbench.report.results_csv import ResultsFiles, write_results
 
@@ -20,5 +21,6 @@ __all__ = [
     "RunRecord",
     "build_report",
     "collect",
+    "update_results",
     "write_results",
 ]

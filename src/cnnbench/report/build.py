@@ -14,7 +14,7 @@ from cnnbench.report.collect import Results, collect
 from cnnbench.report.content import build_document
 from cnnbench.report.html import render_html
 from cnnbench.report.markdown import render_markdown
-from cnnbench.report.results_csv import write_results
+from cnnbench.report.results_csv import ResultsFiles, write_results
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_text, check_writable_dir
 
 
@@ -57,6 +57,15 @@ def default_out_dir(study_dirs: Sequence[str | os.PathLike[str]], out_dir: str |
     raise ConfigError(
         f"--out is required when merging {len(study_dirs)} study directories (where should the merged report go?)"
     )
+
+
+def update_results(study_dir: str | os.PathLike[str]) -> ResultsFiles:
+    """Rewrite ``results.csv`` and ``aggregate.csv`` of one study directory from its run directories.
+
+    What ``cnnbench run`` passes to ``run_study(on_results=...)``: cheap (no figures), so it runs
+    after every finished run and a killed study still has a complete results.csv.
+    """
+    return write_results(collect([study_dir]), study_dir)
 
 
 def build_report(

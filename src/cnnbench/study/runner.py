@@ -1,9 +1,11 @@
-"""Run a study: plan its runs, skip the finished ones, run the rest, measure, analyse, report.
+"""Run a study: plan its runs, skip the finished ones, run the rest, measure, analyse.
 
 A study directory can be killed at any moment and the same command continues it: finished runs
 (same config hash) are skipped, a run with checkpoints resumes, a run whose recipe changed is moved
-aside (never deleted) and started again. ``results.csv`` is rewritten from the run directories
-after every run, so it is always complete and never holds a run twice.
+aside (never deleted) and started again. The caller's ``on_results`` hook (the CLI passes
+``cnnbench.report.update_results``) rewrites ``results.csv`` from the run directories after every
+run, so it is always complete and never holds a run twice; the caller builds the report afterwards
+(the report is a layer above the study).
 """
 
 from __future__ import annotations
@@ -246,8 +248,14 @@ def run_study(
     workers: int | str | None = None,
     command: str | None = None,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+    on_results: Callable[[Path], Any] | None = None,
 ) -> StudyResult:
-    """Run (or continue) the study in ``out_dir`` and write its report."""
+    """Run (or continue) the study in ``out_dir``; the caller builds the report from it afterwards.
+
+    Args:
+        on_results: called with the study directory whenever a run directory changed (after every
+            run, on a stop, at the end); ``cnnbench.report.update_results`` keeps results.csv current.
+    """
     started = time.perf_counter()
     # before any work: unknown models/datasets/recipe keys fail here, and missing pretrained weights
     # are downloaded once here rather than by each worker
@@ -255,11 +263,13 @@ def run_study(
     runs = shard_runs(plan_runs(spec, models), shard)
     out = check_writable_dir(out_dir)
     with DirectoryLock(out), STOP.installed():
-        return _run_locked(spec, out, models, runs, shard, workers, command, log, started)
+        return _run_locked(spec, out, models, runs, shard, workers, command, log, started, on_results)
 
 
-def _run_locked(spec, out, models, runs, shard, workers, command, log, started) -> StudyResult:
-    from cnnbench.report import build_report, collect, write_results
+def _run_locked(spec, out, models, runs, shard, workers, command, log, started, on_results) -> StudyResult:
+    def write_results() -> None:
+        if on_results is not None:
+            on_results(out)
 
     resolved = spec.to_dict()
     resolved.update(resolved_models=models, shard=list(shard) if shard else None, command=command)
@@ -299,7 +309,7 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started) 
                 (out / "runs" / planned.run_id / "checkpoint" / name).unlink(missing_ok=True)
         if spec.speed and status in FINISHED:
             _measure_speed(spec, planned, out, log)
-        write_results(collect([out]), out)
+        write_results()
 
     if n_workers <= 1 or len(todo) <= 1:
         for planned in todo:
@@ -314,7 +324,7 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started) 
     if STOP.set:
         # Stop within seconds (a scheduler's grace period is short): results.csv is current, the
         # interrupted run has its checkpoint, and the same command resumes; no analysis or report now.
-        write_results(collect([out]), out)
+        write_results()
         result.interrupted = STOP.signal
         result.seconds = time.perf_counter() - started
         left = len(
@@ -324,11 +334,7 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started) 
         return result
     if spec.embed:
         _embed_best_runs(spec, out, log)
-    write_results(collect([out]), out)
-    paths = build_report([out], out)
-    result.report = {
-        k: str(v) for k, v in (dataclasses.asdict(paths) if dataclasses.is_dataclass(paths) else paths).items()
-    }
+    write_results()
     result.seconds = time.perf_counter() - started
     return result
 
