@@ -14,9 +14,10 @@ import yaml
 
 from cnnbench.errors import ResultsError
 from cnnbench.report import RESULT_COLUMNS, collect, write_results
-from cnnbench.report.collect import OK_STATUSES, SUMMARY_FIGURES, parse_run_id
+from cnnbench.report.collect import SUMMARY_FIGURES
 from cnnbench.report.results_csv import aggregate_columns
 from cnnbench.report.synthetic import SyntheticStudy, write_synthetic_study
+from cnnbench.rundir import STATUS_OK
 
 FAILED = "mnist__vgg11__cosine__s1"
 KILLED = "mnist__resnet18__plateau__s1"  # run directory without summary.json
@@ -61,7 +62,7 @@ def test_every_defined_run_is_listed_once_with_its_status(study):
     assert "no summary.json" in by_id[KILLED].error and "metrics.csv" in by_id[KILLED].error
     assert by_id[ABSENT].status == "missing" and by_id[ABSENT].path is None
     others = set(ids) - {FAILED, KILLED, ABSENT}
-    assert all(by_id[i].status in OK_STATUSES for i in others)
+    assert all(by_id[i].status in STATUS_OK for i in others)
     assert results.models() == ["lenet5", "resnet18", "vgg11"]
     assert results.schedules() == ["cosine", "plateau"]
 
@@ -155,7 +156,7 @@ def test_a_run_in_two_shards_is_kept_once_preferring_the_finished_one(study, tmp
     (a / "runs" / run / "summary.json").unlink()  # shard a was killed mid-run
     results = collect([a, b])
     assert [r.run_id for r in results.runs] == [run]
-    assert results.runs[0].status in OK_STATUSES and results.runs[0].study_dir == b
+    assert results.runs[0].status in STATUS_OK and results.runs[0].study_dir == b
     assert any(run in p and str(b) in p for p in results.problems)
 
 
@@ -202,10 +203,3 @@ def test_a_folder_of_run_directories_and_a_product_definition(tmp_path):
     )
     statuses = {r.run_id: r.status for r in collect(root).runs}
     assert statuses["mnist__lenet5__cosine__s2"] == "missing"
-
-
-def test_parse_run_id():
-    assert parse_run_id("mnist__resnet18__plateau__s12") == ("mnist", "resnet18", "plateau", 12)
-    assert parse_run_id("imagefolder_x_y__vgg11__cosine__s0") == ("imagefolder_x_y", "vgg11", "cosine", 0)
-    assert parse_run_id("resnet18-run") is None
-    assert parse_run_id("a__b__c__sX") is None

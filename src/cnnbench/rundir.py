@@ -1,4 +1,4 @@
-"""The run directory's contract shared by every layer: statuses and the recipe hash.
+"""The run directory's contract shared by every layer: run ids, statuses and the recipe hash.
 
 Torch-free on purpose: the report reads run directories on machines without a GPU stack, and the
 engine writes them; both go through this module so that "finished", "the same recipe" and "what
@@ -11,17 +11,77 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnbench.errors import ResultsError
+from cnnbench.errors import ConfigError, ResultsError
 
 # summary.json statuses. OK: the test figures are final and enter means. FINISHED: re-running the
 # same recipe would give the same result, so a study never retries it.
 STATUS_OK = ("completed", "early_stopped")
 STATUS_FINISHED = (*STATUS_OK, "diverged")
+
+# The splits of a run's data (Dataset.train/.val/.test) that eval and embed take; --split offers them
+# in this order (test: the default). Here rather than in cnnbench.data so that the CLI lists them without
+# importing the data layer.
+SPLITS = ("test", "val", "train")
+
+
+def check_split(name: str) -> str:
+    """``name`` when it is one of SPLITS.
+
+    Raises:
+        ConfigError: naming --split and the allowed values.
+    """
+    if name not in SPLITS:
+        raise ConfigError(f"--split {name!r}: expected one of {', '.join(SPLITS)}")
+    return name
+
+
+# Characters a run id part keeps; any run of others becomes one "_" (``imagefolder:/x/y`` -> ``imagefolder_x_y``).
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable as one part of a directory name: ``imagefolder:/x/y`` -> ``imagefolder_x_y``."""
+    return _UNSAFE.sub("_", text).strip("_") or "data"
+
+
+@dataclass(frozen=True)
+class RunId:
+    """``<dataset>__<model>__<schedule>__s<seed>``: a run's directory name under ``STUDY_DIR/runs/``,
+    and ``cnnbench train``'s default ``runs/<run id>``.
+
+    ``str(RunId(...))`` sanitises every part with :func:`safe_name` (a dataset may be a path), so
+    :meth:`parse` gives back the sanitised names; summary.json and config.yaml hold the real ones.
+    """
+
+    dataset: str
+    model: str
+    schedule: str
+    seed: int
+
+    SEPARATOR = "__"
+
+    def __str__(self) -> str:
+        parts = (safe_name(self.dataset), safe_name(self.model), safe_name(self.schedule), f"s{self.seed}")
+        return self.SEPARATOR.join(parts)
+
+    @classmethod
+    def parse(cls, text: str) -> RunId | None:
+        """The four parts of a run id, or None when ``text`` is not one (a run directory named by hand)."""
+        parts = text.rsplit(cls.SEPARATOR, 3)  # from the right: a sanitised dataset may itself hold "__"
+        if len(parts) != 4 or not all(parts) or not parts[3].startswith("s"):
+            return None
+        try:
+            seed = int(parts[3][1:])
+        except ValueError:
+            return None
+        return cls(parts[0], parts[1], parts[2], seed)
+
 
 # Keys of a run's config that identify the run inside its study rather than its recipe: a study
 # groups runs by everything else, and averages over the seed.

@@ -17,10 +17,10 @@ import torch
 
 from cnnbench.analysis.analyze import Analysis, AnalysisConfig, analyze
 from cnnbench.errors import ConfigError
+from cnnbench.rundir import check_split
 from cnnbench.utils.env import resolve_device
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, check_writable_dir
 
-SPLITS = ("test", "val", "train")
 #: Files ``embed_run`` writes into the run directory.
 OUTPUT_FILES = ("embedding.npz", "analysis.json", "tsne.png", "knn_distance.png")
 
@@ -163,8 +163,7 @@ def embed_run(
     from cnnbench.data import DeviceLoader, load_dataset
     from cnnbench.runs import build_run_model, open_run, run_data_config
 
-    if split not in SPLITS:
-        raise ConfigError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    check_split(split)
     if max_points < 10:
         raise ConfigError(f"--max-points {max_points}: expected at least 10")
     options = dataclasses.replace(options or AnalysisConfig(), perplexity=perplexity, seed=seed)

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from cnnbench.cli.common import add_json_flag, emit_json, note, print_table
+from cnnbench.rundir import SPLITS
 
 AUGMENT_CHOICES = ("auto", "none", "digits", "natural")  # cnnbench.data.augment.AUGMENT_KINDS, without torch
 
@@ -71,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("name", help="dataset name or imagefolder:PATH")
     p.add_argument("-o", "--out", required=True, help="PNG file to write")
-    p.add_argument("--split", choices=("train", "val", "test"), default="train", help="split to draw from")
+    p.add_argument("--split", choices=SPLITS, default="train", help="split to draw from")
     p.add_argument("--samples-per-class", type=int, default=8, help="images per class (one row per class)")
     p.add_argument("--max-classes", type=int, help="rows at most (default 20; with --augmented 10, or 6 above 64 px)")
     p.add_argument(

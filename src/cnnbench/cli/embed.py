@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cnnbench.cli.common import add_json_flag, emit_json, note, print_table
+from cnnbench.rundir import SPLITS
 
 
 def _positive_int(text: str) -> int:
@@ -19,9 +20,7 @@ def _positive_int(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `cnnbench train`")
-    parser.add_argument(
-        "--split", default="test", choices=("test", "val", "train"), help="split to embed (default: test)"
-    )
+    parser.add_argument("--split", default="test", choices=SPLITS, help="split to embed (default: test)")
     parser.add_argument(
         "--max-points",
         type=_positive_int,

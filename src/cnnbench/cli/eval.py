@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 
 from cnnbench.cli.common import add_json_flag, emit_json, print_fields
+from cnnbench.rundir import SPLITS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="RUN_DIR|CKPT", help="a run directory (uses its best checkpoint) or a .pt file")
     parser.add_argument("--data", default=None, help="dataset to evaluate on (default: the run's own)")
     parser.add_argument("--data-dir", default=None, help="directory holding the dataset files")
-    parser.add_argument("--split", default="test", choices=("test", "val", "train"), help="split (default: test)")
+    parser.add_argument("--split", default="test", choices=SPLITS, help="split (default: test)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the run's test batch size)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     add_json_flag(parser)

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cnnbench.engine import TrainConfig, fit
     from cnnbench.engine.stop import STOP
-    from cnnbench.rundir import STATUS_OK
+    from cnnbench.rundir import STATUS_OK, RunId
 
     values = given_train_flags(args)
     if isinstance(args.resume, str):
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
         values["model"] = canonical_model_name(values["model"])  # the seed's names: lenet, shufflenetv2, ...
     cfg = TrainConfig(**values)
-    out = Path(args.out) if args.out else Path("runs") / f"{_safe(cfg.data)}__{cfg.model}__{cfg.schedule}__s{cfg.seed}"
+    out = Path(args.out) if args.out else Path("runs") / str(RunId(cfg.data, cfg.model, cfg.schedule, cfg.seed))
     if args.dry_run:
         from cnnbench.models import get_spec
         from cnnbench.rundir import recipe_hash
@@ -98,7 +98,3 @@ def _config_of(run_dir):
 
     config = open_run(run_dir).config
     return {k: v for k, v in config.items() if k in train_config_fields()}
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -9,10 +9,9 @@ from typing import Any
 
 from cnnbench.engine.evaluate import evaluate
 from cnnbench.errors import CnnbenchError, ConfigError
+from cnnbench.rundir import check_split
 from cnnbench.runs import eval_state_dict, load_checkpoint, open_run
 from cnnbench.utils.env import resolve_device, synchronize
-
-SPLITS = ("test", "val", "train")
 
 
 def evaluate_run(
@@ -32,8 +31,7 @@ def evaluate_run(
     from cnnbench.data import DataConfig, DeviceLoader, load_dataset
     from cnnbench.models import create_model
 
-    if split not in SPLITS:
-        raise CnnbenchError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    check_split(split)
     path = Path(path)
     if path.is_dir():
         run = open_run(path)

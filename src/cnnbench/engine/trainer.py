@@ -32,7 +32,7 @@ from cnnbench.engine.runlog import MetricsLog, Progress, StepLog, TensorBoardLog
 from cnnbench.engine.schedules import PlateauState, build_schedule_spec, lr_at
 from cnnbench.engine.stop import STOP, StopRequest
 from cnnbench.errors import CnnbenchError
-from cnnbench.rundir import recipe_hash
+from cnnbench.rundir import STATUS_OK, recipe_hash
 from cnnbench.utils.env import device_info, resolve_device, seed_everything, set_deterministic, synchronize, versions
 from cnnbench.utils.io import atomic_write_json, atomic_write_text, check_writable_dir
 from cnnbench.utils.lock import DirectoryLock
@@ -622,14 +622,14 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
             state.notes.append(graph.failed)
         elif graph.capture_seconds is not None:
             state.notes.append(f"CUDA graph: training step captured in {graph.capture_seconds:.2f} s")
-    if status in ("completed", "early_stopped") and main:
+    if status in STATUS_OK and main:
         # a finished run needs no fallback for a damaged `last`; keep the disk for the next run
         (out / "checkpoint" / "last.prev.pt").unlink(missing_ok=True)
         (out / "checkpoint" / "last.prev.pt.sha256").unlink(missing_ok=True)
     summary = _finish(trainer, out, state, early, status, error, model_summary, metrics)
     tb.text("summary", f"status {summary['status']}, test accuracy {summary['test_accuracy']}")
     tb.close()
-    if summary["status"] in ("completed", "early_stopped"):
+    if summary["status"] in STATUS_OK:
         say(
             f"{cfg.model}: test accuracy {summary['test_accuracy']:.4f} (best epoch {summary['best_epoch']}, "
             f"{summary['train_time_s']:.1f}s training) → {out}"

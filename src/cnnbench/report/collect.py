@@ -7,6 +7,7 @@ kept once, keyed by ``run_id``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ from typing import Any
 
 from cnnbench.errors import ResultsError
 from cnnbench.report.runfiles import read_config, read_json_file, read_yaml_file
-from cnnbench.rundir import STATUS_OK, describe_recipe, recipe_differences, recipe_hash
+from cnnbench.rundir import STATUS_OK, RunId, describe_recipe, recipe_differences, recipe_hash
 from cnnbench.utils.lock import pid_alive
 
 ID_COLUMNS = ("run_id", "dataset", "model", "schedule", "seed", "status", "error", "recipe_hash", "recipe")
@@ -45,8 +46,6 @@ SPEED_FIGURES = ("gpu_throughput", "cpu_latency_ms", "onnx_latency_ms")
 # The columns of results.csv, in order (docs/architecture.md).
 RESULT_COLUMNS = ID_COLUMNS + SUMMARY_FIGURES + SPEED_FIGURES
 FIGURES = SUMMARY_FIGURES + SPEED_FIGURES
-# Runs whose test figures are final and enter means; every other status is listed, not averaged.
-OK_STATUSES = STATUS_OK
 # Summary figures that a speed file can supply when the summary lacks them.
 _FROM_SPEED = ("params", "size_mb", "flops", "test_time_s")
 
@@ -80,7 +79,7 @@ class RunRecord:
     @property
     def ok(self) -> bool:
         """Completed or early-stopped: its test figures are final."""
-        return self.status in OK_STATUSES
+        return self.status in STATUS_OK
 
     def row(self) -> dict[str, Any]:
         """The results.csv row of this run."""
@@ -133,22 +132,6 @@ class Results:
 
     def for_dataset(self, dataset: str) -> list[RunRecord]:
         return [r for r in self.runs if r.dataset == dataset]
-
-
-def parse_run_id(run_id: str) -> tuple[str, str, str, int | None] | None:
-    """``"<dataset>__<model>__<schedule>__s<seed>"`` → its four parts, or None when it does not parse."""
-    parts = run_id.split("__")
-    if len(parts) != 4 or not parts[3].startswith("s"):
-        return None
-    try:
-        seed = int(parts[3][1:])
-    except ValueError:
-        return None
-    return parts[0], parts[1], parts[2], seed
-
-
-def make_run_id(dataset: str, model: str, schedule: str, seed: int | None) -> str:
-    return f"{dataset}__{model}__{schedule}__s{seed if seed is not None else 0}"
 
 
 def collect(study_dirs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], strict: bool = False) -> Results:
@@ -355,7 +338,7 @@ def _read_run(
     if speed:
         for key in _FROM_SPEED:
             # sizes are the model's; the speed file's test pass stands in only for a run that finished
-            if figures[key] is None and (key != "test_time_s" or status in OK_STATUSES):
+            if figures[key] is None and (key != "test_time_s" or status in STATUS_OK):
                 figures[key] = _number(speed.get(key))
     recipe = summary.get("recipe_hash") if isinstance(summary.get("recipe_hash"), str) else None
     if recipe is None and config:
@@ -380,7 +363,8 @@ def _read_run(
 
 def _identity(name: str, summary: dict[str, Any], config: dict[str, Any]) -> tuple[str, str, str, int | None]:
     """(dataset, model, schedule, seed) from summary.json, else config.yaml, else the directory name."""
-    parsed = parse_run_id(name) or ("?", name, "?", None)
+    run_id = RunId.parse(name)
+    parsed = dataclasses.astuple(run_id) if run_id else ("?", name, "?", None)
     dataset = summary.get("dataset") or config.get("data") or parsed[0]
     model = summary.get("model") or config.get("model") or parsed[1]
     schedule = summary.get("schedule") or config.get("schedule") or parsed[2]
@@ -485,9 +469,9 @@ def _expected_runs(studies: Iterable[StudyFile]) -> dict[str, tuple[tuple[str, s
         if isinstance(runs, list):
             for item in runs:
                 run_id = item.get("run_id") if isinstance(item, dict) else item
-                parsed = parse_run_id(str(run_id)) if run_id is not None else None
+                parsed = RunId.parse(str(run_id)) if run_id is not None else None
                 if parsed:
-                    expected.setdefault(str(run_id), (parsed, study.path))
+                    expected.setdefault(str(run_id), (dataclasses.astuple(parsed), study.path))
             continue
         lists = [_str_list(d.get(k)) for k in ("datasets", "models", "schedules")]
         seeds = _seed_list(d.get("seeds"))
@@ -498,7 +482,7 @@ def _expected_runs(studies: Iterable[StudyFile]) -> dict[str, tuple[tuple[str, s
                 for schedule in lists[2]:
                     for seed in seeds:
                         key = (dataset, model, schedule, seed)
-                        expected.setdefault(make_run_id(*key), (key, study.path))
+                        expected.setdefault(str(RunId(*key)), (key, study.path))
     return expected
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from cnnbench.report.aggregate import AggregateRow
 from cnnbench.report.runfiles import EpochTable, StepTable
 from cnnbench.report.style import legend_below, model_ticks, new_figure, styled
+from cnnbench.rundir import STATUS_OK
 
 _SCHEDULE_HATCHES = ("", "//", "..", "xx", "\\\\", "oo")
 _LR_COLOR = "0.45"
@@ -201,7 +202,7 @@ def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target:
                 lr_ax.grid(False)
                 lr_ax.spines["right"].set_visible(True)
             if row == 0:
-                status = "" if curve.status in ("completed", "early_stopped") else f" — {curve.status}"
+                status = "" if curve.status in STATUS_OK else f" — {curve.status}"
                 span = f" — {d.steps} steps, {d.epochs:.2g} epochs" if by_step and d.steps else ""
                 ax.set_title(f"{curve.label}{status}{span}", fontsize=10)
                 if by_step and d.steps_per_epoch:

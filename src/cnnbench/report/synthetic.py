@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import io
 import math
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from cnnbench.data.preview import AUGMENTED_FILE, PREVIEW_DRAWS, AugmentationPreview
+from cnnbench.rundir import RunId
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 # name: (params, FLOPs, base test accuracy, seconds per epoch on a made-up GPU, GPU images/s, CPU ms)
@@ -69,7 +71,7 @@ class SyntheticStudy:
 
     def run_ids(self) -> list[str]:
         return [
-            f"{self.dataset}__{m}__{s}__s{seed}" for m in self.models for s in self.schedules for seed in self.seeds
+            str(RunId(self.dataset, m, s, seed)) for m in self.models for s in self.schedules for seed in self.seeds
         ]
 
 
@@ -146,8 +148,7 @@ def _write_speed(path: Path, model: str, spec: SyntheticStudy, rng: np.random.Ge
 
 
 def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.Generator, tsne_png: bytes) -> None:
-    dataset, model, schedule, seed_part = run_id.split("__")
-    seed = int(seed_part[1:])
+    dataset, model, schedule, seed = dataclasses.astuple(RunId.parse(run_id))
     params, flops, base_acc, epoch_s, _, _ = _traits(model)
     failed = run_id in spec.failed
     k = len(spec.classes)

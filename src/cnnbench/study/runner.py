@@ -28,12 +28,10 @@ import yaml
 from cnnbench.engine.config import TrainConfig
 from cnnbench.engine.stop import STOP
 from cnnbench.errors import CnnbenchError
-from cnnbench.rundir import STATUS_FINISHED, recipe_hash
-from cnnbench.study.spec import StudySpec, run_id, validate_study
+from cnnbench.rundir import STATUS_FINISHED, STATUS_OK, RunId, recipe_hash
+from cnnbench.study.spec import StudySpec, validate_study
 from cnnbench.utils.io import atomic_write_json, atomic_write_text, check_writable_dir, read_json
 from cnnbench.utils.lock import DirectoryLock
-
-FINISHED = STATUS_FINISHED  # results; re-running would give the same
 
 
 @dataclass
@@ -77,7 +75,9 @@ def plan_runs(spec: StudySpec, models: list[str]) -> list[PlannedRun]:
             for schedule in spec.schedules:
                 for seed in spec.seeds:
                     cfg = spec.run_config(dataset, model, schedule, seed)
-                    runs.append(PlannedRun(run_id(dataset, model, schedule, seed), dataset, model, schedule, seed, cfg))
+                    runs.append(
+                        PlannedRun(str(RunId(dataset, model, schedule, seed)), dataset, model, schedule, seed, cfg)
+                    )
     return runs
 
 
@@ -100,7 +100,7 @@ def run_status(run_dir: Path, cfg: TrainConfig) -> str:
         summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else None
     except CnnbenchError:
         summary = None
-    if summary is not None and summary.get("config_hash") == cfg_hash and summary.get("status") in FINISHED:
+    if summary is not None and summary.get("config_hash") == cfg_hash and summary.get("status") in STATUS_FINISHED:
         return "done"
     config_path = run_dir / "config.yaml"
     if config_path.exists():
@@ -302,12 +302,12 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started, 
         done = len([x for x in result.runs if x["action"] != "skipped"]) + 1
         log(f"[{done}/{len(todo)}] {planned.run_id}: {status}, {acc_text} ({seconds:.1f} s)")
         result.runs.append({"run_id": planned.run_id, "action": "ran", "status": status, "seconds": seconds})
-        if status in ("completed", "early_stopped") and not spec.keep_last_checkpoint:
+        if status in STATUS_OK and not spec.keep_last_checkpoint:
             # a study never resumes a finished run (a changed recipe starts over); best.pt is what is
             # evaluated and analysed, so last.pt (weights + optimiser state, 3× best with Adam) goes
             for name in ("last.pt", "last.pt.sha256"):
                 (out / "runs" / planned.run_id / "checkpoint" / name).unlink(missing_ok=True)
-        if spec.speed and status in FINISHED:
+        if spec.speed and status in STATUS_FINISHED:
             _measure_speed(spec, planned, out, log)
         write_results()
 
@@ -328,7 +328,11 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started, 
         result.interrupted = STOP.signal
         result.seconds = time.perf_counter() - started
         left = len(
-            [p for p in todo if not any(r["run_id"] == p.run_id and r["status"] in FINISHED for r in result.runs)]
+            [
+                p
+                for p in todo
+                if not any(r["run_id"] == p.run_id and r["status"] in STATUS_FINISHED for r in result.runs)
+            ]
         )
         log(f"study stopped by {STOP.signal}: {left} run(s) not finished; run the same command to resume")
         return result
@@ -435,7 +439,7 @@ def _embed_best_runs(spec: StudySpec, out: Path, log) -> None:
             s = read_json(run_dir / "summary.json")
         except CnnbenchError:
             continue
-        if s.get("status") not in ("completed", "early_stopped") or s.get("best_val_accuracy") is None:
+        if s.get("status") not in STATUS_OK or s.get("best_val_accuracy") is None:
             continue
         key = (s["dataset"], s["model"])
         if key not in best or s["best_val_accuracy"] > best[key][0]:

@@ -304,18 +304,6 @@ def _check_weights(spec: StudySpec, models: list[str], download: bool) -> None:
         raise ConfigError("\n".join(problems))
 
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_name(text: str) -> str:
-    """A dataset name usable in a directory name (``imagefolder:/x/y`` → ``imagefolder_x_y``)."""
-    return _SAFE.sub("_", text).strip("_") or "data"
-
-
-def run_id(dataset: str, model: str, schedule: str, seed: int) -> str:
-    return f"{safe_name(dataset)}__{model}__{schedule}__s{seed}"
-
-
 def check_workers_flag(value: str | None) -> int | str | None:
     if value is None:
         return None
