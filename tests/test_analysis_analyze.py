@@ -125,6 +125,7 @@ def test_knn_distance_figure_marks_knee_and_chosen_eps(result):
     assert any(abs(v - chosen) < 1e-9 for v in ys)
 
 
+@pytest.mark.slow
 def test_package_exports_resolve_to_the_functions_not_their_modules():
     import subprocess
     import sys

@@ -79,6 +79,7 @@ def tiny_run(tmp_path_factory):
         yield root / "run", model, ds, result
 
 
+@pytest.mark.slow
 def test_writes_the_four_files_and_analysis_json_is_the_result(tiny_run):
     run_dir, _, _, result = tiny_run
     for name in OUTPUT_FILES:
@@ -92,6 +93,7 @@ def test_writes_the_four_files_and_analysis_json_is_the_result(tiny_run):
     assert (run_dir / "tsne.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_features_are_the_models_pooled_pre_logits_in_split_order(tiny_run):
     run_dir, model, ds, _ = tiny_run
     npz = np.load(run_dir / "embedding.npz")
@@ -113,12 +115,14 @@ def test_features_are_the_models_pooled_pre_logits_in_split_order(tiny_run):
     np.testing.assert_allclose(npz["features"][:8], expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_trained_features_separate_the_classes(tiny_run):
     d = tiny_run[3].to_dict()
     assert d["knn_accuracy"] > 0.5  # chance is 0.1
     assert d["raw"]["kmeans"]["ari"] > 0.1 and d["tsne"]["kmeans"]["ari"] > 0.1
 
 
+@pytest.mark.slow
 def test_max_points_takes_a_stratified_sample_and_says_so(tiny_run, tmp_path):
     run_dir, _, ds, _ = tiny_run
     result = embed_run(run_dir, max_points=100, device="cpu", seed=1, perplexity=10)
@@ -137,6 +141,7 @@ def test_stratified_indices_keep_class_proportions():
     assert len(np.unique(np.repeat(np.arange(10), [91] + [1] * 9)[tiny])) == 10  # every class kept
 
 
+@pytest.mark.slow
 def test_user_errors_name_the_flag_or_file(tiny_run, tmp_path):
     run_dir = tiny_run[0]
     with pytest.raises(ConfigError, match="--split 'dev'"):
@@ -168,6 +173,7 @@ def test_cli_json_prints_one_object_and_errors_exit_2(tiny_run, tmp_path):
     assert missing.returncode == 2 and "nope" in missing.stderr
 
 
+@pytest.mark.slow
 def test_3d_tsne_from_the_cli_with_the_seeds_flag_spelling(tiny_run, tmp_path, capsys, monkeypatch):
     import shutil
 

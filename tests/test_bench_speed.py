@@ -25,6 +25,7 @@ def test_measure_model_on_the_cpu_states_what_it_measured():
     assert r.cpu_threads >= 1 and r.versions["torch"]
 
 
+@pytest.mark.slow
 def test_speed_cli_json_for_a_group(tmp_path):
     proc = run_cli("speed", "--models", "lenet5,squeezenet1_1", "--input", "1x28x28", "--out", str(tmp_path), "--json")
     data = json.loads(proc.stdout)
@@ -33,6 +34,7 @@ def test_speed_cli_json_for_a_group(tmp_path):
     assert json.loads((tmp_path / "squeezenet1_1.json").read_text())["input"] == [1, 28, 28]
 
 
+@pytest.mark.slow
 def test_speed_cli_rejects_a_bad_input_shape():
     proc = run_cli("speed", "--models", "lenet5", "--input", "28x28", check=False)
     assert proc.returncode == 2 and "--input '28x28': expected CxHxW" in proc.stderr

@@ -140,6 +140,7 @@ def test_caltech_transfer_preset_end_to_end(tmp_path, isolated_cache):
     assert "study finished" in proc.stderr
 
 
+@pytest.mark.slow
 def test_missing_weights_are_listed_at_once_before_any_work(tmp_path):
     proc = run_cli(
         "run",

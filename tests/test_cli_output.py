@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cnnbench.cli.common import plain_table, print_fields
 from cnnbench.cli.eval import eval_fields
 from conftest import run_cli
 
 
+@pytest.mark.slow
 def test_piped_models_prints_one_plain_line_per_model_with_whole_names():
     proc = run_cli("models")
     lines = proc.stdout.splitlines()

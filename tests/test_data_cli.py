@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
 from conftest import run_cli
+
+pytestmark = pytest.mark.slow  # every test spawns the CLI
 
 
 def _env(tmp_path):

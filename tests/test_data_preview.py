@@ -84,6 +84,7 @@ def test_grid_has_a_row_per_image_and_a_column_per_draw(synthetic, tmp_path):
     assert h2 == h0 and w2 > w0 + 200  # 4 more columns: wider, same height
 
 
+@pytest.mark.slow
 def test_cli_augmented_writes_the_figure_and_refuses_what_it_cannot_show(tmp_path):
     env = {"CNNBENCH_CACHE": str(tmp_path / "cache"), "CNNBENCH_DATA": str(tmp_path / "data")}
     out = tmp_path / "aug.png"

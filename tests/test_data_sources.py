@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +58,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_tiny_cnn_learns_synthetic_well_above_chance(isolated_cache, one_thread):
     torch.manual_seed(0)
     ds = load_dataset(DataConfig("synthetic"))
@@ -82,7 +82,6 @@ def test_tiny_cnn_learns_synthetic_well_above_chance(isolated_cache, one_thread)
         mean=ds.mean,
         std=ds.std,
     )
-    start = time.monotonic()
     for epoch in range(4):
         train.set_epoch(epoch)
         for x, y in train:
@@ -93,7 +92,6 @@ def test_tiny_cnn_learns_synthetic_well_above_chance(isolated_cache, one_thread)
     with torch.no_grad():
         correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in test)
     assert correct / len(ds.test) > 0.8  # chance is 0.1
-    assert time.monotonic() - start < 30
 
 
 def test_max_train_samples_is_a_stratified_subset(isolated_cache):

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from cnnbench.report.browser import check_page, find_browser
 from conftest import run_cli
+from support.browser import check_page, find_browser
 
 
 @pytest.mark.slow

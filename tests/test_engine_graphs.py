@@ -19,6 +19,7 @@ def test_graphs_are_only_used_where_they_can_run():
     assert cuda_graphs_wanted("off", gpu, None, False) == (False, None)
 
 
+@pytest.mark.slow
 def test_asking_for_graphs_on_the_cpu_trains_eagerly_and_says_so(tmp_path, isolated_cache):
     cfg = TrainConfig(
         model="lenet5",
@@ -49,6 +50,7 @@ def test_warm_up_steps_are_undone_in_place():
     step()  # optimiser state exists for every parameter now
     before = {k: v.clone() for k, v in model.state_dict().items()}
     moments = [s["exp_avg"].clone() for s in opt.state.values()]
+    assert len(moments) == len(list(model.parameters())) == 6  # the loop below checks every one
     ptrs = [t.data_ptr() for t in model.state_dict().values()]
     snap = snapshot_state(model, opt)
     for _ in range(3):
@@ -69,10 +71,12 @@ def test_optimizer_state_created_during_warm_up_is_zeroed():
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
     restore_state_in_place(model, opt, snap)
+    assert len(opt.state) == 2  # weight and bias keep their (zeroed) state: a captured graph points at it
     for state in opt.state.values():
         assert float(state["exp_avg"].abs().sum()) == 0 and float(state["exp_avg_sq"].abs().sum()) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the lent GPU runs it)")
 def test_graph_step_matches_eager_on_a_gpu(tmp_path, isolated_cache):
     common = dict(

@@ -35,6 +35,7 @@ def _rows(path):
         return reader.fieldnames, list(reader)
 
 
+@pytest.mark.slow
 def test_a_run_of_40_steps_in_a_113_step_epoch_has_ten_points(tmp_path, isolated_cache):
     cfg = TrainConfig(
         data="synthetic",
@@ -91,7 +92,7 @@ def test_resume_keeps_the_step_rows_up_to_the_checkpoint(tmp_path):
 
 
 def test_long_runs_are_drawn_per_epoch_and_old_runs_without_steps_too(tmp_path):
-    from cnnbench.report.synthetic import SyntheticStudy, write_synthetic_study
+    from support.synthetic_study import SyntheticStudy, write_synthetic_study
 
     study = write_synthetic_study(tmp_path / "s", SyntheticStudy(models=("lenet5", "vgg11"), short=("vgg11",)))
     long_run, short_run = study / "runs" / "mnist__lenet5__cosine__s0", study / "runs" / "mnist__vgg11__cosine__s0"
@@ -104,6 +105,7 @@ def test_long_runs_are_drawn_per_epoch_and_old_runs_without_steps_too(tmp_path):
     assert old.x == "epoch" and old.points == 1
 
 
+@pytest.mark.slow
 def test_a_run_stopped_mid_epoch_and_resumed_logs_the_same_steps(tmp_path, isolated_cache, monkeypatch):
     from cnnbench.engine import runlog
     from cnnbench.engine.stop import STOP

@@ -165,6 +165,7 @@ def test_interrupted_transfer_leaves_no_half_file(server: WeightServer, tmp_path
     assert _files_under(tmp_path / "torch") == []
 
 
+@pytest.mark.slow
 def test_interrupted_transfer_is_one_line_from_the_cli(server: WeightServer, tmp_path: Path) -> None:
     server.files["/models/resnet18-f37072fd.pth"] = b"x" * 5000
     server.truncated.add("/models/resnet18-f37072fd.pth")

@@ -80,6 +80,7 @@ def test_run_summary_errors_name_the_file(tmp_path):
         RunSummary.read(tmp_path)
 
 
+@pytest.mark.slow
 def test_top_level_names_load_lazily():
     import subprocess
     import sys
@@ -94,6 +95,7 @@ def test_top_level_names_load_lazily():
         cnnbench.nope  # noqa: B018
 
 
+@pytest.mark.slow
 def test_piped_eval_of_the_run_prints_rounded_figures_one_per_line(ran):
     run = ran[0] / "runs" / "lenet5"
     summary = RunSummary.read(run)

@@ -78,6 +78,7 @@ def test_max_steps_and_time_budget_exclude_each_other():
         TrainConfig(max_steps=0)
 
 
+@pytest.mark.slow
 def test_mnist_study_dry_run_shows_the_seed_recipe(isolated_cache):
     proc = run_cli("run", "--preset", "mnist-study", "--dry-run", "--json")
     plan = json.loads(proc.stdout)

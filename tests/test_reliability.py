@@ -50,6 +50,7 @@ def test_full_disk_never_leaves_a_half_written_summary(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temp file left behind
 
 
+@pytest.mark.slow
 def test_full_disk_during_training_stops_with_a_clear_error_and_keeps_the_last_checkpoint(
     tmp_path, isolated_cache, monkeypatch
 ):
@@ -97,6 +98,7 @@ def read_only_dir(tmp_path):
     subprocess.run(["umount", str(path)], capture_output=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "run"])
 def test_read_only_output_directory_is_a_clear_error_before_any_work(read_only_dir, isolated_cache, command):
     out = read_only_dir / "out"
@@ -149,6 +151,7 @@ def test_corrupted_last_checkpoint_resume_falls_back_to_the_previous_one(tmp_pat
     assert [int(r["epoch"]) for r in _rows(out / "metrics.csv")] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_evaluating_a_corrupted_checkpoint_names_the_file(tmp_path):
     bad = tmp_path / "best.pt"
     bad.write_bytes(b"PK\x03\x04 not really a zip")

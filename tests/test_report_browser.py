@@ -10,10 +10,10 @@ import os
 import pytest
 
 from cnnbench.report import build_report
-from cnnbench.report.browser import find_browser, inspect, open_page
 from cnnbench.report.fig_curves import curve_data
 from cnnbench.report.runfiles import read_metrics, read_steps
-from cnnbench.report.synthetic import SyntheticStudy, write_synthetic_study
+from support.browser import find_browser, inspect, open_page
+from support.synthetic_study import SyntheticStudy, write_synthetic_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

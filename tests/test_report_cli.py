@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cnnbench.report.synthetic import SyntheticStudy, write_synthetic_study
 from conftest import run_cli
+from support.synthetic_study import SyntheticStudy, write_synthetic_study
 
 SPEC = SyntheticStudy(
     models=("lenet5", "resnet18"),
@@ -24,6 +24,7 @@ def study(tmp_path_factory):
     return write_synthetic_study(tmp_path_factory.mktemp("cli") / "study", SPEC)
 
 
+@pytest.mark.slow
 def test_json_prints_exactly_one_object_naming_the_files(study, tmp_path):
     proc = run_cli("report", str(study), "--out", str(tmp_path / "out"), "--json")
     out = json.loads(proc.stdout)  # the whole of stdout is one JSON object
@@ -33,6 +34,7 @@ def test_json_prints_exactly_one_object_naming_the_files(study, tmp_path):
     assert all(p.endswith(".png") for p in out["figures"])
 
 
+@pytest.mark.slow
 def test_tables_without_json(study, tmp_path):
     proc = run_cli("report", str(study), "--out", str(tmp_path / "out"), env={"COLUMNS": "200"})
     assert "lenet5" in proc.stdout and "test acc (%)" in proc.stdout
@@ -40,6 +42,7 @@ def test_tables_without_json(study, tmp_path):
     assert "report.html" in proc.stdout
 
 
+@pytest.mark.slow
 def test_errors_exit_2_with_a_message_naming_the_problem(study, tmp_path):
     proc = run_cli("report", str(tmp_path / "missing"), check=False)
     assert proc.returncode == 2

@@ -16,8 +16,8 @@ from cnnbench.errors import ResultsError
 from cnnbench.report import RESULT_COLUMNS, collect, write_results
 from cnnbench.report.collect import SUMMARY_FIGURES
 from cnnbench.report.results_csv import aggregate_columns
-from cnnbench.report.synthetic import SyntheticStudy, write_synthetic_study
 from cnnbench.rundir import STATUS_OK
+from support.synthetic_study import SyntheticStudy, write_synthetic_study
 
 FAILED = "mnist__vgg11__cosine__s1"
 KILLED = "mnist__resnet18__plateau__s1"  # run directory without summary.json
@@ -68,9 +68,10 @@ def test_every_defined_run_is_listed_once_with_its_status(study):
 
 
 def test_figures_are_the_summary_values_joined_with_the_speed_file(study):
-    for run in collect(study).runs:
-        if not run.summary:
-            continue
+    with_summary = [run for run in collect(study).runs if run.summary]
+    # every run but the killed one (no summary.json) and the absent one (no directory)
+    assert sorted(r.run_id for r in with_summary) == sorted(set(SPEC.run_ids()) - {KILLED, ABSENT})
+    for run in with_summary:
         speed = json.loads((study / "speed" / f"{run.model}.json").read_text())
         for key in SUMMARY_FIGURES:
             if run.summary.get(key) is not None:

@@ -44,6 +44,7 @@ def test_statuses_ok_are_finished_and_splits_are_checked():
         check_split("dev")
 
 
+@pytest.mark.slow
 def test_rundir_is_torch_free():
     code = "import sys, cnnbench.rundir; assert 'torch' not in sys.modules and 'numpy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -41,6 +41,7 @@ SEED_LINES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("line", "expected"), SEED_LINES)
 def test_each_seed_line_resolves_to_the_same_recipe(line, expected, tmp_path):
     proc = run_cli("train", *line.split(), "--output", str(tmp_path / "r"), "--dry-run", "--json")
@@ -55,6 +56,7 @@ def test_seed_model_names_are_aliases_everywhere():
     assert resolve_model_names("lenet,mobilenetv3") == ["lenet5", "mobilenet_v3_small"]
 
 
+@pytest.mark.slow
 def test_an_unknown_underscore_flag_is_still_an_error():
     proc = run_cli("train", "--model", "lenet", "--batch_sizes", "64", "--dry-run", check=False)
     assert proc.returncode == 2 and "--batch_sizes" in proc.stderr

@@ -135,6 +135,7 @@ def test_study_killed_mid_run_resumes_and_does_each_run_once(tmp_path, isolated_
     assert not (out / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_a_second_study_on_the_same_directory_is_refused_naming_the_first(tmp_path, isolated_cache):
     out = tmp_path / "study"
     out.mkdir()
@@ -149,6 +150,7 @@ def test_a_second_study_on_the_same_directory_is_refused_naming_the_first(tmp_pa
         holder.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -63,6 +63,7 @@ def test_threads_from_argv() -> None:
     assert threads_from_argv(["train", "--", "--threads", "3"]) is None
 
 
+@pytest.mark.slow
 def test_python_api_sets_what_torch_sees_when_called_first() -> None:
     code = (
         "import os\n"
@@ -81,6 +82,7 @@ def test_python_api_sets_what_torch_sees_when_called_first() -> None:
     assert out[1] == "2 cnnbench"
 
 
+@pytest.mark.slow
 def test_called_after_torch_it_says_so() -> None:
     code = (
         "import torch\n"
@@ -107,6 +109,7 @@ def test_train_threads_flag_reaches_torch_and_the_summary(tmp_path) -> None:
     assert isinstance(device["load_average"], float)
 
 
+@pytest.mark.slow
 def test_a_bad_threads_value_exits_2_before_any_work(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "cnnbench", "train", "--model", "lenet5", "--threads", "lots",

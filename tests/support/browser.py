@@ -4,7 +4,7 @@ Uses Debian's ``chromium`` and ``chromedriver`` through selenium, never selenium
 try to download a browser): ``SE_OFFLINE=1`` and explicit binary paths. For tests and for checking a
 report by hand:
 
-    python -m cnnbench.report.browser STUDY_DIR/report.html --screenshot shot.png
+    python tests/support/browser.py STUDY_DIR/report.html --screenshot shot.png
 """
 
 from __future__ import annotations

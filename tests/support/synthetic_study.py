@@ -2,7 +2,7 @@
 
 For the report's tests, its timing measurement and a preview without training anything:
 
-    python -m cnnbench.report.synthetic OUT_DIR [--models 10] [--seeds 3]
+    python tests/support/synthetic_study.py OUT_DIR [--models 10] [--seeds 3]
     cnnbench report OUT_DIR
 
 The figures are invented (plausible for MNIST-like digits); nothing here trains or measures.
