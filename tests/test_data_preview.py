@@ -121,9 +121,12 @@ def test_study_with_augmentation_writes_the_preview_and_the_report_shows_it(tmp_
     cli = tmp_path / "cli.png"
     run_cli("data", "samples", "synthetic", "--augmented", "-o", str(cli))
     assert cli.read_bytes() == figure.read_bytes()
-    # a study without augmentation says so in one line instead of the figure
+    assert preview.used
+    # a study without augmentation says so, and shows what the dataset's default augmentation would do
     plain = tmp_path / "plain"
     run_cli("run", *common, "--augment", "none", "--batch-size", "32", "--no-embed", "--no-speed", "--out", str(plain))
     md = (plain / "report.md").read_text()
-    assert not (plain / AUGMENTED_FILE).exists() and "figures/augmentation.png" not in md
+    reference = AugmentationPreview.load(plain / AUGMENTED_FILE)
+    assert not reference.used and reference.augmented.shape == (10, 4, 1, 28, 28)
     assert "No augmentation: every run of this study trains on the images as stored (augment: none)." in md
+    assert "figures/augmentation.png" in md and "for reference only: no run of this study used it" in md

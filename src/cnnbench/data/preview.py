@@ -39,6 +39,9 @@ class AugmentationPreview:
     dataset: str
     augment: dict[str, Any]  # BatchAugment.describe(): the kind and every parameter
     seed: int  # the run seed the draws come from
+    # False: no run of the study augments; the preview shows what the dataset's default augmentation
+    # (--augment auto) would do, for reference (the seed's Figure 32 exists in every report)
+    used: bool = True
 
     @property
     def rows(self) -> int:
@@ -69,6 +72,7 @@ class AugmentationPreview:
             dataset=np.array(self.dataset),
             augment=np.array(json.dumps(self.augment)),
             seed=np.array(self.seed),
+            used=np.array(self.used),
         )
         atomic_write_bytes(Path(path), buf.getvalue())
         return Path(path)
@@ -88,6 +92,7 @@ class AugmentationPreview:
                     dataset=str(data["dataset"]),
                     augment=json.loads(str(data["augment"])),
                     seed=int(data["seed"]),
+                    used=bool(data["used"]) if "used" in data.files else True,
                 )
         except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
             raise CnnbenchError(f"{path}: not a readable augmentation preview ({exc})") from exc

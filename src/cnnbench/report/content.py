@@ -465,9 +465,8 @@ def _augmentation_blocks(results: Results, figs: _Figures, out_dir: Path | None,
 
     kinds = Counter(str(r.config.get("augment")) for r in results.runs if r.config.get("augment") is not None)
     augmenting = sum(n for kind, n in kinds.items() if kind != "none")
-    if kinds and not augmenting:
-        return [Paragraph("No augmentation: every run of this study trains on the images as stored (augment: none).")]
-    blocks: list[Any] = []
+    none_line = "No augmentation: every run of this study trains on the images as stored (augment: none)."
+    blocks: list[Any] = [Paragraph(none_line)] if kinds and not augmenting else []
     files = [d / AUGMENTED_FILE for d in results.study_dirs if (d / AUGMENTED_FILE).is_file()]
     for i, path in enumerate(files):
         try:
@@ -479,10 +478,16 @@ def _augmentation_blocks(results: Results, figs: _Figures, out_dir: Path | None,
             continue
         if not png:
             continue
+        if preview.used != bool(augmenting):
+            continue  # a reference preview next to runs that augment, or a used one next to runs that do not
         caption = (
             f"{preview.dataset}: {preview.rows} training images (left) and {preview.draws} draws of the runs' "
             f"augmentation, {preview.describe()}. Draw k is what the loader of a run with seed {preview.seed} does "
             f"to the sample at that position in the first batch of epoch k; from {path}"
+            if preview.used
+            else f"{preview.dataset}: {preview.rows} training images (left) and {preview.draws} draws of the "
+            f"dataset's default augmentation, {preview.describe()} — for reference only: no run of this study "
+            f"used it (--augment auto would); from {path}"
         )
         image = figs.raw(
             f"augmentation-{i}" if i else "augmentation", png, "training images and augmented draws", caption
