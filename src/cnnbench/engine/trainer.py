@@ -391,184 +391,279 @@ def prepare_run_dir(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: boo
     )
 
 
-def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[str, Any]:  # noqa: C901
-    from cnnbench.models import freeze_backbone, summarize
+def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[str, Any]:
+    run = _FitRun(trainer, out, resume, stop)
+    status, error = run.train()
+    return run.end(status, error)
 
-    cfg, dist, device = trainer.cfg, trainer.dist, trainer.device
-    main = dist.is_main
-    trainer.build_model()
-    mode = "max" if cfg.monitor == "val_accuracy" else "min"
-    plateau = PlateauState(cfg.plateau_factor, cfg.plateau_patience, cfg.plateau_max_reductions, mode=mode)
-    early = EarlyStopping(cfg.patience, mode, cfg.min_delta)
-    state = RunState(batch_size=cfg.batch_size, lr=cfg.lr, notes=list(cfg.notes))
-    resumed_from: dict[str, Any] | None = None
-    if resume and (out / "checkpoint").is_dir() and any((out / "checkpoint").glob("last*.pt")):
-        resumed_from, notes = load_resume_checkpoint(out / "checkpoint", map_location=device, require=RESUME_KEYS)
-        state = trainer.restore(resumed_from, plateau, early)
-        state.notes.extend(notes)
-        state.notes.append(f"resumed after epoch {state.epoch} (step {state.step})")
-    elif resume and main:
-        state.notes.append("--resume: no checkpoint found, started from scratch")
-    trainer.build_loaders(state.batch_size)
-    trainer.build_optimizer(state.lr, state.batch_size, state.notes)
-    if cfg.max_steps is not None and state.total_steps is None:
-        # fixed work: the schedule is a function of the step, so it must know the total from the start
-        state.total_steps = min(cfg.epochs * len(trainer.train_loader), cfg.max_steps)
-    if resumed_from is not None:
-        trainer.optimizer.load_state_dict(resumed_from["optimizer"])
 
-    meta = getattr(trainer.model, "cnnbench_meta", None)
-    model_summary = summarize(trainer.model, (trainer.model_args["in_chans"], trainer.input_size, trainer.input_size))
-    if main:
-        _write_config(trainer, out)
-        atomic_write_json(out / "data.json", trainer.dataset.info())
-        atomic_write_json(out / "model.json", model_summary.to_dict())
-    metrics = MetricsLog.resume(out / "metrics.csv", state.epoch) if resumed_from else MetricsLog(out / "metrics.csv")
-    if metrics.skipped_rows:
-        state.notes.append(f"metrics.csv: {metrics.skipped_rows} unreadable row(s) dropped on resume")
-    steps_log = StepLog.resume(out / "steps.csv", state.step) if resumed_from else StepLog(out / "steps.csv")
-    tb = TensorBoardLog(
-        out / "tb",
-        enabled=main,
-        purge_step=state.epoch + 1 if resumed_from else None,
-        purge_global_step=state.step + 1 if resumed_from else None,
-    )
-    progress = Progress(cfg.progress and not trainer.quiet and main, cfg.model, lines=not trainer.quiet and main)
-    say = (lambda msg: None) if (trainer.quiet or not main) else (lambda msg: _say(msg))
-    if resumed_from is None:  # evaluation on a subset is stated with the run's figures
-        state.notes.extend(n for n in trainer.dataset.notes if "limited to a stratified subset" in n)
-        state.notes.extend(trainer.split_notes)
+class _FitRun:
+    """One call of ``fit``: the run's state and logs, and the named steps of its epoch loop.
+
+    ``_fit`` is ``_FitRun(...)`` (resume or start, header files, logs) → ``train()`` (the epoch loop,
+    which returns how the run ended) → ``end()`` (the test pass and summary.json). Every step reads
+    and updates ``self.state`` (what a checkpoint saves), so the order of the calls is the algorithm.
+    """
+
+    def __init__(self, trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> None:
+        cfg = self.cfg = trainer.cfg
+        self.trainer, self.out, self.stop, self.main = trainer, out, stop, trainer.dist.is_main
+        trainer.build_model()
+        mode = "max" if cfg.monitor == "val_accuracy" else "min"
+        self.plateau = PlateauState(cfg.plateau_factor, cfg.plateau_patience, cfg.plateau_max_reductions, mode=mode)
+        self.early = EarlyStopping(cfg.patience, mode, cfg.min_delta)
+        self.state = RunState(batch_size=cfg.batch_size, lr=cfg.lr, notes=list(cfg.notes))
+        resumed_from = self._restore(resume)
+        self._build_optimisation(resumed_from)
+        meta = getattr(trainer.model, "cnnbench_meta", None)
+        self.model_summary = self._write_header_files()
+        self._open_logs(resumed=resumed_from is not None)
+        if resumed_from is None:
+            self._add_opening_notes(meta)
+        self.spe = len(trainer.train_loader)  # steps per epoch at the current batch size
+        self.spec = build_schedule_spec(cfg.replace(lr=self.state.lr), self.spe, self.state.total_steps)
+
+    def _restore(self, resume: bool) -> dict[str, Any] | None:
+        """With ``resume``: the last checkpoint loaded into the model and ``self.state`` (None: none found)."""
+        checkpoints = self.out / "checkpoint"
+        if resume and checkpoints.is_dir() and any(checkpoints.glob("last*.pt")):
+            ckpt, notes = load_resume_checkpoint(checkpoints, map_location=self.trainer.device, require=RESUME_KEYS)
+            self.state = self.trainer.restore(ckpt, self.plateau, self.early)
+            self.state.notes.extend(notes)
+            self.state.notes.append(f"resumed after epoch {self.state.epoch} (step {self.state.step})")
+            return ckpt
+        if resume and self.main:
+            self.state.notes.append("--resume: no checkpoint found, started from scratch")
+        return None
+
+    def _build_optimisation(self, resumed_from: dict[str, Any] | None) -> None:
+        trainer, state, cfg = self.trainer, self.state, self.cfg
+        trainer.build_loaders(state.batch_size)
+        trainer.build_optimizer(state.lr, state.batch_size, state.notes)
+        if cfg.max_steps is not None and state.total_steps is None:
+            # fixed work: the schedule is a function of the step, so it must know the total from the start
+            state.total_steps = min(cfg.epochs * len(trainer.train_loader), cfg.max_steps)
+        if resumed_from is not None:
+            trainer.optimizer.load_state_dict(resumed_from["optimizer"])
+
+    def _write_header_files(self):
+        """config.yaml, data.json and model.json (rank 0); the ModelSummary that summary.json quotes."""
+        from cnnbench.models import summarize
+
+        trainer = self.trainer
+        size = trainer.input_size
+        model_summary = summarize(trainer.model, (trainer.model_args["in_chans"], size, size))
+        if self.main:
+            _write_config(trainer, self.out)
+            atomic_write_json(self.out / "data.json", trainer.dataset.info())
+            atomic_write_json(self.out / "model.json", model_summary.to_dict())
+        return model_summary
+
+    def _open_logs(self, resumed: bool) -> None:
+        """metrics.csv, steps.csv and TensorBoard, continued after the checkpoint's epoch and step on resume."""
+        out, state, main = self.out, self.state, self.main
+        metrics_csv = out / "metrics.csv"
+        self.metrics = MetricsLog.resume(metrics_csv, state.epoch) if resumed else MetricsLog(metrics_csv)
+        if self.metrics.skipped_rows:
+            state.notes.append(f"metrics.csv: {self.metrics.skipped_rows} unreadable row(s) dropped on resume")
+        self.steps_log = StepLog.resume(out / "steps.csv", state.step) if resumed else StepLog(out / "steps.csv")
+        self.tb = TensorBoardLog(
+            out / "tb",
+            enabled=main,
+            purge_step=state.epoch + 1 if resumed else None,
+            purge_global_step=state.step + 1 if resumed else None,
+        )
+        quiet = self.trainer.quiet
+        self.progress = Progress(self.cfg.progress and not quiet and main, self.cfg.model, lines=not quiet and main)
+
+    def _add_opening_notes(self, meta) -> None:
+        """A new run states its evaluation subset, split checks and model adaptations with its figures."""
+        notes, trainer = self.state.notes, self.trainer
+        notes.extend(n for n in trainer.dataset.notes if "limited to a stratified subset" in n)
+        notes.extend(trainer.split_notes)
         for line in trainer.split_notes:
-            say(line)
-    if meta is not None and getattr(meta, "adaptation", None) and resumed_from is None:
-        state.notes.append("small-input adaptation: " + "; ".join(meta.adaptation))
-    if meta is not None and resumed_from is None:
-        state.notes.extend(f"model: {n}" for n in getattr(meta, "notes", []))
+            self.say(line)
+        if meta is not None and getattr(meta, "adaptation", None):
+            notes.append("small-input adaptation: " + "; ".join(meta.adaptation))
+        if meta is not None:
+            notes.extend(f"model: {n}" for n in getattr(meta, "notes", []))
 
-    status = "completed"
-    error: str | None = None
-    spe = len(trainer.train_loader)
-    spec = build_schedule_spec(cfg.replace(lr=state.lr), spe, state.total_steps)
+    def say(self, message: str) -> None:
+        """A line for the person watching (rank 0, not --json)."""
+        if not self.trainer.quiet and self.main:
+            _say(message)
 
-    def lr_for_step(step: int) -> float:
-        return lr_at(step, spec, plateau.scale)
+    def epochs_planned(self) -> int:
+        if self.state.total_steps is None:
+            return self.cfg.epochs
+        return min(self.cfg.epochs, math.ceil(self.state.total_steps / self.spe))
 
-    def run_epoch(start: int, partial: EpochPartial | None, max_steps: int | None, **kwargs) -> EpochStats:
+    def lr_for_step(self, step: int) -> float:
+        return lr_at(step, self.spec, self.plateau.scale)
+
+    def run_epoch(self, start: int, partial: EpochPartial | None, max_steps: int | None, **kwargs) -> EpochStats:
         """The current epoch's batches from ``start`` on, through the step (state.step is the first step)."""
+        trainer, state = self.trainer, self.state
         return train_one_epoch(
             trainer.step_fn,
             trainer.train_loader.batches(start=start),
-            device=device,
+            device=trainer.device,
             first_step=state.step,
             start_batch=start,
-            lr_for_step=lr_for_step,
+            lr_for_step=self.lr_for_step,
             set_lr=lambda lr: set_lr(trainer.optimizer, lr),
             max_steps=max_steps,
             partial=partial,
-            log_every=step_log_interval(spe, state.total_steps or cfg.epochs * spe),
+            log_every=step_log_interval(self.spe, state.total_steps or self.cfg.epochs * self.spe),
             **kwargs,
         )
 
-    def epochs_planned() -> int:
-        if state.total_steps is None:
-            return cfg.epochs
-        return min(cfg.epochs, math.ceil(state.total_steps / spe))
-
-    while state.epoch < epochs_planned():
-        epoch = state.epoch
-        if cfg.finetune == "head" or (cfg.finetune == "two-phase" and epoch < cfg.head_epochs):
-            freeze_backbone(trainer.model, True)
-        elif cfg.finetune == "two-phase":
-            freeze_backbone(trainer.model, False)
-        trainer.train_loader.set_epoch(epoch)
-        start_batch = state.batch_in_epoch
-        partial = EpochPartial(**state.partial) if state.partial else None
-        if start_batch == 0:
-            torch.manual_seed(_epoch_seed(cfg.seed, epoch, dist.rank))
-        progress.start_epoch(epoch, epochs_planned(), spe, start_batch)
-        train_time_before = state.train_time_s - (partial.seconds if partial else 0.0)
-        probe_points: list = []
-        try:
-            if cfg.time_budget_s and state.total_steps is None:
-                # Time budget: time a few steps, then fix the number of steps for the whole run
-                # (the schedule is a function of the step, so it must know the total).
-                probe = run_epoch(start_batch, None, state.step + PROBE_STEPS, nan_check_every=1)
-                per_step = probe.seconds / max(1, probe.steps)
-                remaining = max(0.0, cfg.time_budget_s - probe.seconds)
-                state.total_steps = min(cfg.epochs * spe, state.step + probe.steps + int(remaining / per_step))
-                state.total_steps = max(state.total_steps, state.step + probe.steps)
-                spec = build_schedule_spec(cfg.replace(lr=state.lr), spe, state.total_steps)
-                state.notes.append(
-                    f"time budget {cfg.time_budget_s:g} s: {state.total_steps} steps of batch {state.batch_size} "
-                    f"(≈{state.total_steps / spe:.2f} epochs, {per_step * 1000:.0f} ms/step measured)"
+    def train(self) -> tuple[str, str | None]:
+        """The epoch loop: (status, error) once the planned epochs ran or something ended the run early."""
+        state = self.state
+        while state.epoch < self.epochs_planned():
+            epoch = state.epoch
+            stats = self._train_epoch(epoch)
+            if stats is None:  # out of memory: the epoch starts again at a smaller batch
+                state = self.state
+                continue
+            if stats.diverged_step is not None:
+                error = (
+                    f"loss became NaN/Inf at epoch {epoch + 1}, step {stats.diverged_step} (lr {stats.last_lr:.3g}); "
+                    + _what_is_kept(self.out, state.epoch)
                 )
-                state.step += probe.steps
-                start_batch += probe.steps
-                probe_points = probe.points
-                partial = probe.partial() if probe.diverged_step is None else None
-                if probe.diverged_step is not None:
-                    stats = probe
-                    raise _Diverged(probe)
-            stats = run_epoch(
-                start_batch,
-                partial,
-                state.total_steps,
-                nan_check_every=1 if device.type == "cpu" else cfg.nan_check_every,
-                should_stop=lambda: stop.set,
-                on_step=lambda b, s: progress.advance(),
-            )
-            stats.points[:0] = probe_points
+                return self._ended("diverged", error, "red")
+            if self.stop.set and stats.stopped_at_batch is not None:
+                return self._interrupted_mid_epoch(epoch, stats)
+            state.batch_in_epoch, state.partial = 0, None
+            self.trainer.recalibrate_bn(epoch)
+            val = self.trainer.evaluate(self.trainer.val_loader)
+            if not math.isfinite(val.loss):
+                # the last step's update made the weights non-finite after a finite loss: nothing to keep
+                error = (
+                    f"validation loss is NaN/Inf after epoch {epoch + 1} (the weights stopped being finite; lr "
+                    f"{stats.last_lr:.3g}); {_what_is_kept(self.out, state.epoch)}"
+                )
+                return self._ended("diverged", error, "red")
+            self._record_epoch(epoch, stats, val)
+            ended = self._after_epoch(stats, val)
+            if ended is not None:
+                return ended
+        return "completed", None
+
+    def _train_epoch(self, epoch: int) -> EpochStats | None:
+        """Train one epoch (the rest of it, after a stop mid-epoch), its figures summed over ranks.
+
+        Returns None when the device ran out of memory and the epoch must start again at half the batch.
+        """
+        state = self.state
+        start_batch, partial = self._begin_epoch(epoch)
+        train_time_before = state.train_time_s - (partial.seconds if partial else 0.0)
+        try:
+            stats = self._epoch_batches(start_batch, partial)
         except _Diverged as d:
             stats = d.stats
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             if not _is_oom(exc):
                 raise
-            progress.end_epoch("")
-            state, spec = _retry_smaller(trainer, state, plateau, early, exc, epoch)
-            spe = len(trainer.train_loader)
-            say(state.notes[-1])
-            continue
-        if dist.enabled and stats.diverged_step is None:
-            # every rank saw its own shard: the epoch's training figures are the sums over ranks
-            loss_sum, correct, samples = ddp.all_reduce_sum(
-                [stats.loss_sum, stats.correct, stats.samples], device, dist
-            )
-            stats.loss, stats.accuracy = loss_sum / samples, correct / samples
-            stats.loss_sum, stats.correct, stats.samples = loss_sum, int(correct), int(samples)
-            _sum_points_over_ranks(stats, device, dist)
+            self._retry_after_oom(exc, epoch)
+            return None
+        self._sum_over_ranks(stats)
         state.step += stats.steps
         state.train_time_s = train_time_before + stats.seconds
-        if main and stats.points:
-            rows = step_rows(stats.points, epoch, spe, state.batch_size)
-            steps_log.extend(rows)
-            tb.steps(rows)
-        if stats.diverged_step is not None:
-            status = "diverged"
-            error = (
-                f"loss became NaN/Inf at epoch {epoch + 1}, step {stats.diverged_step} (lr {stats.last_lr:.3g}); "
-                + _what_is_kept(out, state.epoch)
-            )
-            progress.end_epoch(f"[red]{error}")
-            break
-        if stop.set and stats.stopped_at_batch is not None:
-            state.batch_in_epoch = stats.stopped_at_batch
-            state.partial = dataclasses.asdict(stats.partial())
-            trainer.save("last", state, plateau, early)
-            status, error = "interrupted", f"stopped by {stop.signal} in epoch {epoch + 1}; resume with --resume"
-            progress.end_epoch(f"[yellow]{error}")
-            break
-        state.batch_in_epoch, state.partial = 0, None
-        trainer.recalibrate_bn(epoch)
-        val = trainer.evaluate(trainer.val_loader)
-        if not math.isfinite(val.loss):
-            # the last step's update made the weights non-finite after a finite loss: nothing to keep
-            status = "diverged"
-            error = (
-                f"validation loss is NaN/Inf after epoch {epoch + 1} (the weights stopped being finite; lr "
-                f"{stats.last_lr:.3g}); {_what_is_kept(out, state.epoch)}"
-            )
-            progress.end_epoch(f"[red]{error}")
-            break
+        if self.main and stats.points:
+            rows = step_rows(stats.points, epoch, self.spe, state.batch_size)
+            self.steps_log.extend(rows)
+            self.tb.steps(rows)
+        return stats
+
+    def _begin_epoch(self, epoch: int) -> tuple[int, EpochPartial | None]:
+        """Freeze what the fine-tuning mode freezes, seed the epoch; (first batch, partial figures) to go on from."""
+        from cnnbench.models import freeze_backbone
+
+        cfg, state = self.cfg, self.state
+        if cfg.finetune == "head" or (cfg.finetune == "two-phase" and epoch < cfg.head_epochs):
+            freeze_backbone(self.trainer.model, True)
+        elif cfg.finetune == "two-phase":
+            freeze_backbone(self.trainer.model, False)
+        self.trainer.train_loader.set_epoch(epoch)
+        start_batch = state.batch_in_epoch
+        partial = EpochPartial(**state.partial) if state.partial else None
+        if start_batch == 0:
+            torch.manual_seed(_epoch_seed(cfg.seed, epoch, self.trainer.dist.rank))
+        self.progress.start_epoch(epoch, self.epochs_planned(), self.spe, start_batch)
+        return start_batch, partial
+
+    def _epoch_batches(self, start_batch: int, partial: EpochPartial | None) -> EpochStats:
+        """The epoch's batches; under a time budget not yet turned into steps, the timed probe first."""
+        probe_points: list = []
+        if self.cfg.time_budget_s and self.state.total_steps is None:
+            probe = self._probe_time_budget(start_batch)
+            start_batch += probe.steps
+            probe_points = probe.points
+            partial = probe.partial() if probe.diverged_step is None else None
+            if probe.diverged_step is not None:
+                raise _Diverged(probe)
+        stats = self.run_epoch(
+            start_batch,
+            partial,
+            self.state.total_steps,
+            nan_check_every=1 if self.trainer.device.type == "cpu" else self.cfg.nan_check_every,
+            should_stop=lambda: self.stop.set,
+            on_step=lambda b, s: self.progress.advance(),
+        )
+        stats.points[:0] = probe_points
+        return stats
+
+    def _probe_time_budget(self, start_batch: int) -> EpochStats:
+        """Time a few steps, then fix the number of steps for the whole run (the schedule is a function
+        of the step, so it must know the total)."""
+        cfg, state, spe = self.cfg, self.state, self.spe
+        probe = self.run_epoch(start_batch, None, state.step + PROBE_STEPS, nan_check_every=1)
+        per_step = probe.seconds / max(1, probe.steps)
+        remaining = max(0.0, cfg.time_budget_s - probe.seconds)
+        state.total_steps = min(cfg.epochs * spe, state.step + probe.steps + int(remaining / per_step))
+        state.total_steps = max(state.total_steps, state.step + probe.steps)
+        self.spec = build_schedule_spec(cfg.replace(lr=state.lr), spe, state.total_steps)
+        state.notes.append(
+            f"time budget {cfg.time_budget_s:g} s: {state.total_steps} steps of batch {state.batch_size} "
+            f"(≈{state.total_steps / spe:.2f} epochs, {per_step * 1000:.0f} ms/step measured)"
+        )
+        state.step += probe.steps
+        return probe
+
+    def _retry_after_oom(self, exc: BaseException, epoch: int) -> None:
+        self.progress.end_epoch("")
+        self.state, self.spec = _retry_smaller(self.trainer, self.state, self.plateau, self.early, exc, epoch)
+        self.spe = len(self.trainer.train_loader)
+        self.say(self.state.notes[-1])
+
+    def _sum_over_ranks(self, stats: EpochStats) -> None:
+        """Under DDP every rank saw its own shard: the epoch's training figures are the sums over ranks."""
+        dist, device = self.trainer.dist, self.trainer.device
+        if not dist.enabled or stats.diverged_step is not None:
+            return
+        loss_sum, correct, samples = ddp.all_reduce_sum([stats.loss_sum, stats.correct, stats.samples], device, dist)
+        stats.loss, stats.accuracy = loss_sum / samples, correct / samples
+        stats.loss_sum, stats.correct, stats.samples = loss_sum, int(correct), int(samples)
+        _sum_points_over_ranks(stats, device, dist)
+
+    def _ended(self, status: str, error: str, colour: str) -> tuple[str, str]:
+        self.progress.end_epoch(f"[{colour}]{error}")
+        return status, error
+
+    def _interrupted_mid_epoch(self, epoch: int, stats: EpochStats) -> tuple[str, str]:
+        """SIGTERM/SIGINT inside an epoch: save where it stopped, so --resume continues at that batch."""
+        state = self.state
+        state.batch_in_epoch = stats.stopped_at_batch
+        state.partial = dataclasses.asdict(stats.partial())
+        self.trainer.save("last", state, self.plateau, self.early)
+        error = f"stopped by {self.stop.signal} in epoch {epoch + 1}; resume with --resume"
+        return self._ended("interrupted", error, "yellow")
+
+    def _record_epoch(self, epoch: int, stats: EpochStats, val: EvalResult) -> None:
+        """The finished epoch: its metrics row, the plateau and target checks, early stopping, checkpoints."""
+        cfg, state, early = self.cfg, self.state, self.early
         row = {
             "epoch": epoch + 1,
             "train_loss": stats.loss,
@@ -585,7 +680,7 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
         if (
             cfg.schedule == "plateau"
             and state.epoch > cfg.warmup_epochs
-            and plateau.update(val.accuracy if plateau.mode == "max" else val.loss)
+            and self.plateau.update(val.accuracy if self.plateau.mode == "max" else val.loss)
         ):
             state.notes.append(f"plateau: lr × {cfg.plateau_factor:g} after epoch {state.epoch}")
         if (
@@ -595,46 +690,53 @@ def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[s
         ):
             state.epochs_to_target, state.time_to_target_s = state.epoch, state.train_time_s
         improved = early.update(val.accuracy if early.mode == "max" else val.loss, state.epoch)
-        if main:
-            metrics.append(row)
-            tb.epoch(row)
+        if self.main:
+            self.metrics.append(row)
+            self.tb.epoch(row)
         if improved:
-            trainer.save("best", state, plateau, early)
-        trainer.save("last", state, plateau, early)
-        if stop.set and state.epoch < epochs_planned() and not early.should_stop:
-            # asked to stop during the evaluation: this epoch is saved; the next one is not started
-            status, error = "interrupted", f"stopped by {stop.signal} after epoch {state.epoch}; resume with --resume"
-        progress.end_epoch(
+            self.trainer.save("best", state, self.plateau, early)
+        self.trainer.save("last", state, self.plateau, early)
+
+    def _after_epoch(self, stats: EpochStats, val: EvalResult) -> tuple[str, str | None] | None:
+        """The epoch's line; (status, error) when the run ends here (a stop, early stopping, the step budget)."""
+        state, cfg = self.state, self.cfg
+        interrupted = self.stop.set and state.epoch < self.epochs_planned() and not self.early.should_stop
+        self.progress.end_epoch(
             f"{cfg.model} epoch {state.epoch}: train loss {stats.loss:.4f} acc {stats.accuracy:.4f} · "
             f"val loss {val.loss:.4f} acc {val.accuracy:.4f} · lr {stats.last_lr:.2e} · {stats.seconds:.1f}s"
         )
-        if status == "interrupted":
-            break
-        if early.should_stop:
-            status = "early_stopped"
-            break
+        if interrupted:
+            # asked to stop during the evaluation: this epoch is saved; the next one is not started
+            return "interrupted", f"stopped by {self.stop.signal} after epoch {state.epoch}; resume with --resume"
+        if self.early.should_stop:
+            return "early_stopped", None
         if state.total_steps is not None and state.step >= state.total_steps:
-            break
-    progress.close()
-    if isinstance(trainer.step_fn, CudaGraphStep):
-        graph = trainer.step_fn
-        if graph.failed:
-            state.notes.append(graph.failed)
-        elif graph.capture_seconds is not None:
-            state.notes.append(f"CUDA graph: training step captured in {graph.capture_seconds:.2f} s")
-    if status in STATUS_OK and main:
-        # a finished run needs no fallback for a damaged `last`; keep the disk for the next run
-        (out / "checkpoint" / "last.prev.pt").unlink(missing_ok=True)
-        (out / "checkpoint" / "last.prev.pt.sha256").unlink(missing_ok=True)
-    summary = _finish(trainer, out, state, early, status, error, model_summary, metrics)
-    tb.text("summary", f"status {summary['status']}, test accuracy {summary['test_accuracy']}")
-    tb.close()
-    if summary["status"] in STATUS_OK:
-        say(
-            f"{cfg.model}: test accuracy {summary['test_accuracy']:.4f} (best epoch {summary['best_epoch']}, "
-            f"{summary['train_time_s']:.1f}s training) → {out}"
-        )
-    return summary
+            return "completed", None
+        return None
+
+    def end(self, status: str, error: str | None) -> dict[str, Any]:
+        """After the loop: the test pass with the best checkpoint and summary.json (see ``_finish``)."""
+        self.progress.close()
+        state, out = self.state, self.out
+        step_fn = self.trainer.step_fn
+        if isinstance(step_fn, CudaGraphStep):
+            if step_fn.failed:
+                state.notes.append(step_fn.failed)
+            elif step_fn.capture_seconds is not None:
+                state.notes.append(f"CUDA graph: training step captured in {step_fn.capture_seconds:.2f} s")
+        if status in STATUS_OK and self.main:
+            # a finished run needs no fallback for a damaged `last`; keep the disk for the next run
+            (out / "checkpoint" / "last.prev.pt").unlink(missing_ok=True)
+            (out / "checkpoint" / "last.prev.pt.sha256").unlink(missing_ok=True)
+        summary = _finish(self.trainer, out, state, self.early, status, error, self.model_summary, self.metrics)
+        self.tb.text("summary", f"status {summary['status']}, test accuracy {summary['test_accuracy']}")
+        self.tb.close()
+        if summary["status"] in STATUS_OK:
+            self.say(
+                f"{self.cfg.model}: test accuracy {summary['test_accuracy']:.4f} (best epoch {summary['best_epoch']}, "
+                f"{summary['train_time_s']:.1f}s training) → {out}"
+            )
+        return summary
 
 
 def _what_is_kept(out: Path, epochs_done: int) -> str:
