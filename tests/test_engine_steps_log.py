@@ -35,9 +35,9 @@ def _rows(path):
         return reader.fieldnames, list(reader)
 
 
-@pytest.mark.slow
-def test_a_run_of_40_steps_in_a_113_step_epoch_has_ten_points(tmp_path, isolated_cache):
-    cfg = TrainConfig(
+def _forty_steps(**overrides: object) -> TrainConfig:
+    """lenet5 on synthetic data (113 steps of 16 images per epoch), stopped after 40 optimiser steps."""
+    return TrainConfig(
         data="synthetic",
         model="lenet5",
         batch_size=16,
@@ -46,8 +46,13 @@ def test_a_run_of_40_steps_in_a_113_step_epoch_has_ten_points(tmp_path, isolated
         max_steps=40,
         warmup_epochs=0.1,
         progress=False,
+        **overrides,
     )
-    summary = fit(cfg, tmp_path / "run", quiet=True)
+
+
+@pytest.mark.slow
+def test_a_run_of_40_steps_in_a_113_step_epoch_has_ten_points(tmp_path, isolated_cache):
+    summary = fit(_forty_steps(), tmp_path / "run", quiet=True)
     assert summary["status"] == "completed" and summary["steps"] == 40 and summary["epochs_run"] == 1
     run = tmp_path / "run"
     header, steps = _rows(run / "steps.csv")
@@ -110,17 +115,7 @@ def test_a_run_stopped_mid_epoch_and_resumed_logs_the_same_steps(tmp_path, isola
     from cnnbench.engine import runlog
     from cnnbench.engine.stop import STOP
 
-    cfg = TrainConfig(
-        data="synthetic",
-        model="lenet5",
-        batch_size=16,
-        lr=3e-3,
-        epochs=3,
-        max_steps=40,
-        warmup_epochs=0.1,
-        progress=False,
-        deterministic=True,
-    )
+    cfg = _forty_steps(deterministic=True)
     fit(cfg, tmp_path / "whole", quiet=True)
     advance = runlog.Progress.advance
     calls = []

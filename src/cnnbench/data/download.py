@@ -1,6 +1,6 @@
 """Download a file from its mirrors, verifying length and md5 before it appears at its final path.
 
-The body is streamed into a temporary file (``utils.io.atomic_open``) while it is hashed; the file
+The body is streamed into a temporary file (``utils.fetch.stream_to_file``) while it is hashed; the file
 is renamed into place only when the byte count matches ``Content-Length`` and the md5 matches the
 published value, so an interrupted or corrupt download never leaves a file that looks complete.
 """
@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnbench.errors import ChecksumError, DataError, OutputError
-from cnnbench.utils.io import atomic_open
+from cnnbench.utils.fetch import CHUNK, TransferError, describe_url_error, stream_to_file
 
-_CHUNK = 1 << 20
 _USER_AGENT = "cnnbench (https://pypi.org/project/cnnbench)"
 
 
@@ -42,7 +41,7 @@ class DownloadError(DataError):
 def md5_of(path: str | Path) -> str:
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
+        for chunk in iter(lambda: f.read(CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
 
@@ -77,45 +76,29 @@ def download_file(urls: Sequence[str], dest: str | Path, md5: str | None, timeou
 
 
 def _fetch(url: str, dest: Path, md5: str | None, timeout: float) -> DownloadResult:
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        expected = response.headers.get("Content-Length")
-        expected_size = int(expected) if expected and expected.isdigit() else None
-        h = hashlib.md5(usedforsecurity=False)
-        size = 0
-        with atomic_open(dest, "wb") as f:
-            while True:
-                try:
-                    chunk = response.read(_CHUNK)
-                except http.client.IncompleteRead as exc:
-                    size += len(exc.partial)
-                    raise DataError(f"truncated body: received {size:,} of {expected_size or '?'} bytes") from None
-                except OSError as exc:
-                    # A network error must not reach atomic_open, which reports OSErrors as write failures.
-                    raise DataError(f"connection lost after {size:,} bytes ({_reason(exc)})") from None
-                if not chunk:
-                    break
-                h.update(chunk)
-                f.write(chunk)
-                size += len(chunk)
-            if expected_size is not None and size != expected_size:
-                raise DataError(f"truncated body: received {size:,} of {expected_size:,} bytes")
-            digest = h.hexdigest()
-            if md5 is not None and digest != md5.lower():
-                raise ChecksumError(f"checksum mismatch: md5 {digest}, expected {md5}")
+    def check(digest: str) -> str | None:
+        if md5 is not None and digest != md5.lower():
+            return f"checksum mismatch: md5 {digest}, expected {md5}"
+        return None
+
+    try:
+        size, digest = stream_to_file(url, dest, hash_name="md5", timeout=timeout, user_agent=_USER_AGENT, check=check)
+    except TransferError as exc:  # reworded as dataset downloads always have (download_file sorts on "checksum")
+        if exc.kind == "refused":
+            raise ChecksumError(str(exc)) from None
+        if exc.kind == "truncated":
+            expected = f"{exc.expected:,}" if exc.expected is not None else "?"
+            raise DataError(f"truncated body: received {exc.received:,} of {expected} bytes") from None
+        if exc.kind == "lost":
+            raise DataError(f"connection lost after {exc.received:,} bytes ({_reason(exc.cause)})") from None
+        raise DataError(_reason(exc.cause)) from None  # no response
     return DownloadResult(dest, url, size, digest)
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
-            return "timed out"
-        return f"no connection ({reason})"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
+def _reason(exc: BaseException | None) -> str:
+    """urllib's errors as ``describe_url_error`` words them; any other (a DataError, ...) by its message."""
+    if isinstance(exc, (urllib.error.URLError, TimeoutError)):
+        return describe_url_error(exc)
     return str(exc) or type(exc).__name__
 
 

@@ -18,28 +18,23 @@ Progress goes to stderr: a bar on a terminal, otherwise one line per download.
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import inspect
 import os
 import re
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import IO
 
 from cnnbench.errors import WeightsDownloadError
-from cnnbench.utils.io import atomic_open
+from cnnbench.utils.fetch import TransferError, describe_url_error, first_line, stream_to_file
 
 OFFLINE_ENV = "CNNBENCH_OFFLINE"
 BASE_URL_ENV = "CNNBENCH_WEIGHTS_BASE_URL"
 HF_FILES = ("model.safetensors", "pytorch_model.bin")  # timm's order: the safe file, else the pickle
 _TRUE = {"1", "true", "yes", "on"}
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]*)\.")  # torch.hub's HASH_REGEX
-_CHUNK = 1 << 20
 _TIMEOUT = 30.0  # seconds for the connection and for each read
 _USER_AGENT = "cnnbench (torch.hub compatible)"
 
@@ -88,46 +83,31 @@ def download_to_file(url: str, dest: str | os.PathLike[str], expected_prefix: st
         OutputError: the cache directory cannot be written (read-only, full disk).
     """
     dest = Path(dest)
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+
+    def check(digest: str) -> str | None:
+        if expected_prefix and not digest.startswith(expected_prefix):
+            return (
+                f"wrong checksum: sha256 {digest[: len(expected_prefix)]}…, but the file name says "
+                f"{expected_prefix}…; refused"
+            )
+        return None
+
+    progress = _Progress(url, dest)
     try:
-        response = urllib.request.urlopen(request, timeout=_TIMEOUT)
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise WeightsDownloadError(f"downloading {url} failed: {_reason(exc)}") from None
-    with response:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        progress = _Progress(url, dest, total)
-        sha = hashlib.sha256()
-        size = 0
-        try:
-            with atomic_open(dest, "wb") as f:
-                while True:
-                    try:
-                        chunk = response.read(_CHUNK)
-                    except http.client.IncompleteRead as exc:
-                        size += len(exc.partial)
-                        raise _Failed(_interrupted(size, total)) from None
-                    except (OSError, http.client.HTTPException) as exc:
-                        # not OSError past this point: atomic_open would report it as a failed write
-                        raise _Failed(f"connection lost after {size:,} bytes ({_reason(exc)})") from None
-                    if not chunk:
-                        break
-                    sha.update(chunk)
-                    f.write(chunk)
-                    size += len(chunk)
-                    progress.update(size)
-                if total is not None and size != total:
-                    raise _Failed(_interrupted(size, total))
-                digest = sha.hexdigest()
-                if expected_prefix and not digest.startswith(expected_prefix):
-                    raise _Failed(
-                        f"wrong checksum: sha256 {digest[: len(expected_prefix)]}…, but the file name says "
-                        f"{expected_prefix}…; refused"
-                    )
-        except _Failed as exc:
-            progress.close(ok=False)
-            raise WeightsDownloadError(f"downloading {url} failed: {exc}, nothing saved in {dest.parent}") from None
-        progress.close(ok=True)
+        stream_to_file(
+            url,
+            dest,
+            hash_name="sha256",
+            timeout=_TIMEOUT,
+            user_agent=_USER_AGENT,
+            on_progress=progress.update,
+            check=check,
+        )
+    except TransferError as exc:
+        progress.close(ok=False)
+        saved = "" if exc.kind == "connect" else f", nothing saved in {dest.parent}"  # no response: no file begun
+        raise WeightsDownloadError(f"downloading {url} failed: {exc}{saved}") from None
+    progress.close(ok=True)
     return dest
 
 
@@ -162,44 +142,13 @@ def download_from_hf(repo_id: str, cache_dir: str | os.PathLike[str], filenames:
             return Path(hf_hub_download(repo_id, filename, **kwargs))  # type: ignore[arg-type]
         except LocalEntryNotFoundError as exc:  # the Hub could not be reached
             cause = exc.__cause__ or exc.__context__
-            why = _reason(cause) if cause is not None else _first_line(exc)
+            why = describe_url_error(cause) if cause is not None else first_line(exc)
             raise WeightsDownloadError(f"downloading {url} failed: {why}") from None
         except EntryNotFoundError:
             tried.append(filename)  # no such file in the repo: try the next, as timm does
         except Exception as exc:  # httpx / OSError / HfHubHTTPError: one line, not a traceback
-            raise WeightsDownloadError(f"downloading {url} failed: {_reason(exc)}") from None
+            raise WeightsDownloadError(f"downloading {url} failed: {describe_url_error(exc)}") from None
     raise WeightsDownloadError(f"{endpoint}/{repo_id} holds none of {', '.join(tried)}")
-
-
-class _Failed(Exception):
-    """A download that must not be renamed into place (deliberately not an OSError)."""
-
-
-def _interrupted(size: int, total: int | None) -> str:
-    return f"transfer interrupted after {size:,} of {f'{total:,}' if total is not None else '?'} bytes"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        reason = exc.reason
-        return "timed out" if isinstance(reason, TimeoutError) else f"no connection ({reason})"
-    name = type(exc).__name__
-    if isinstance(exc, TimeoutError) or "Timeout" in name:  # httpx's ConnectTimeout, ReadTimeout, ...
-        return "timed out"
-    if isinstance(exc, ConnectionError) or name in ("ConnectError", "ProxyError"):
-        return f"no connection ({_first_line(exc)})"
-    response = getattr(exc, "response", None)  # huggingface_hub's HTTP errors
-    status = getattr(response, "status_code", None)
-    if isinstance(status, int):
-        return f"HTTP {status}"
-    return f"{name}: {_first_line(exc)}"
 
 
 def _is_tty(stream: IO[str]) -> bool:
@@ -225,33 +174,38 @@ def _size(n: float) -> str:
 
 
 class _Progress:
-    """A bar on stderr when it is a terminal, else one line when the download starts."""
+    """A bar on stderr when it is a terminal, else one line when the download starts (its first update)."""
 
-    def __init__(self, url: str, dest: Path, total: int | None) -> None:
+    def __init__(self, url: str, dest: Path) -> None:
         self.stream = sys.stderr
         self.tty = _is_tty(self.stream)
-        self.name, self.total = dest.name, total
-        self.started = self.last = time.monotonic()
+        self.url, self.dest, self.name = url, dest, dest.name
+        self.total: int | None = None
+        self.started: float | None = None
+        self.last = 0.0
         self.size = 0
-        if not self.tty:
-            size = f" ({_size(total)})" if total else ""
-            print(f"downloading {url}{size} to {dest}", file=self.stream, flush=True)
 
-    def update(self, size: int) -> None:
-        self.size = size
+    def update(self, size: int, total: int | None) -> None:
         now = time.monotonic()
+        if self.started is None:  # the response has arrived
+            self.started = self.last = now
+            self.total = total
+            if not self.tty:
+                length = f" ({_size(total)})" if total else ""
+                print(f"downloading {self.url}{length} to {self.dest}", file=self.stream, flush=True)
+        self.size = size
         if self.tty and now - self.last >= 0.1:
             self.last = now
             self._draw()
 
     def close(self, ok: bool) -> None:
-        if self.tty:
+        if self.tty and self.started is not None:
             self._draw()
             self.stream.write(" done\n" if ok else " failed\n")
             self.stream.flush()
 
     def _draw(self) -> None:
-        rate = self.size / max(time.monotonic() - self.started, 1e-6)
+        rate = self.size / max(time.monotonic() - (self.started or 0.0), 1e-6)
         if self.total:
             frac = min(self.size / self.total, 1.0)
             bar = "█" * int(frac * 30)
