@@ -7,7 +7,7 @@ import dataclasses
 import shlex
 import sys
 
-from cnnbench.cli.common import add_json_flag, emit_json, note
+from cnnbench.cli.common import add_json_flag, add_threads_flag, emit_json, note
 from cnnbench.cli.trainflags import add_train_flags, given_train_flags
 
 PER_RUN = {"model", "data", "schedule", "seed"}
@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embed-max-points", type=int, default=None, help="test points through t-SNE per model")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the runs, train nothing")
     add_json_flag(parser)
+    add_threads_flag(parser)
     add_train_flags(parser, exclude=PER_RUN)
 
 
