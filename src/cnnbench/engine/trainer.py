@@ -715,7 +715,7 @@ class _FitRun:
         return None
 
     def end(self, status: str, error: str | None) -> dict[str, Any]:
-        """After the loop: the test pass with the best checkpoint and summary.json (see ``_finish``)."""
+        """After the loop: the test pass with the best checkpoint, then summary.json and test_metrics.json."""
         self.progress.close()
         state, out = self.state, self.out
         step_fn = self.trainer.step_fn
@@ -728,7 +728,12 @@ class _FitRun:
             # a finished run needs no fallback for a damaged `last`; keep the disk for the next run
             (out / "checkpoint" / "last.prev.pt").unlink(missing_ok=True)
             (out / "checkpoint" / "last.prev.pt.sha256").unlink(missing_ok=True)
-        summary = _finish(self.trainer, out, state, self.early, status, error, self.model_summary, self.metrics)
+        test, test_seconds = self._test_pass() if status != "interrupted" else (None, None)
+        summary = self._summary(status, error, test, test_seconds)
+        if self.main:
+            self._write_results(test, summary)
+        with contextlib.suppress(Exception):
+            ddp.barrier(self.trainer.dist)
         self.tb.text("summary", f"status {summary['status']}, test accuracy {summary['test_accuracy']}")
         self.tb.close()
         if summary["status"] in STATUS_OK:
@@ -737,6 +742,95 @@ class _FitRun:
                 f"{summary['train_time_s']:.1f}s training) → {out}"
             )
         return summary
+
+    def _test_pass(self) -> tuple[EvalResult | None, float | None]:
+        """The best checkpoint on the test split, once: (result, seconds); (None, None) without a best checkpoint."""
+        from cnnbench.data import DeviceLoader
+        from cnnbench.runs import eval_state_dict, load_checkpoint
+
+        trainer, device = self.trainer, self.trainer.device
+        best_path = self.out / "checkpoint" / "best.pt"
+        if not best_path.exists():
+            return None, None
+        ckpt = load_checkpoint(best_path, map_location=device)
+        trainer.model.load_state_dict(ckpt["model"])
+        if trainer.ema is not None and ckpt.get("ema") is not None:
+            trainer.ema.load_state_dict(eval_state_dict(ckpt))
+        loader = DeviceLoader(
+            trainer.dataset.test,
+            batch_size=self.cfg.test_batch_size,
+            device=device,
+            train=False,
+            mean=trainer.dataset.mean,
+            std=trainer.dataset.std,
+            output_size=trainer.input_size,
+            rank=trainer.dist.rank,
+            world_size=trainer.dist.world_size,
+        )
+        synchronize(device)
+        t0 = time.perf_counter()
+        test = trainer.evaluate(loader)
+        synchronize(device)
+        return test, time.perf_counter() - t0
+
+    def _summary(
+        self, status: str, error: str | None, test: EvalResult | None, test_time: float | None
+    ) -> dict[str, Any]:
+        """The summary.json object (docs/architecture.md; cnnbench.rundir.RunSummary reads it)."""
+        cfg, state, early, trainer, rows = self.cfg, self.state, self.early, self.trainer, self.metrics.rows
+        best_row = next((r for r in rows if r["epoch"] == early.best_epoch), None)
+        epochs_run = state.epoch
+        return {
+            "model": cfg.model,
+            "dataset": cfg.data,
+            "status": status,
+            "error": error,
+            "test_accuracy": test.accuracy if test else None,
+            "test_loss": test.loss if test else None,
+            "test_top5": test.top5 if test else None,
+            "test_mean_class_accuracy": test.mean_class_accuracy if test else None,
+            "best_val_accuracy": max((r["val_acc"] for r in rows if r["val_acc"] is not None), default=None),
+            "train_accuracy": best_row["train_acc"] if best_row else None,
+            "epochs_run": epochs_run,
+            "best_epoch": early.best_epoch or None,
+            "train_time_s": state.train_time_s,
+            "time_per_epoch_s": state.train_time_s / epochs_run if epochs_run else None,
+            "target_accuracy": cfg.target_accuracy,
+            "epochs_to_target": state.epochs_to_target,
+            "time_to_target_s": state.time_to_target_s,
+            "test_time_s": test_time,
+            "test_batch_size": cfg.test_batch_size,
+            "test_samples": test.samples if test else None,
+            "params": self.model_summary.params,
+            "size_mb": self.model_summary.size_mb,
+            "flops": self.model_summary.flops,
+            "input_size": trainer.input_size,
+            "schedule": cfg.schedule,
+            "seed": cfg.seed,
+            "batch_size": state.batch_size,
+            "lr": state.lr,
+            "steps": state.step,
+            "device": device_info(trainer.device),
+            "world_size": trainer.dist.world_size,
+            "versions": versions(),
+            "config_hash": cfg.hash(),
+            "recipe_hash": recipe_hash(cfg.to_dict()),
+            "notes": state.notes,
+        }
+
+    def _write_results(self, test: EvalResult | None, summary: dict[str, Any]) -> None:
+        """test_metrics.json (when the test pass ran), then summary.json: the file that says the run ended."""
+        if test is not None:
+            atomic_write_json(
+                self.out / "test_metrics.json",
+                {
+                    "classes": list(self.trainer.dataset.classes),
+                    "confusion_matrix": test.confusion,
+                    "per_class_accuracy": test.per_class_accuracy,
+                    "samples": test.samples,
+                },
+            )
+        atomic_write_json(self.out / "summary.json", summary)
 
 
 def _what_is_kept(out: Path, epochs_done: int) -> str:
@@ -812,98 +906,3 @@ def _retry_smaller(trainer: Trainer, state: RunState, plateau, early, exc: BaseE
     )
     spec = build_schedule_spec(trainer.cfg.replace(lr=state.lr), spe, state.total_steps)
     return state, spec
-
-
-def _finish(
-    trainer: Trainer,
-    out: Path,
-    state: RunState,
-    early: EarlyStopping,
-    status: str,
-    error: str | None,
-    model_summary,
-    metrics: MetricsLog,
-) -> dict[str, Any]:
-    """Test pass with the best checkpoint, then summary.json and test_metrics.json."""
-    from cnnbench.data import DeviceLoader
-    from cnnbench.runs import eval_state_dict, load_checkpoint
-
-    cfg, device = trainer.cfg, trainer.device
-    test: EvalResult | None = None
-    test_time = None
-    best_path = out / "checkpoint" / "best.pt"
-    if status != "interrupted" and best_path.exists():
-        ckpt = load_checkpoint(best_path, map_location=device)
-        trainer.model.load_state_dict(ckpt["model"])
-        if trainer.ema is not None and ckpt.get("ema") is not None:
-            trainer.ema.load_state_dict(eval_state_dict(ckpt))
-        loader = DeviceLoader(
-            trainer.dataset.test,
-            batch_size=cfg.test_batch_size,
-            device=device,
-            train=False,
-            mean=trainer.dataset.mean,
-            std=trainer.dataset.std,
-            output_size=trainer.input_size,
-            rank=trainer.dist.rank,
-            world_size=trainer.dist.world_size,
-        )
-        synchronize(device)
-        t0 = time.perf_counter()
-        test = trainer.evaluate(loader)
-        synchronize(device)
-        test_time = time.perf_counter() - t0
-    best_row = next((r for r in metrics.rows if r["epoch"] == early.best_epoch), None)
-    epochs_run = state.epoch
-    summary: dict[str, Any] = {
-        "model": cfg.model,
-        "dataset": cfg.data,
-        "status": status,
-        "error": error,
-        "test_accuracy": test.accuracy if test else None,
-        "test_loss": test.loss if test else None,
-        "test_top5": test.top5 if test else None,
-        "test_mean_class_accuracy": test.mean_class_accuracy if test else None,
-        "best_val_accuracy": max((r["val_acc"] for r in metrics.rows if r["val_acc"] is not None), default=None),
-        "train_accuracy": best_row["train_acc"] if best_row else None,
-        "epochs_run": epochs_run,
-        "best_epoch": early.best_epoch or None,
-        "train_time_s": state.train_time_s,
-        "time_per_epoch_s": state.train_time_s / epochs_run if epochs_run else None,
-        "target_accuracy": cfg.target_accuracy,
-        "epochs_to_target": state.epochs_to_target,
-        "time_to_target_s": state.time_to_target_s,
-        "test_time_s": test_time,
-        "test_batch_size": cfg.test_batch_size,
-        "test_samples": test.samples if test else None,
-        "params": model_summary.params,
-        "size_mb": model_summary.size_mb,
-        "flops": model_summary.flops,
-        "input_size": trainer.input_size,
-        "schedule": cfg.schedule,
-        "seed": cfg.seed,
-        "batch_size": state.batch_size,
-        "lr": state.lr,
-        "steps": state.step,
-        "device": device_info(device),
-        "world_size": trainer.dist.world_size,
-        "versions": versions(),
-        "config_hash": cfg.hash(),
-        "recipe_hash": recipe_hash(cfg.to_dict()),
-        "notes": state.notes,
-    }
-    if trainer.dist.is_main:
-        if test is not None:
-            atomic_write_json(
-                out / "test_metrics.json",
-                {
-                    "classes": list(trainer.dataset.classes),
-                    "confusion_matrix": test.confusion,
-                    "per_class_accuracy": test.per_class_accuracy,
-                    "samples": test.samples,
-                },
-            )
-        atomic_write_json(out / "summary.json", summary)
-    with contextlib.suppress(Exception):
-        ddp.barrier(trainer.dist)
-    return summary

@@ -271,46 +271,18 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started, 
         if on_results is not None:
             on_results(out)
 
-    resolved = spec.to_dict()
-    resolved.update(resolved_models=models, shard=list(shard) if shard else None, command=command)
-    resolved["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    resolved["runs"] = [r.run_id for r in runs]
-    atomic_write_text(out / "study.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    _write_study_file(spec, out, models, runs, shard, command)
     result = StudyResult(out_dir=out, runs=[], notes=list(spec.notes))
     for line in spec.notes:
         log(line)
     _write_samples(spec, runs, out, result.notes, log)
     _write_augmented(runs, out)
-
-    todo = [r for r in runs if run_status(out / "runs" / r.run_id, r.config) != "done"]
-    skipped = [r for r in runs if r not in todo]
-    for r in skipped:
-        result.runs.append({"run_id": r.run_id, "action": "skipped", "status": "done"})
-    if skipped:
-        log(f"{len(skipped)} of {len(runs)} runs already finished; skipping them")
+    todo = _skip_finished(runs, out, result, log)
     n_workers, gpu_ids, why = choose_workers(workers or spec.workers, todo or runs)
     if todo:
         _log_plan(todo, log)
         log(f"running {len(todo)} run(s) with {why}")
-
-    def finished(planned: PlannedRun, summary: dict[str, Any], seconds: float) -> None:
-        status = summary.get("status")
-        if status == "not_started":
-            return
-        acc = summary.get("test_accuracy")
-        acc_text = f"test acc {acc:.4f}" if isinstance(acc, float) else (summary.get("error") or "")
-        done = len([x for x in result.runs if x["action"] != "skipped"]) + 1
-        log(f"[{done}/{len(todo)}] {planned.run_id}: {status}, {acc_text} ({seconds:.1f} s)")
-        result.runs.append({"run_id": planned.run_id, "action": "ran", "status": status, "seconds": seconds})
-        if status in STATUS_OK and not spec.keep_last_checkpoint:
-            # a study never resumes a finished run (a changed recipe starts over); best.pt is what is
-            # evaluated and analysed, so last.pt (weights + optimiser state, 3× best with Adam) goes
-            for name in ("last.pt", "last.pt.sha256"):
-                (out / "runs" / planned.run_id / "checkpoint" / name).unlink(missing_ok=True)
-        if spec.speed and status in STATUS_FINISHED:
-            _measure_speed(spec, planned, out, log)
-        write_results()
-
+    finished = _AfterRun(spec, out, result, len(todo), log, write_results)
     if n_workers <= 1 or len(todo) <= 1:
         for planned in todo:
             if STOP.set:
@@ -327,13 +299,8 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started, 
         write_results()
         result.interrupted = STOP.signal
         result.seconds = time.perf_counter() - started
-        left = len(
-            [
-                p
-                for p in todo
-                if not any(r["run_id"] == p.run_id and r["status"] in STATUS_FINISHED for r in result.runs)
-            ]
-        )
+        done = {r["run_id"] for r in result.runs if r["status"] in STATUS_FINISHED}
+        left = len([p for p in todo if p.run_id not in done])
         log(f"study stopped by {STOP.signal}: {left} run(s) not finished; run the same command to resume")
         return result
     if spec.embed:
@@ -341,6 +308,56 @@ def _run_locked(spec, out, models, runs, shard, workers, command, log, started, 
     write_results()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _write_study_file(spec: StudySpec, out: Path, models, runs: list[PlannedRun], shard, command) -> None:
+    """study.yaml: the resolved definition, the models and runs it expands to, and how it was started."""
+    resolved = spec.to_dict()
+    resolved.update(resolved_models=models, shard=list(shard) if shard else None, command=command)
+    resolved["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    resolved["runs"] = [r.run_id for r in runs]
+    atomic_write_text(out / "study.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+
+
+def _skip_finished(runs: list[PlannedRun], out: Path, result: StudyResult, log) -> list[PlannedRun]:
+    """The runs still to do; the finished ones (same config hash) are recorded as skipped."""
+    todo = [r for r in runs if run_status(out / "runs" / r.run_id, r.config) != "done"]
+    skipped = [r for r in runs if r not in todo]
+    for r in skipped:
+        result.runs.append({"run_id": r.run_id, "action": "skipped", "status": "done"})
+    if skipped:
+        log(f"{len(skipped)} of {len(runs)} runs already finished; skipping them")
+    return todo
+
+
+@dataclass
+class _AfterRun:
+    """Called in the study process once a run ended (here or in a worker): log it, tidy, measure, write results."""
+
+    spec: StudySpec
+    out: Path
+    result: StudyResult
+    todo: int  # runs this call of the study runs
+    log: Callable[[str], None]
+    write_results: Callable[[], None]
+
+    def __call__(self, planned: PlannedRun, summary: dict[str, Any], seconds: float) -> None:
+        status = summary.get("status")
+        if status == "not_started":
+            return
+        acc = summary.get("test_accuracy")
+        acc_text = f"test acc {acc:.4f}" if isinstance(acc, float) else (summary.get("error") or "")
+        done = len([x for x in self.result.runs if x["action"] != "skipped"]) + 1
+        self.log(f"[{done}/{self.todo}] {planned.run_id}: {status}, {acc_text} ({seconds:.1f} s)")
+        self.result.runs.append({"run_id": planned.run_id, "action": "ran", "status": status, "seconds": seconds})
+        if status in STATUS_OK and not self.spec.keep_last_checkpoint:
+            # a study never resumes a finished run (a changed recipe starts over); best.pt is what is
+            # evaluated and analysed, so last.pt (weights + optimiser state, 3× best with Adam) goes
+            for name in ("last.pt", "last.pt.sha256"):
+                (self.out / "runs" / planned.run_id / "checkpoint" / name).unlink(missing_ok=True)
+        if self.spec.speed and status in STATUS_FINISHED:
+            _measure_speed(self.spec, planned, self.out, self.log)
+        self.write_results()
 
 
 def _log_plan(todo: list[PlannedRun], log) -> None:
