@@ -32,23 +32,7 @@ def evaluate_run(
     from cnnbench.models import create_model
 
     check_split(split)
-    path = Path(path)
-    if path.is_dir():
-        run = open_run(path)
-        ckpt_path = run.checkpoint_path("best")
-        if not ckpt_path.exists():
-            ckpt_path = run.checkpoint_path("last")
-        config, model_args = run.config, run.config["model_args"]
-        data_config = dict(run.config["data_config"])
-    else:
-        ckpt = load_checkpoint(path)
-        ckpt_path, config, model_args = path, ckpt["config"], ckpt.get("model_args")
-        if model_args is None:
-            raise CnnbenchError(f"{path} has no model_args; evaluate its run directory instead")
-        from cnnbench.engine.config import TrainConfig
-        from cnnbench.engine.trainer import data_config_for
-
-        data_config = dataclasses.asdict(data_config_for(TrainConfig.from_dict(config, str(path))))
+    ckpt_path, config, model_args, data_config = _what_to_evaluate(Path(path))
     if data is not None and data != data_config["name"]:
         data_config = {"name": data, "val_fraction": data_config.get("val_fraction", 0.1)}
     if data_dir is not None:
@@ -93,3 +77,24 @@ def evaluate_run(
         "batch_size": bs,
         "device": str(dev),
     }
+
+
+def _what_to_evaluate(path: Path) -> tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(checkpoint, run config, model_args, DataConfig fields) of a run directory or a checkpoint file.
+
+    A run directory gives its best checkpoint (its last when it never recorded a best).
+    """
+    if path.is_dir():
+        run = open_run(path)
+        ckpt_path = run.checkpoint_path("best")
+        if not ckpt_path.exists():
+            ckpt_path = run.checkpoint_path("last")
+        return ckpt_path, run.config, run.config["model_args"], dict(run.config["data_config"])
+    ckpt = load_checkpoint(path)
+    config, model_args = ckpt["config"], ckpt.get("model_args")
+    if model_args is None:
+        raise CnnbenchError(f"{path} has no model_args; evaluate its run directory instead")
+    from cnnbench.engine.config import TrainConfig
+    from cnnbench.engine.trainer import data_config_for
+
+    return path, config, model_args, dataclasses.asdict(data_config_for(TrainConfig.from_dict(config, str(path))))

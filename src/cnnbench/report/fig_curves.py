@@ -130,8 +130,6 @@ def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target:
     grey and dotted, on a log axis whenever it is positive and changes by more than 10x (warm-up from
     1e-6, cosine to 1e-6, plateau cuts).
     """
-    from matplotlib.ticker import MaxNLocator, NullFormatter
-
     n = max(1, len(curves))
     width = max(7.5, min(5.6 * n, 16.0))
     fig = new_figure(width, 6.8, layout=None)  # fixed margins: these figures are many, constrained layout is slow
@@ -145,78 +143,94 @@ def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target:
     legend: dict[str, Any] = {}  # label -> handle, one entry per kind of line across all panels
     for col, curve in enumerate(curves):
         d = curve_data(curve.table, curve.steps)
-        by_step = d.x == "step"
-        train_label = "train (augmented)" if curve.augmented is not False else "train"
-        if by_step and d.interval:
-            train_label += f", mean of every {d.interval} steps" if d.interval > 1 else ", every step"
-        val_label = "validation (end of each epoch or of the run)" if by_step else "validation"
-        for row, (kind, ylabel, scale) in enumerate(
-            (("loss", "loss (cross-entropy)", 1.0), ("acc", "accuracy (%)", 100.0))
-        ):
-            ax = axes[row][col]
-            lines = []
-            train_y, val_y = (d.train_loss, d.val_loss) if kind == "loss" else (d.train_acc, d.val_acc)
-            if np.isfinite(train_y).any():
-                lines += ax.plot(
-                    d.train_x, train_y * scale, "--", color=color, lw=1.6, label=train_label, marker="o", ms=2.5
-                )
-            if np.isfinite(val_y).any():
-                # on a step axis a run of one epoch has one validation point: a marker big enough to see
-                lines += ax.plot(
-                    d.val_x,
-                    val_y * scale,
-                    "-",
-                    color=color,
-                    lw=1.6,
-                    label=val_label,
-                    marker="o",
-                    ms=6 if by_step else 2.5,
-                    markeredgecolor="black" if by_step else color,
-                )
-            best_x = d.x_of_epoch(curve.best_epoch) if curve.best_epoch is not None else None
-            if best_x is not None and np.isfinite(best_x):
-                lines.append(ax.axvline(best_x, color="black", lw=0.8, ls=":", label="selected epoch"))
-            if kind == "acc" and target is not None:
-                lines.append(
-                    ax.axhline(target * 100, color="#b00020", lw=0.8, ls="-.", label=f"target {target * 100:g} %")
-                )
-            if kind == "acc":
-                _zoom_accuracy(ax, d)
-            ax.set_ylabel(ylabel)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole numbers
-            if not by_step and len(d.train_x) == 1:
-                ax.set_xlim(0, 2)  # one epoch (a run from before steps.csv): not a 0.95-1.05 axis
-            if np.isfinite(d.lr).any():
-                lr_ax = ax.twinx()
-                lines += lr_ax.plot(d.train_x, d.lr, ":", color=_LR_COLOR, lw=1.4, label="learning rate")
-                finite = d.lr[np.isfinite(d.lr)]
-                positive = finite[finite > 0]
-                # log axis for warm-up, cosine to a floor and plateau cuts; linear when the lr reaches 0
-                if positive.size == finite.size and positive.size and positive.max() / positive.min() > 10:
-                    lr_ax.set_yscale("log")
-                    lr_ax.yaxis.set_minor_formatter(NullFormatter())  # decades only: readable at a glance
-                elif finite.size:
-                    lr_ax.set_ylim(0, max(float(finite.max()), 1e-12) * 1.08)  # a flat lr stays a flat line
-                lr_ax.set_ylabel("learning rate", color=_LR_COLOR)
-                lr_ax.tick_params(axis="y", colors=_LR_COLOR, labelsize=8)
-                lr_ax.grid(False)
-                lr_ax.spines["right"].set_visible(True)
-            if row == 0:
-                status = "" if curve.status in STATUS_OK else f" — {curve.status}"
-                span = f" — {d.steps} steps, {d.epochs:.2g} epochs" if by_step and d.steps else ""
-                ax.set_title(f"{curve.label}{status}{span}", fontsize=10)
-                if by_step and d.steps_per_epoch:
-                    spe = d.steps_per_epoch
-                    top = ax.secondary_xaxis("top", functions=(lambda x, k=spe: x / k, lambda x, k=spe: x * k))
-                    top.set_xlabel("epochs", fontsize=8)
-                    top.tick_params(labelsize=7)
+        for row, kind in enumerate(("loss", "acc")):
+            lines = _curve_panel(axes[row][col], d, curve, kind, color, target)
+            if kind == "loss":
+                _panel_title(axes[row][col], d, curve)
             else:
-                ax.set_xlabel("optimiser step" if by_step else "epoch")
+                axes[row][col].set_xlabel("optimiser step" if d.x == "step" else "epoch")
             for line in lines:
                 legend.setdefault(line.get_label(), line)
     fig.legend(handles=list(legend.values()), loc="lower center", ncol=min(len(legend), 4), frameon=False)
     fig.suptitle(f"{model}: training curves", fontsize=12, fontweight="bold", color="black")
     return fig
+
+
+def _curve_panel(ax: Any, d: CurveData, curve: Curve, kind: str, color: str, target: float | None) -> list[Any]:
+    """One panel of ``fig_training_curves``: train and validation ``kind`` ("loss" or "acc"), the selected
+    epoch, the target, the learning rate on a second axis; the lines drawn (for the shared legend)."""
+    from matplotlib.ticker import MaxNLocator
+
+    by_step = d.x == "step"
+    train_label = "train (augmented)" if curve.augmented is not False else "train"
+    if by_step and d.interval:
+        train_label += f", mean of every {d.interval} steps" if d.interval > 1 else ", every step"
+    val_label = "validation (end of each epoch or of the run)" if by_step else "validation"
+    ylabel, scale = ("loss (cross-entropy)", 1.0) if kind == "loss" else ("accuracy (%)", 100.0)
+    lines = []
+    train_y, val_y = (d.train_loss, d.val_loss) if kind == "loss" else (d.train_acc, d.val_acc)
+    if np.isfinite(train_y).any():
+        lines += ax.plot(d.train_x, train_y * scale, "--", color=color, lw=1.6, label=train_label, marker="o", ms=2.5)
+    if np.isfinite(val_y).any():
+        # on a step axis a run of one epoch has one validation point: a marker big enough to see
+        lines += ax.plot(
+            d.val_x,
+            val_y * scale,
+            "-",
+            color=color,
+            lw=1.6,
+            label=val_label,
+            marker="o",
+            ms=6 if by_step else 2.5,
+            markeredgecolor="black" if by_step else color,
+        )
+    best_x = d.x_of_epoch(curve.best_epoch) if curve.best_epoch is not None else None
+    if best_x is not None and np.isfinite(best_x):
+        lines.append(ax.axvline(best_x, color="black", lw=0.8, ls=":", label="selected epoch"))
+    if kind == "acc" and target is not None:
+        lines.append(ax.axhline(target * 100, color="#b00020", lw=0.8, ls="-.", label=f"target {target * 100:g} %"))
+    if kind == "acc":
+        _zoom_accuracy(ax, d)
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole numbers
+    if not by_step and len(d.train_x) == 1:
+        ax.set_xlim(0, 2)  # one epoch (a run from before steps.csv): not a 0.95-1.05 axis
+    if np.isfinite(d.lr).any():
+        lines += _lr_axis(ax, d)
+    return lines
+
+
+def _lr_axis(ax: Any, d: CurveData) -> list[Any]:
+    """The learning rate, grey and dotted, on a second y axis: log when positive and changing by over 10x."""
+    from matplotlib.ticker import NullFormatter
+
+    lr_ax = ax.twinx()
+    lines = lr_ax.plot(d.train_x, d.lr, ":", color=_LR_COLOR, lw=1.4, label="learning rate")
+    finite = d.lr[np.isfinite(d.lr)]
+    positive = finite[finite > 0]
+    # log axis for warm-up, cosine to a floor and plateau cuts; linear when the lr reaches 0
+    if positive.size == finite.size and positive.size and positive.max() / positive.min() > 10:
+        lr_ax.set_yscale("log")
+        lr_ax.yaxis.set_minor_formatter(NullFormatter())  # decades only: readable at a glance
+    elif finite.size:
+        lr_ax.set_ylim(0, max(float(finite.max()), 1e-12) * 1.08)  # a flat lr stays a flat line
+    lr_ax.set_ylabel("learning rate", color=_LR_COLOR)
+    lr_ax.tick_params(axis="y", colors=_LR_COLOR, labelsize=8)
+    lr_ax.grid(False)
+    lr_ax.spines["right"].set_visible(True)
+    return lines
+
+
+def _panel_title(ax: Any, d: CurveData, curve: Curve) -> None:
+    """The schedule (and status, and length of a short run) above a column; epochs on top of a step axis."""
+    status = "" if curve.status in STATUS_OK else f" — {curve.status}"
+    span = f" — {d.steps} steps, {d.epochs:.2g} epochs" if d.x == "step" and d.steps else ""
+    ax.set_title(f"{curve.label}{status}{span}", fontsize=10)
+    if d.x == "step" and d.steps_per_epoch:
+        spe = d.steps_per_epoch
+        top = ax.secondary_xaxis("top", functions=(lambda x, k=spe: x / k, lambda x, k=spe: x * k))
+        top.set_xlabel("epochs", fontsize=8)
+        top.tick_params(labelsize=7)
 
 
 def _zoom_accuracy(ax: Any, d: CurveData) -> None:
