@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -858,7 +859,8 @@ def _say(message: str) -> None:
     """A line for the person watching, on stderr (never on stdout, which --json keeps for its object)."""
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(message)
+    # soft wrap off a terminal: a log file gets the final line whole, not folded at 80 columns
+    Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty()).print(message)
 
 
 def _retry_smaller(trainer: Trainer, state: RunState, plateau, early, exc: BaseException, epoch: int):
