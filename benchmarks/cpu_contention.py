@@ -39,7 +39,7 @@ SETTINGS: dict[str, tuple[dict[str, str], list[str]]] = {
     "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
     "1 thread": ({}, ["--threads", "1"]),
 }
-WORK = {"lenet5": (300, 128), "resnet18": (12, 64)}  # optimiser steps, batch: ~5-10 s of training each, quiet
+WORK = {"lenet5": (150, 128), "resnet18": (12, 64)}  # optimiser steps, batch: ~5-10 s of training each, quiet
 
 
 def run_train(model: str, setting: str, data_dir: Path, out: Path) -> float:
