@@ -170,3 +170,20 @@ def test_3d_figure_is_three_projections_side_by_side_per_panel(result_3d):
     np.testing.assert_allclose(offsets, first[:, [0, 2]], rtol=1e-6)
     png = figure_png_bytes(fig)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_analysis_is_repeatable_and_below_5000_points_equals_the_legacy_one():
+    """Same seed, same numbers; and below 5,000 points the new code gives the issue-6 results exactly."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x, y = x[:500], y[:500]
+
+    def without_times(legacy: bool) -> dict:
+        d = analyze(x, y, AnalysisConfig(seed=0, legacy=legacy)).to_dict()
+        assert {"imports", "tsne", "tsne_affinities", "tsne_main", "raw_dbscan", "total"} <= set(d.pop("seconds"))
+        return d
+
+    first, again, legacy = without_times(False), without_times(False), without_times(True)
+    assert first == again == legacy
+    assert first["raw"]["kmeans"]["ari"] > 0.6 and first["tsne"]["knn_accuracy"] > 0.9

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.datasets import make_blobs
 
 from cnnbench.analysis.clustering import dbscan_search, kmeans_scores, knee_eps, score_clustering
@@ -126,3 +127,32 @@ def test_bad_inputs_raise_config_errors(blobs):
     bad[3, 2] = np.nan
     with pytest.raises(ConfigError, match="NaN"):
         dbscan_search(bad, y)
+
+
+@pytest.mark.parametrize("diagonal", [True, False])
+def test_dbscan_labels_are_scikit_learns_on_the_same_graph(diagonal):
+    from sklearn.cluster import DBSCAN
+
+    from cnnbench.analysis.clustering import dbscan_labels
+
+    rng = np.random.default_rng(0)
+    for trial in range(12):
+        n, d = int(rng.integers(30, 400)), int(rng.choice([2, 3, 12]))
+        x = (rng.normal(size=(n, d)) * rng.uniform(0.5, 3.0)).astype(np.float32)
+        x[: n // 10] = x[n // 10 : 2 * (n // 10)]  # exact duplicates: pairs at distance 0
+        eps = float(np.quantile(np.linalg.norm(x[:40, None] - x[None], axis=2), rng.uniform(0.02, 0.3)))
+        graph = radius_graph(x, eps)
+        if not diagonal:  # the self pairs left out of the graph: each point still counts itself
+            coo = graph.tocoo()
+            off = coo.row != coo.col
+            graph = sparse.csr_matrix((coo.data[off], (coo.row[off], coo.col[off])), shape=graph.shape)
+        for m in (2, 4, 10, 25):
+            expected = DBSCAN(eps=eps, min_samples=m, metric="precomputed").fit_predict(radius_graph(x, eps))
+            np.testing.assert_array_equal(dbscan_labels(graph, m), expected, err_msg=f"trial {trial}, m={m}")
+
+
+def test_fast_and_legacy_dbscan_search_agree(blobs_2d):
+    x, y = blobs_2d
+    fast, legacy = dbscan_search(x, y, seed=0), dbscan_search(x, y, seed=0, legacy=True)
+    np.testing.assert_array_equal(fast.labels, legacy.labels)
+    assert fast.to_dict() == legacy.to_dict()

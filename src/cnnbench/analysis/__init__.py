@@ -18,6 +18,7 @@ _EXPORTS = {
     "ClusterScores": "clustering",
     "DbscanCandidate": "clustering",
     "DbscanResult": "clustering",
+    "dbscan_labels": "clustering",
     "KMeansResult": "clustering",
     "dbscan_search": "clustering",
     "kmeans_scores": "clustering",

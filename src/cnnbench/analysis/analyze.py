@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -45,6 +46,10 @@ class AnalysisConfig:
     kmeans_n_init: int = 4  # k-means++ restarts, the best inertia kept
     raw: bool = True  # --no-raw skips the scores on the raw features
     n_jobs: int | None = None  # CPU threads; None = every core this process may use
+    #: The issue-6 implementation, kept so that benchmarks/embed.py can time it against this one in the
+    #: same run: t-SNE with Annoy neighbours and FFT gradients in both phases from 5,000 points,
+    #: scikit-learn's DBSCAN on every grid point, BLAS on every core during the clustering.
+    legacy: bool = False
 
     def __post_init__(self) -> None:
         check_range("--perplexity", self.perplexity, 0, low_inclusive=False)
@@ -102,6 +107,8 @@ class Analysis:
             "seed": self.tsne.seed,
             "iterations": self.tsne.iterations,
             "pca_dims": self.tsne.pca_dims,
+            "neighbors": self.tsne.neighbors,
+            "gradient": self.tsne.gradient,
             "kl_divergence": self.tsne.kl_divergence,
         }
         raw = self.raw.to_dict() if self.raw is not None else None
@@ -134,10 +141,35 @@ def _timed(seconds: dict[str, float], stage: str, fn: Callable[[], T]) -> T:
     return result
 
 
+def _import_numeric_libraries() -> None:
+    """Import openTSNE and the scikit-learn modules up front (~2 s once per process), so that the
+    first stage to need them is not charged for it."""
+    import openTSNE  # noqa: F401
+    import sklearn.cluster  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import sklearn.neighbors  # noqa: F401
+
+
 def analyze_space(
     points: np.ndarray, labels: np.ndarray, config: AnalysisConfig, prefix: str, seconds: dict[str, float]
 ) -> SpaceAnalysis:
-    """K-means, the DBSCAN search and k-NN accuracy on ``points``, timing each as ``<prefix>_<stage>``."""
+    """K-means, the DBSCAN search and k-NN accuracy on ``points``, timing each as ``<prefix>_<stage>``.
+
+    BLAS runs on one thread here: these products are thin (k-means++ tries 4 candidates against all
+    points, the silhouette goes by blocks), and on the shared 2-core CPU OpenBLAS's second thread made
+    them 2-5x slower (1,000 AlexNet features, 4096-D: 10.1 s with two threads, 2.7 s with one, load 2),
+    for the same numbers. The neighbour searches parallelise by themselves (scikit-learn's OpenMP).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with nullcontext() if config.legacy else threadpool_limits(limits=1, user_api="blas"):
+        return _analyze_space(points, labels, config, prefix, seconds)
+
+
+def _analyze_space(
+    points: np.ndarray, labels: np.ndarray, config: AnalysisConfig, prefix: str, seconds: dict[str, float]
+) -> SpaceAnalysis:
     k_needed = max(config.knn_k, max(config.min_samples) - 1)
     neighbors = _timed(
         seconds, f"{prefix}_neighbors", lambda: nearest_neighbors(points, k_needed, n_jobs=config.n_jobs)
@@ -161,6 +193,7 @@ def analyze_space(
             silhouette_sample=config.silhouette_sample,
             seed=config.seed,
             n_jobs=config.n_jobs,
+            legacy=config.legacy,
         ),
     )
     knn = _timed(
@@ -207,19 +240,21 @@ def analyze(
         raise ConfigError(f"{bad} of {len(x)} feature vectors contain NaN or Inf; the model's embedding is not finite")
     seconds: dict[str, float] = {}
     notes: list[str] = []
-    tsne = _timed(
-        seconds,
-        "tsne",
-        lambda: tsne_map(
-            x,
-            config.perplexity,
-            config.seed,
-            backend=config.tsne_backend,
-            pca_dims=config.pca_dims,
-            n_jobs=config.n_jobs,
-            n_components=config.n_components,
-        ),
+    wall = time.perf_counter()
+    _timed(seconds, "imports", _import_numeric_libraries)
+    tsne = tsne_map(
+        x,
+        config.perplexity,
+        config.seed,
+        backend=config.tsne_backend,
+        pca_dims=config.pca_dims,
+        n_jobs=config.n_jobs,
+        n_components=config.n_components,
+        legacy=config.legacy,
     )
+    seconds["tsne"] = tsne.seconds
+    for stage, value in tsne.stage_seconds.items():
+        seconds[f"tsne_{stage}"] = value
     if tsne.perplexity < config.perplexity:
         notes.append(f"perplexity {config.perplexity:g} clipped to {tsne.perplexity:g} for {len(x)} points")
     if tsne.pca_dims is not None:
@@ -235,7 +270,7 @@ def analyze(
             notes.append(f"DBSCAN on the {name}: every grid point gave all noise or a single cluster")
         if space is not None and space.dbscan.grid_truncated:
             notes.append(f"DBSCAN on the {name}: the largest eps values were skipped to bound memory")
-    seconds["total"] = float(sum(seconds.values()))
+    seconds["total"] = time.perf_counter() - wall
     return Analysis(
         features=x,
         labels=y,

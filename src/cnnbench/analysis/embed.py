@@ -10,6 +10,7 @@ import dataclasses
 import io
 import os
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +101,13 @@ def embedding_npz_bytes(analysis: Analysis, indices: np.ndarray | None = None) -
         arrays["indices"] = np.asarray(indices, dtype=np.int64)
     if analysis.classes is not None:
         arrays["classes"] = np.asarray(analysis.classes, dtype=str)
+    # np.savez_compressed's format (a zip of .npy files, np.load reads it) at deflate level 1: for 1,000
+    # AlexNet features (4096-D) 0.33 s instead of 0.79 s, for a file 10 % larger.
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, array in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
     return buf.getvalue()
 
 
@@ -118,15 +124,20 @@ def write_outputs(
         started: ``time.perf_counter()`` at the start of the whole job; ``seconds.total`` is then
             the wall time up to writing analysis.json.
     """
+    start = time.perf_counter()
     from cnnbench.analysis.figures import figure_png_bytes, plot_knn_distance, plot_tsne_panels
 
+    # matplotlib, once per process (~0.6 s): with the other imports, not with the figures
+    analysis.seconds["imports"] = analysis.seconds.get("imports", 0.0) + time.perf_counter() - start
     out = Path(out_dir)
     start = time.perf_counter()
     what = " · ".join(str(v) for v in (analysis.meta.get("model"), analysis.meta.get("dataset")) if v)
     atomic_write_bytes(out / "tsne.png", figure_png_bytes(plot_tsne_panels(analysis, what or None)))
     atomic_write_bytes(out / "knn_distance.png", figure_png_bytes(plot_knn_distance(analysis, what or None)))
     analysis.seconds["figures"] = time.perf_counter() - start
+    start = time.perf_counter()
     atomic_write_bytes(out / "embedding.npz", embedding_npz_bytes(analysis, indices))
+    analysis.seconds["files"] = time.perf_counter() - start  # analysis.json, next, takes milliseconds
     if started is not None:
         analysis.seconds["total"] = time.perf_counter() - started
     atomic_write_json(out / "analysis.json", analysis.to_dict())

@@ -74,9 +74,12 @@ def restrict_graph(graph: sparse.csr_matrix, radius: float) -> sparse.csr_matrix
     """The entries of a row-sorted distance graph that are ≤ ``radius`` (rows stay sorted)."""
     keep = graph.data <= radius
     # New row pointers: kept entries before each old row start.
-    kept_before = np.concatenate([[0], np.cumsum(keep)])
+    kept_before = np.zeros(len(keep) + 1, dtype=graph.indptr.dtype)
+    np.cumsum(keep, dtype=graph.indptr.dtype, out=kept_before[1:])
     indptr = kept_before[graph.indptr]
-    return sparse.csr_matrix((graph.data[keep], graph.indices[keep], indptr), shape=graph.shape)
+    restricted = sparse.csr_matrix((graph.data[keep], graph.indices[keep], indptr), shape=graph.shape)
+    restricted.has_sorted_indices = graph.has_sorted_indices  # a row's kept entries keep their order
+    return restricted
 
 
 def radius_graph(features: np.ndarray, radius: float, n_jobs: int | None = None) -> sparse.csr_matrix:
@@ -86,5 +89,8 @@ def radius_graph(features: np.ndarray, radius: float, n_jobs: int | None = None)
     x = np.ascontiguousarray(features, dtype=np.float32)
     algorithm = "kd_tree" if x.shape[1] <= 8 else "brute"
     nn = NearestNeighbors(radius=radius, algorithm=algorithm, n_jobs=n_jobs or default_n_jobs()).fit(x)
-    graph = nn.radius_neighbors_graph(x, mode="distance", sort_results=True)
-    return graph.tocsr()
+    graph = nn.radius_neighbors_graph(x, mode="distance", sort_results=True).tocsr()
+    if graph.nnz < np.iinfo(np.int32).max:  # 32-bit indices: half the memory traffic of every later pass
+        graph.indices = graph.indices.astype(np.int32)
+        graph.indptr = graph.indptr.astype(np.int32)
+    return graph

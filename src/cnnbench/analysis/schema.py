@@ -41,6 +41,8 @@ ANALYSIS_KEYS: dict[str, str] = {
     "tsne.seed": "seed of the PCA, neighbour search and t-SNE optimisation",
     "tsne.iterations": "early exaggeration + main iterations",
     "tsne.pca_dims": "PCA width applied before t-SNE, or null",
+    "tsne.neighbors": "nearest-neighbour search of the t-SNE affinities: exact, or auto (openTSNE's Annoy, legacy)",
+    "tsne.gradient": "negative-gradient method: bh, fft, or fft+bh (FFT while exaggerated, then Barnes-Hut)",
     "tsne.kl_divergence": "KL divergence reported by the backend at the end",
     "<space>.kmeans.ari": "adjusted Rand index of K-means (k = num_classes) vs. the labels",
     "<space>.kmeans.nmi": "normalised mutual information of K-means vs. the labels",
@@ -77,12 +79,21 @@ EMBEDDING_KEYS: dict[str, str] = {
     "classes": "(num_classes,) str class names, index = label",
 }
 
-#: Stages timed in ``seconds`` (those that ran; ``features`` and later only from ``cnnbench embed``).
+#: Stages timed in ``seconds`` (those that ran; ``model``, ``data``, ``features``, ``figures`` and
+#: ``files`` (embedding.npz) only from ``cnnbench embed``). ``imports``: openTSNE, scikit-learn and
+#: matplotlib, once per process. ``tsne`` is the whole map; ``tsne_pca``, ``tsne_affinities`` (k-NN
+#: search, perplexity calibration, PCA initialisation), ``tsne_early`` and ``tsne_main`` (the two
+#: optimisation phases) are its parts. ``total`` is wall time.
 SECONDS_KEYS = (
     "model",
     "data",
     "features",
+    "imports",
     "tsne",
+    "tsne_pca",
+    "tsne_affinities",
+    "tsne_early",
+    "tsne_main",
     "tsne_neighbors",
     "tsne_kmeans",
     "tsne_dbscan",
@@ -92,6 +103,7 @@ SECONDS_KEYS = (
     "raw_dbscan",
     "raw_knn",
     "figures",
+    "files",
     "total",
 )
 

@@ -1,14 +1,26 @@
 """t-SNE of a feature matrix to 2-D (the default) or 3-D, seeded.
 
-openTSNE (FFT-accelerated gradients) is the default: on 10,000 points of this project's 2-core CPU
-it ran 2–3× faster than scikit-learn's Barnes–Hut TSNE at an equal or lower KL divergence (figures
-in docs/analysis.md). scikit-learn stays available as ``backend="sklearn"`` for comparison.
+openTSNE is the default: on 10,000 points of this project's 2-core CPU it ran 1.4-1.7x faster than
+scikit-learn's Barnes-Hut TSNE at an equal or lower KL divergence (figures in docs/analysis.md).
+scikit-learn stays available as ``backend="sklearn"`` for comparison.
+
+How openTSNE is driven from 5,000 points (issue 19, measured in docs/analysis.md): exact nearest
+neighbours for the affinities (a brute-force search on the 50 PCA components: 1 s at 10,000 points
+where Annoy's 50 trees took 3-6 s, and exact); the early-exaggeration phase with FFT gradients in
+2-D (the map is still small, so the FFT grid is); the main phase with Barnes-Hut: once the map has
+spread out (a span of ~160 at 10,000 points) the FFT grid costs twice Barnes-Hut per iteration,
+and the Barnes-Hut map ends at a lower KL. Below 5,000 points nothing changed: Barnes-Hut
+throughout and openTSNE's own neighbour search, so those maps are the ones issue 6 drew. Both
+gradients give the same map on any number of threads: the thread count changes the speed, never
+the result. ``legacy=True`` runs the issue-6 recipe at every size (openTSNE's Annoy neighbours,
+FFT gradients in both phases from 5,000 points), kept so that ``benchmarks/embed.py`` can time the
+two in one run.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,7 +41,8 @@ _EARLY_ITER = 250
 PARALLEL_MIN_POINTS = 5000
 #: Below this many points openTSNE's Barnes-Hut gradients beat its FFT ones, whose interpolation grid
 #: costs about the same at any size (2 cores, 64-D blobs: 1,000 points 1.1 s vs 8.0 s, 3,000 points
-#: 4.0 s vs 8.7 s, 5,000 points 7.8 s vs 8.1 s, KL equal or lower with Barnes-Hut).
+#: 4.0 s vs 8.7 s, 5,000 points 7.8 s vs 8.1 s, KL equal or lower with Barnes-Hut). From this size on,
+#: a 2-D map's early-exaggeration phase (and, with ``legacy=True``, the main phase) uses FFT.
 BH_MAX_POINTS = 5000
 
 
@@ -46,6 +59,9 @@ class TsneResult:
     pca_dims: int | None  # PCA width applied before t-SNE, None when not applied
     seconds: float
     n_components: int = 2  # dimensions of the map
+    neighbors: str = "exact"  # neighbour search of the affinities: "exact", or openTSNE's "auto" (Annoy from 1,000)
+    gradient: str = "bh"  # negative-gradient method: "bh", "fft", or "fft+bh" (early phase + main phase)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # pca, affinities, early, main (openTSNE)
 
 
 def effective_perplexity(perplexity: float, n_points: int) -> float:
@@ -75,9 +91,11 @@ def tsne_2d(
     pca_dims: int | None = DEFAULT_PCA_DIMS,
     n_jobs: int | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
+    *,
+    legacy: bool = False,
 ) -> TsneResult:
     """Embed (N, D) features in 2-D: :func:`tsne_map` with ``n_components=2``."""
-    return tsne_map(features, perplexity, seed, backend, pca_dims, n_jobs, max_iter, n_components=2)
+    return tsne_map(features, perplexity, seed, backend, pca_dims, n_jobs, max_iter, n_components=2, legacy=legacy)
 
 
 def tsne_map(
@@ -89,6 +107,8 @@ def tsne_map(
     n_jobs: int | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
     n_components: int = 2,
+    *,
+    legacy: bool = False,
 ) -> TsneResult:
     """Embed (N, D) features in 2-D or 3-D with t-SNE (PCA initialisation, 250 early-exaggeration
     iterations first).
@@ -100,9 +120,12 @@ def tsne_map(
         backend: "opentsne" (default) or "sklearn".
         pca_dims: reduce wider features to this many PCA components first; None keeps them.
         n_jobs: CPU threads (default: every core this process may use from 5,000 points, else 1).
+            The map does not depend on it.
         max_iter: iterations in all, the 250 early-exaggeration ones included (as scikit-learn counts).
         n_components: 2 or 3 dimensions. openTSNE's FFT gradients exist for 2-D only, so a 3-D map
-            always uses its Barnes-Hut gradients (slower from about 5,000 points).
+            always uses its Barnes-Hut gradients.
+        legacy: openTSNE as issue 6 ran it (Annoy neighbours from 1,000 points, FFT gradients in
+            both phases from 5,000 points in 2-D), for timing the old recipe against the new one.
 
     Raises:
         ConfigError: for a bad perplexity, backend, dimension, iteration count or input shape.
@@ -116,31 +139,25 @@ def tsne_map(
         raise ConfigError(f"t-SNE input has shape {x.shape}; expected (N, D) with N ≥ 4 points")
     if not np.all(np.isfinite(x)):
         raise ConfigError("t-SNE input contains NaN or infinite values; the model's embedding is not finite")
-    perp = effective_perplexity(perplexity, len(x))
-    n_jobs = n_jobs or (default_n_jobs() if len(x) >= PARALLEL_MIN_POINTS else 1)
-    start = time.perf_counter()
-    x, used_pca = _reduce(x, pca_dims, seed)
     if max_iter <= _EARLY_ITER:
         raise ConfigError(f"t-SNE max_iter {max_iter}: expected more than the {_EARLY_ITER} early-exaggeration ones")
+    perp = effective_perplexity(perplexity, len(x))
+    n_jobs = n_jobs or tsne_threads(len(x))
+    start = time.perf_counter()
+    x, used_pca = _reduce(x, pca_dims, seed)
+    stages = {"pca": time.perf_counter() - start}
     early, main = _EARLY_ITER, max_iter - _EARLY_ITER
     if backend == "opentsne":
-        from openTSNE import TSNE
-
-        emb = TSNE(
-            n_components=n_components,
-            perplexity=perp,
-            early_exaggeration_iter=early,
-            n_iter=main,
-            n_jobs=n_jobs,
-            random_state=seed,
-            negative_gradient_method="bh" if len(x) < BH_MAX_POINTS or n_components > 2 else "fft",
-            verbose=False,
-        ).fit(x)
-        coords = np.asarray(emb, dtype=np.float32)
-        kl = float(emb.kl_divergence)
+        early_gradient, main_gradient = tsne_gradients(len(x), n_components, legacy)
+        neighbors = tsne_neighbors(len(x), legacy)
+        coords, kl = _opentsne(
+            x, perp, seed, n_jobs, (early, early_gradient), (main, main_gradient), n_components, neighbors, stages
+        )
+        gradient = early_gradient if early_gradient == main_gradient else f"{early_gradient}+{main_gradient}"
     else:
         from sklearn.manifold import TSNE as SkTSNE
 
+        begin = time.perf_counter()
         sk = SkTSNE(
             n_components=n_components,
             perplexity=perp,
@@ -151,6 +168,8 @@ def tsne_map(
         )
         coords = sk.fit_transform(x).astype(np.float32)
         kl = float(sk.kl_divergence_)
+        stages["optimise"] = time.perf_counter() - begin
+        neighbors, gradient = "exact", "bh"
     return TsneResult(
         coords=coords,
         kl_divergence=kl,
@@ -161,7 +180,79 @@ def tsne_map(
         pca_dims=used_pca,
         seconds=time.perf_counter() - start,
         n_components=n_components,
+        neighbors=neighbors,
+        gradient=gradient,
+        stage_seconds=stages,
     )
+
+
+def tsne_threads(n_points: int) -> int:
+    """Threads t-SNE uses by default: every core this process may use from 5,000 points, else one."""
+    return default_n_jobs() if n_points >= PARALLEL_MIN_POINTS else 1
+
+
+def tsne_neighbors(n_points: int, legacy: bool = False) -> str:
+    """openTSNE's neighbour search for the affinities: "exact" from 5,000 points, else its default "auto".
+
+    "auto" is exact below 1,000 points and Annoy (50 random-projection trees) from there: at 10,000
+    points Annoy took 3-6 s where the exact search takes 1 s. Below 5,000 points the whole recipe stays
+    as it was, so those maps (a quick study's 1,000 points) are the same as before, point for point.
+    """
+    return "auto" if legacy or n_points < BH_MAX_POINTS else "exact"
+
+
+def tsne_gradients(n_points: int, n_components: int = 2, legacy: bool = False) -> tuple[str, str]:
+    """openTSNE's negative-gradient method of the early-exaggeration phase and of the main phase."""
+    fft = n_points >= BH_MAX_POINTS and n_components == 2  # openTSNE has FFT gradients for 2-D only
+    early = "fft" if fft else "bh"
+    return early, (early if legacy else "bh")
+
+
+def _opentsne(
+    x: np.ndarray,
+    perplexity: float,
+    seed: int,
+    n_jobs: int,
+    early: tuple[int, str],
+    main: tuple[int, str],
+    n_components: int,
+    neighbors: str,
+    stages: dict[str, float],
+) -> tuple[np.ndarray, float]:
+    """openTSNE's two phases, as ``TSNE.fit`` runs them but each with its own gradient method
+    (``(iterations, method)``); the coordinates and the KL divergence. Times go to ``stages``."""
+    from openTSNE import TSNE
+
+    tsne = TSNE(
+        n_components=n_components,
+        perplexity=perplexity,
+        n_jobs=n_jobs,
+        random_state=seed,
+        neighbors=neighbors,
+        negative_gradient_method=early[1],
+        verbose=False,
+    )
+    start = time.perf_counter()
+    embedding = tsne.prepare_initial(x)  # k-NN, perplexity-calibrated affinities, PCA initialisation
+    stages["affinities"] = time.perf_counter() - start
+    for phase, (n_iter, gradient), exaggeration, momentum in (
+        ("early", early, tsne.early_exaggeration, tsne.initial_momentum),
+        ("main", main, tsne.exaggeration, tsne.final_momentum),
+    ):
+        start = time.perf_counter()
+        embedding.optimize(
+            n_iter=n_iter,
+            exaggeration=exaggeration,
+            momentum=momentum,
+            negative_gradient_method=gradient,
+            inplace=True,
+            propagate_exception=True,
+        )
+        stages[phase] = time.perf_counter() - start
+    # openTSNE sums the KL over its threads in whatever order they finish, so its last digits changed
+    # from run to run with 2 threads (the map does not): evaluate it once more on one thread (~0.1 s).
+    embedding.optimize(n_iter=0, momentum=tsne.final_momentum, negative_gradient_method=main[1], n_jobs=1, inplace=True)
+    return np.asarray(embedding, dtype=np.float32), float(embedding.kl_divergence)
 
 
 def exact_kl_divergence(features: np.ndarray, coords: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> float:
