@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import json
 import os
 import re
@@ -103,6 +104,23 @@ def test_target_accuracy_records_epoch_and_time(tmp_path, isolated_cache):
     first = next(int(r["epoch"]) for r in rows if float(r["val_acc"]) >= 0.3)
     assert summary["epochs_to_target"] == first
     assert summary["time_to_target_s"] == pytest.approx(float(rows[first - 1]["train_time_s"]), rel=1e-4)
+    assert first < cfg.epochs  # so that stopping there is visible below
+
+    stopped = fit(cfg.replace(stop_at_target=True), tmp_path / "stopped", quiet=True)
+    assert stopped["status"] == "early_stopped"
+    assert len(_metrics(tmp_path / "stopped")) == first == stopped["epochs_to_target"]
+    assert any("stopped at the target" in n for n in stopped["notes"])
+
+
+def test_stop_at_target_needs_a_target_and_leaves_older_recipe_hashes_alone():
+    with pytest.raises(CnnbenchError, match="--stop-at-target: needs --target-accuracy"):
+        TrainConfig(stop_at_target=True)
+    # runs written before the option existed must still group with today's runs of the same recipe
+    cfg = TrainConfig(target_accuracy=0.9)
+    before = {k: v for k, v in cfg.to_dict().items() if k not in ("progress", "notes", "device", "stop_at_target")}
+    old_hash = hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    assert cfg.hash() == old_hash
+    assert cfg.replace(stop_at_target=True).hash() != old_hash
 
 
 class _NanAt(torch.nn.Module):

@@ -49,6 +49,7 @@ HELP: dict[str, str] = {
     "monitor": "early stopping / best checkpoint: the validation metric to watch",
     "min_delta": "early stopping: smallest change that counts as an improvement",
     "target_accuracy": "report epochs and time to this validation accuracy (0.99 or 99)",
+    "stop_at_target": "end the run at the first validation pass that reaches --target-accuracy",
     "label_smoothing": "label smoothing of the cross-entropy loss",
     "grad_clip": "clip the global gradient norm to this value",
     "drop_rate": "classifier dropout (default: the architecture's own)",

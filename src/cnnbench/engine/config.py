@@ -21,6 +21,11 @@ HEAD_CHOICES = ("linear", "mlp")
 GRAPH_CHOICES = ("auto", "on", "off")
 
 
+# Fields added after recipe hashes were first written: left at these values they are not hashed, so
+# runs made before the field existed still group with today's runs of the same recipe.
+_HASHED_ONLY_WHEN_SET: dict[str, Any] = {"stop_at_target": False}
+
+
 @dataclass
 class TrainConfig:
     """One run's recipe. Field names are the ``cnnbench train`` flags (``warmup_epochs`` is ``--warmup-epochs``)."""
@@ -48,6 +53,7 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     min_delta: float = 0.0
     target_accuracy: float | None = None  # fraction (0.99) or percent (99); time/epochs to reach it on val
+    stop_at_target: bool = False  # end the run at the first validation pass that reaches --target-accuracy
     label_smoothing: float = 0.0
     grad_clip: float | None = None  # max global grad norm
     drop_rate: float | None = None  # classifier dropout; None = the architecture's default
@@ -147,6 +153,8 @@ class TrainConfig:
             if self.target_accuracy > 1:  # accept percent, store a fraction like every accuracy
                 self.target_accuracy = self.target_accuracy / 100
             check_range("--target-accuracy", self.target_accuracy, 0, 1, low_inclusive=False)
+        elif self.stop_at_target:
+            raise ConfigError("--stop-at-target: needs --target-accuracy (the validation accuracy to stop at)")
         if isinstance(self.pretrained, str) and self.pretrained.lower() in ("none", "false", ""):
             self.pretrained = None
         if self.finetune != "full" and self.pretrained is None:
@@ -165,6 +173,9 @@ class TrainConfig:
     def hash(self) -> str:
         """A short hash of everything that changes a run's result (not progress or notes)."""
         values = {k: v for k, v in self.to_dict().items() if k not in ("progress", "notes", "device")}
+        for name, default in _HASHED_ONLY_WHEN_SET.items():
+            if values.get(name) == default:  # fields added later: recipes that leave them unset keep their hash
+                del values[name]
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

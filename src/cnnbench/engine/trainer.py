@@ -711,6 +711,11 @@ class _FitRun:
             return "interrupted", f"stopped by {self.stop.signal} after epoch {state.epoch}; resume with --resume"
         if self.early.should_stop:
             return "early_stopped", None
+        if cfg.stop_at_target and state.epochs_to_target == state.epoch:
+            state.notes.append(
+                f"stopped at the target: validation accuracy ≥ {cfg.target_accuracy:.2%} after epoch {state.epoch}"
+            )
+            return "early_stopped", None
         if state.total_steps is not None and state.step >= state.total_steps:
             return "completed", None
         return None
