@@ -204,3 +204,29 @@ def test_planned_work_follows_the_recipe_not_the_clock():
     line = describe([quick, full], cpu=True)
     assert "2 run(s) × 40–171 optimiser steps" in line and "min on a 2-core CPU" in line
     assert "min on" not in describe([quick], cpu=False)
+
+
+def test_a_flag_that_changes_a_preset_value_replaces_the_deviation_that_described_it(tmp_path):
+    from cnnbench.study import resolve_spec
+    from cnnbench.study.presets import QUICK_STEPS
+
+    quick = resolve_spec("quick", None, {"data": ["synthetic"]})
+    assert any(d.startswith("No augmentation") for d in quick.deviations)
+    assert not any(d.startswith("Changed from") for d in quick.deviations)
+
+    changed = resolve_spec("quick", None, {"data": ["synthetic"], "recipe": {"augment": "digits", "lr": 1e-3}})
+    assert not any(d.startswith("No augmentation") for d in changed.deviations)  # it would be false now
+    assert any(
+        d.startswith(f"{QUICK_STEPS} optimiser steps per run") for d in changed.deviations
+    )  # untouched ones stay
+    # lr was given but equals the preset's value: not a change
+    assert [d for d in changed.deviations if d.startswith("Changed from")] == [
+        "Changed from the quick preset by a study file or flags: augment 'none' → 'digits'."
+    ]
+    # a study.yaml written by that study and read back with its preset: the line is not repeated
+    import yaml
+
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({"preset": "quick", **changed.to_dict()}))
+    again = resolve_spec(None, path, {})
+    assert sum(d.startswith("Changed from") for d in again.deviations) == 1

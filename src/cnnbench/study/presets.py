@@ -10,6 +10,25 @@ from typing import Any
 
 from cnnbench.errors import ConfigError
 
+
+class Deviation(str):
+    """A preset's note on where it differs from its seed study, true only while ``keys`` keep the preset's values.
+
+    A plain ``str`` everywhere else (study.yaml, the report); ``build_spec`` drops it when a study file
+    or a flag changes one of its keys, and says what was changed instead.
+    """
+
+    keys: tuple[str, ...]
+
+    def __new__(cls, text: str, *keys: str) -> Deviation:
+        obj = super().__new__(cls, text)
+        obj.keys = keys
+        return obj
+
+    def __deepcopy__(self, memo: dict) -> Deviation:
+        return self  # immutable
+
+
 # Target accuracy per dataset: the MNIST study's 99 % on MNIST; the others are levels the seed-mnist
 # models reach comfortably under the same recipe, so time-to-target stays comparable.
 TARGETS = {"mnist": 0.99, "mnist-sample": 0.97, "fashion-mnist": 0.90, "cifar10": 0.80, "synthetic": 0.95}
@@ -87,11 +106,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "targets": dict(TARGETS),
         "embed_max_points": 10_000,
         "deviations": [
-            "Batch 512 instead of 64, with the learning rate 4e-3 instead of 1e-3 (linear scaling from 1e-3 "
-            "at batch 128): 8× fewer optimiser steps per epoch.",
-            "Weight decay 5e-4 instead of 1e-4.",
-            "Early stopping and the plateau rule watch validation accuracy instead of validation loss.",
-            "BatchNorm statistics are recomputed on 2,048 training images before each evaluation (precise BN).",
+            Deviation(
+                "Batch 512 instead of 64, with the learning rate 4e-3 instead of 1e-3 (linear scaling from 1e-3 "
+                "at batch 128): 8× fewer optimiser steps per epoch.",
+                "batch_size",
+                "lr",
+            ),
+            Deviation("Weight decay 5e-4 instead of 1e-4.", "weight_decay"),
+            Deviation(
+                "Early stopping and the plateau rule watch validation accuracy instead of validation loss.", "monitor"
+            ),
+            Deviation(
+                "BatchNorm statistics are recomputed on 2,048 training images before each evaluation (precise BN).",
+                "precise_bn_samples",
+            ),
             *SEED_MNIST_DEVIATIONS,
         ],
     },
@@ -160,11 +188,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "embed_max_points": 1_000,
         "workers": 1,
         "deviations": [
-            f"{QUICK_STEPS} optimiser steps per run instead of up to 50 epochs with early stopping: a short, "
-            "fixed amount of work so that the 20 runs fit in minutes on a laptop CPU; slow-starting models "
-            "rank lower than after the seed's full training (docs/studies.md has the steps each needs for 90 %).",
-            "No augmentation: at this length it only slows learning.",
-            "BatchNorm statistics are recomputed on 256 training images before each evaluation (precise BN).",
+            Deviation(
+                f"{QUICK_STEPS} optimiser steps per run instead of up to 50 epochs with early stopping: a short, "
+                "fixed amount of work so that the 20 runs fit in minutes on a laptop CPU; slow-starting models "
+                "rank lower than after the seed's full training (docs/studies.md has the steps each needs for 90 %).",
+                "max_steps",
+                "epochs",
+                "time_budget_s",
+            ),
+            Deviation("No augmentation: at this length it only slows learning.", "augment"),
+            Deviation(
+                "BatchNorm statistics are recomputed on 256 training images before each evaluation (precise BN).",
+                "precise_bn_samples",
+            ),
             *SEED_MNIST_DEVIATIONS,
         ],
     },

@@ -208,6 +208,31 @@ def load_study_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
+_CHANGED_LINE = "Changed from the "
+
+
+def deviations_after_changes(preset: dict[str, Any], deviations: list[str], changed: dict[str, Any]) -> list[str]:
+    """The preset's deviations that still hold once a study file or flags changed ``changed``, plus what changed.
+
+    A preset's ``Deviation`` names the recipe keys it describes; changing one of them makes its text
+    wrong (``--augment digits`` on a preset that says "No augmentation"), so it is dropped, and one
+    line lists every value that differs from the preset, so the report never describes another recipe.
+    """
+    base = preset.get("recipe") or {}
+    differs = {k: v for k, v in changed.items() if k not in base or base[k] != v}
+    kept = [
+        str(d)
+        for d in deviations
+        if not set(getattr(d, "keys", ())) & differs.keys() and not str(d).startswith(_CHANGED_LINE)
+    ]  # a study.yaml written by an earlier run already has the line: it is rewritten, not repeated
+    if differs:
+        values = ", ".join(
+            f"{k} {base[k]!r} → {v!r}" if k in base else f"{k} {v!r}" for k, v in sorted(differs.items())
+        )
+        kept.append(f"{_CHANGED_LINE}{preset.get('name', 'preset')} preset by a study file or flags: {values}.")
+    return kept
+
+
 def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_values: dict[str, Any], where: str):
     """Merge preset < study file < flags into a validated StudySpec.
 
@@ -247,6 +272,9 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
                 merged[key] = value
     merged["recipe"], merged["targets"], merged["model_recipes"] = recipe, targets, model_recipes
     merged["overrides"] = {**merged.get("overrides", {}), **flag_overrides}
+    if preset:
+        changed = {**(file_values.get("recipe") or {}), **merged["overrides"]}
+        merged["deviations"] = deviations_after_changes(preset, merged.get("deviations") or [], changed)
     try:
         spec = StudySpec(**merged)
     except ConfigError as exc:
