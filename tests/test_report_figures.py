@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,19 @@ def test_one_seed_draws_no_error_bars():
         (bars,) = [c for c in ax.containers if hasattr(c, "errorbar")]
         assert bars.errorbar is None
     assert fig._supxlabel is None  # no "error bars: ± 1 std" note
+
+
+def test_the_feature_caption_names_the_map_dimensions_analysis_json_records(tmp_path):
+    from cnnbench.report.content import _map_dims_text
+    from cnnbench.report.runfiles import read_analysis
+
+    for dims in (2, 3):
+        run = tmp_path / f"d{dims}"
+        run.mkdir()
+        (run / "analysis.json").write_text(
+            json.dumps({"tsne": {"n_components": dims, "kmeans": {"ari": 0.5, "nmi": 0.6}}, "raw": {}})
+        )
+    two, three = read_analysis(tmp_path / "d2"), read_analysis(tmp_path / "d3")
+    assert (two.map_dims, three.map_dims, two.kmeans_ari) == (2, 3, 0.5)
+    assert _map_dims_text({"a": three}) == "3-D"
+    assert _map_dims_text({"a": two, "b": three}) == "2-D or 3-D"

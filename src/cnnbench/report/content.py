@@ -903,6 +903,11 @@ def _classes_section(ctx: _Ctx) -> Section:
     return Section("Per-class results" + ctx.suffix, ctx.anchor("classes"), blocks)
 
 
+def _map_dims_text(scores: dict[str, ClusterScores]) -> str:
+    dims = sorted({s.map_dims for s in scores.values()})
+    return " or ".join(f"{d}-D" for d in dims) or "2-D"
+
+
 def _features_section(ctx: _Ctx) -> Section:
     blocks: list[Any] = []
     scores: dict[str, ClusterScores] = {}
@@ -942,7 +947,8 @@ def _features_section(ctx: _Ctx) -> Section:
                 ctx.name("cluster-scores"),
                 lambda: fig_features.fig_cluster_scores(models, ctx.colors, scores),
                 "ARI and NMI of K-means and DBSCAN per model",
-                "Scores of the 2-D t-SNE map of each model's test-set features. DBSCAN's eps and min_samples were "
+                f"Scores of the {_map_dims_text(scores)} t-SNE map of each model's test-set features. "
+                "DBSCAN's eps and min_samples were "
                 "chosen by a grid search that maximises ARI, so it uses the labels (as the MNIST study did).",
             )
         )

@@ -171,6 +171,7 @@ class ClusterScores:
     raw_kmeans_ari: float | None  # the same scores on the raw high-dimensional features
     raw_kmeans_nmi: float | None
     dbscan_noise_points: float | None
+    map_dims: int = 2  # the t-SNE map's dimensions (tsne.n_components; 3 with --n-components 3)
 
 
 def read_analysis(run_dir: Path) -> ClusterScores | None:
@@ -201,6 +202,7 @@ def read_analysis(run_dir: Path) -> ClusterScores | None:
         raw_kmeans_ari=get(raw, "kmeans", "ari"),
         raw_kmeans_nmi=get(raw, "kmeans", "nmi"),
         dbscan_noise_points=first(get(two_d, "dbscan", "noise_points"), get(data, "dbscan", "noise_points")),
+        map_dims=3 if get(two_d, "n_components") == 3 else 2,
     )
 
 
