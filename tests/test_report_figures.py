@@ -223,8 +223,8 @@ def test_one_seed_draws_no_error_bars():
 
 
 def test_the_feature_caption_names_the_map_dimensions_analysis_json_records(tmp_path):
-    from cnnbench.report.content import _map_dims_text
     from cnnbench.report.runfiles import read_analysis
+    from cnnbench.report.sections.features import _map_dims_text
 
     for dims in (2, 3):
         run = tmp_path / f"d{dims}"

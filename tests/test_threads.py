@@ -122,7 +122,7 @@ def test_a_bad_threads_value_exits_2_before_any_work(tmp_path) -> None:
 
 
 def test_report_states_threads_spin_and_load_range() -> None:
-    from cnnbench.report.content import _cpu_text
+    from cnnbench.report.sections.header import _cpu_text
 
     devices = [
         {"type": "cpu", "cpu_count": 2, "torch_threads": 2, "omp_spin_count": "10000", "load_average": 0.4},

@@ -1,0 +1,141 @@
+"""The "Dataset samples" section (the sample grid of each samples.npz and the augmentation figure of
+each augmented.npz), and ``dataset_sections``: which sections one dataset gets, and in what order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnbench.errors import CnnbenchError
+from cnnbench.report.aggregate import AggregateRow, select_schedules
+from cnnbench.report.collect import Results
+from cnnbench.report.document import Paragraph, Section
+from cnnbench.report.runfiles import read_png
+from cnnbench.report.sections.classes import classes_section
+from cnnbench.report.sections.context import Figures, SectionContext, common_test_batch, common_value
+from cnnbench.report.sections.curves import curves_section
+from cnnbench.report.sections.features import features_section
+from cnnbench.report.sections.pareto import pareto_section
+from cnnbench.report.sections.results import comparisons_section, results_section, schedules_section
+from cnnbench.report.sections.runs import summaries_section
+
+
+def samples_section(results: Results, figs: Figures, out_dir: Path | None) -> Section | None:
+    blocks: list[Any] = []
+    try:
+        from cnnbench.report.sample_grid import draw_augmentation_grid, draw_sample_grid
+    except ImportError:
+        if results.samples:
+            blocks.append(
+                Paragraph("samples.npz is present, but this installation has no sample-grid renderer.", "note")
+            )
+            return Section("Dataset samples", "samples", blocks)
+        return None
+    import tempfile
+
+    for i, path in enumerate(results.samples):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                images, labels, classes = data["images"], data["labels"], [str(c) for c in data["classes"]]
+                name = str(data["dataset"]) if "dataset" in data.files else None
+            with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+                png_path = Path(tmp) / "samples.png"
+                per_class = min(8, max(1, len(labels) // max(1, len(classes))))
+                title = f"{name}: training images, one row per class" if name else None
+                draw_sample_grid(images, labels, classes, png_path, per_class=per_class, title=title)
+                png = read_png(png_path)
+        except (OSError, KeyError, ValueError, CnnbenchError) as exc:
+            blocks.append(Paragraph(f"{path}: could not draw the sample grid ({exc})", "warn"))
+            continue
+        if png:
+            caption = f"Training images per class, from {path}"
+            blocks.append(figs.raw(f"samples-{i}" if i else "samples", png, "dataset sample grid", caption))
+    blocks += _augmentation_blocks(results, figs, out_dir, draw_augmentation_grid)
+    return Section("Dataset samples", "samples", blocks) if blocks else None
+
+
+def _augmentation_blocks(results: Results, figs: Figures, out_dir: Path | None, draw: Callable) -> list[Any]:
+    """The augmentation figure of each study directory's augmented.npz, or one line when no run augments."""
+    import tempfile
+
+    from cnnbench.data.preview import AUGMENTED_FILE, AugmentationPreview
+
+    kinds = Counter(str(r.config.get("augment")) for r in results.runs if r.config.get("augment") is not None)
+    augmenting = sum(n for kind, n in kinds.items() if kind != "none")
+    none_line = "No augmentation: every run of this study trains on the images as stored (augment: none)."
+    blocks: list[Any] = [Paragraph(none_line)] if kinds and not augmenting else []
+    files = [d / AUGMENTED_FILE for d in results.study_dirs if (d / AUGMENTED_FILE).is_file()]
+    for i, path in enumerate(files):
+        try:
+            preview = AugmentationPreview.load(path)
+            with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+                png = read_png(draw(preview, Path(tmp) / "augmentation.png"))
+        except (OSError, ValueError, CnnbenchError) as exc:
+            blocks.append(Paragraph(f"{path}: could not draw the augmentation figure ({exc})", "warn"))
+            continue
+        if not png:
+            continue
+        if preview.used != bool(augmenting):
+            continue  # a reference preview next to runs that augment, or a used one next to runs that do not
+        caption = (
+            f"{preview.dataset}: {preview.rows} training images (left) and {preview.draws} draws of the runs' "
+            f"augmentation, {preview.describe()}. Draw k is what the loader of a run with seed {preview.seed} does "
+            f"to the sample at that position in the first batch of epoch k; from {path}"
+            if preview.used
+            else f"{preview.dataset}: {preview.rows} training images (left) and {preview.draws} draws of the "
+            f"dataset's default augmentation, {preview.describe()} — for reference only: no run of this study "
+            f"used it (--augment auto would); from {path}"
+        )
+        image = figs.raw(
+            f"augmentation-{i}" if i else "augmentation", png, "training images and augmented draws", caption
+        )
+        image.data = {"rows": str(preview.rows), "draws": str(preview.draws), "seed": str(preview.seed)}
+        blocks.append(image)
+    if not blocks and augmenting:
+        listed = ", ".join(f"{k} ({n} runs)" for k, n in sorted(kinds.items()))
+        blocks.append(
+            Paragraph(
+                f"The runs train with augmentation (augment: {listed}), but no study directory holds {AUGMENTED_FILE} "
+                "(written by cnnbench run); 'cnnbench data samples DATASET --augmented' draws the figure.",
+                "note",
+            )
+        )
+    elif blocks and kinds.get("none"):
+        blocks.append(Paragraph(f"{kinds['none']} of {sum(kinds.values())} runs use no augmentation.", "note"))
+    return blocks
+
+
+def dataset_sections(
+    results: Results,
+    dataset: str,
+    rows: list[AggregateRow],
+    order: list[str],
+    colors: dict[str, str],
+    figs: Figures,
+    several: bool,
+) -> list[Section]:
+    suffix = f" — {dataset}" if several else ""
+    runs = results.for_dataset(dataset)
+    chosen = select_schedules(rows)
+    models = [m for m in order if (dataset, m) in chosen]
+    shown = [chosen[(dataset, m)] for m in models]
+    finished = [r for r in shown if r.ok > 0]
+    schedules = sorted({r.schedule for r in rows})
+    target = common_value(r.figures.get("target_accuracy") for r in runs)
+    test_batch = common_test_batch(runs)
+    ctx = SectionContext(dataset, runs, rows, chosen, models, shown, finished, schedules, colors, figs, target, suffix)
+    sections = [results_section(ctx, test_batch, results)]
+    if finished:
+        sections.append(comparisons_section(ctx, test_batch))
+        sections.append(schedules_section(ctx))
+        sections.append(curves_section(ctx))
+        sections.append(pareto_section(ctx))
+        sections.append(classes_section(ctx))
+        sections.append(features_section(ctx))
+    sections.append(summaries_section(ctx))
+    return sections
