@@ -488,6 +488,13 @@ class _FitRun:
             notes.append("small-input adaptation: " + "; ".join(meta.adaptation))
         if meta is not None:
             notes.extend(f"model: {n}" for n in getattr(meta, "notes", []))
+        if self.cfg.compile and trainer.device.type == "cpu":
+            # never switched on for the user: on the CPU it did not repay its compile time (docs/benchmarks.md)
+            notes.append(
+                "torch.compile on the CPU: the first step includes compiling (25-185 s on 2 cores); measured at "
+                "0.6-1.02x eager speed for the seed-mnist models (docs/benchmarks.md), so cnnbench leaves it off "
+                "unless asked"
+            )
 
     def say(self, message: str) -> None:
         """A line for the person watching (rank 0, not --json)."""
