@@ -1,0 +1,234 @@
+"""Wall time to 90 % Fashion-MNIST validation accuracy: cnnbench against the seed-style pipeline (issue [4/5]).
+
+Both sides train the same model (``cnnbench.models.create_model``, same seed, so the same initial
+weights) with the same recipe: batch 64, AdamW lr 1e-3, weight decay 1e-4, dropout 0.5, constant
+learning rate, the same 80/20 train/validation split of the Fashion-MNIST training set, and a full
+validation pass after every epoch. They stop at the first validation pass at or above the target.
+
+- **cnnbench**: ``cnnbench.engine.fit`` with ``stop_at_target`` (device-resident data, batched
+  augmentation, channels-last, metrics kept on the device). The time is the whole ``fit`` call: run
+  directory, model build, training, validation passes, checkpoints, a 512-image test pass, files.
+- **seed-style**: ``benchmarks/naive.py`` — a torchvision-style ``Dataset`` that builds a PIL image
+  per sample, per-sample transforms, a ``DataLoader`` with worker processes, ``.item()`` every step;
+  validation through a ``DataLoader`` as well. The time runs from building the loader to the end of
+  the validation pass that reaches the target.
+
+Models and the two pipelines alternate within each round; the load average is printed before and
+after. ``--augment`` adds the MNIST study's augmentation to both (PIL transforms on the seed side,
+cnnbench's ``digits`` on the other); without it both train on the plain images.
+
+``--steps N`` measures per-step time instead, for models whose epoch takes many minutes on a CPU
+(resnet18 at 28×28 trains ~70 images/s on 2 cores: 11 minutes per Fashion-MNIST epoch): each side
+trains N steps of the same recipe; cnnbench's time is its ``train_time_s`` (all N steps, the first
+ones included), the seed side's the N steps after 5 untimed ones. When both need the same number
+of epochs, this ratio is the time-to-accuracy ratio less the validation passes.
+
+    python benchmarks/time_to_accuracy.py                         # lenet5, resnet18, mobilenet_v3_small
+    python benchmarks/time_to_accuracy.py --models resnet18,mobilenet_v3_small --steps 60
+    python benchmarks/time_to_accuracy.py --models lenet5 --rounds 2 --max-epochs 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cnnbench.utils.threads import configure_cpu_threads
+
+configure_cpu_threads(None)  # what the CLI does before torch loads; both pipelines share this process
+
+import torch  # noqa: E402
+
+from cnnbench.data import load_dataset  # noqa: E402
+from cnnbench.engine import TrainConfig, fit  # noqa: E402
+from cnnbench.engine.trainer import data_config_for  # noqa: E402
+from cnnbench.models import create_model  # noqa: E402
+from cnnbench.utils.env import versions  # noqa: E402
+from cnnbench.utils.threads import usable_cores  # noqa: E402
+from naive import DEFAULT_FASHION, PilDataset, pil_transform  # noqa: E402
+
+RECIPE = {"batch_size": 64, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "drop_rate": 0.5}
+GOALS = {"lenet5": 5.0, "resnet18": 2.0, "mobilenet_v3_small": 2.0}
+
+
+def cnnbench_run(model: str, ds, cfg: TrainConfig, out: Path) -> dict:
+    t0 = time.perf_counter()
+    summary = fit(cfg.replace(model=model), out, dataset=ds, quiet=True)
+    wall = time.perf_counter() - t0
+    return {"seconds": wall, "epochs": summary["epochs_to_target"], "best": summary.get("best_val_accuracy")}
+
+
+def cnnbench_steps(model: str, ds, cfg: TrainConfig, out: Path, steps: int) -> dict:
+    cfg = cfg.replace(model=model, max_steps=steps, epochs=1, target_accuracy=None, stop_at_target=False)
+    summary = fit(cfg, out, dataset=ds, quiet=True)
+    return {"seconds": summary["train_time_s"] / summary["steps"], "epochs": None, "best": None}
+
+
+def _plain_transform(mean: float, std: float):
+    from torchvision import transforms as T
+
+    return T.Compose([T.ToTensor(), T.Normalize((mean,), (std,))])
+
+
+def naive_run(model_name: str, ds, args) -> dict:
+    """The seed's loop: PIL per sample, DataLoader workers, ``.item()`` per step, eval each epoch."""
+    torch.manual_seed(args.seed)
+    model = create_model(model_name, num_classes=ds.num_classes, in_chans=1, input_size=28, drop_rate=0.5)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": RECIPE["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=RECIPE["lr"],
+    )
+    mean, std = ds.mean[0], ds.std[0]
+    t0 = time.perf_counter()
+    train_tf = pil_transform(mean, std) if args.augment else _plain_transform(mean, std)
+    loader_kw = {"num_workers": args.workers, "persistent_workers": args.workers > 0}
+    train = torch.utils.data.DataLoader(
+        PilDataset(ds.train.images, ds.train.labels, train_tf),
+        batch_size=RECIPE["batch_size"],
+        shuffle=True,
+        **loader_kw,
+    )
+    val = torch.utils.data.DataLoader(
+        PilDataset(ds.val.images, ds.val.labels, _plain_transform(mean, std)), batch_size=512, **loader_kw
+    )
+    best = 0.0
+    if args.steps:
+        return {"seconds": _naive_steps(model, opt, train, args.steps), "epochs": None, "best": None}
+    for epoch in range(1, args.max_epochs + 1):
+        model.train()
+        for x, y in train:
+            _naive_step(model, opt, x, y)
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in val:
+                correct += (model(x).argmax(1) == y).sum().item()
+        acc = correct / len(ds.val.labels)
+        best = max(best, acc)
+        if acc >= args.target:
+            return {"seconds": time.perf_counter() - t0, "epochs": epoch, "best": best}
+    return {"seconds": time.perf_counter() - t0, "epochs": None, "best": best}
+
+
+def _naive_step(model, opt, x, y) -> float:
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()  # the studies' per-step host sync for the progress display
+
+
+def _naive_steps(model, opt, train, steps: int) -> float:
+    """Seconds per step over ``steps`` steps after 5 untimed ones (workers starting, allocation)."""
+    model.train()
+    batches = iter(train)
+    for _ in range(5):
+        _naive_step(model, opt, *next(batches))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            batches = iter(train)
+            x, y = next(batches)
+        _naive_step(model, opt, x, y)
+    return (time.perf_counter() - t0) / steps
+
+
+def _cell(r: list[dict]) -> str:
+    reached = [x for x in r if x["epochs"] is not None]
+    if len(reached) < len(r):
+        return f"not reached ({max(x['best'] or 0 for x in r):.1%} best)"
+    secs = statistics.median(x["seconds"] for x in r)
+    epochs = "/".join(str(x["epochs"]) for x in r)
+    return f"{secs:,.1f} s ({epochs} ep)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="lenet5,resnet18,mobilenet_v3_small")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--target", type=float, default=0.90)
+    parser.add_argument("--max-epochs", type=int, default=15)
+    parser.add_argument("--augment", action="store_true", help="the MNIST study's augmentation on both sides")
+    parser.add_argument("--workers", type=int, default=2, help="seed side: DataLoader worker processes")
+    parser.add_argument("--steps", type=int, default=None, help="per-step time over N steps instead (see above)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_FASHION)
+    args = parser.parse_args()
+    models = args.models.split(",")
+    cfg = TrainConfig(
+        data="fashion-mnist", data_dir=str(args.data_dir), val_fraction=0.2, epochs=args.max_epochs,
+        schedule="none", augment="digits" if args.augment else "none", target_accuracy=args.target,
+        stop_at_target=True, precise_bn_samples=0, max_test_samples=512, seed=args.seed, progress=False, **RECIPE,
+    )  # fmt: skip
+    ds = load_dataset(data_config_for(cfg))
+    results: dict[tuple[str, str], list[dict]] = {}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for i, model in enumerate(models):
+                sides = ("cnnbench", "seed-style") if (r + i) % 2 == 0 else ("seed-style", "cnnbench")
+                for side in sides:
+                    if side == "cnnbench" and args.steps:
+                        res = cnnbench_steps(model, ds, cfg, Path(tmp) / f"{model}-{r}", args.steps)
+                    elif side == "cnnbench":
+                        res = cnnbench_run(model, ds, cfg, Path(tmp) / f"{model}-{r}")
+                    else:
+                        res = naive_run(model, ds, args)
+                    results.setdefault((model, side), []).append(res)
+                    if args.steps:
+                        reached = f"per step over {args.steps} steps"
+                    elif res["epochs"]:
+                        reached = f"epoch {res['epochs']}"
+                    else:
+                        reached = f"not reached (best {res['best']:.1%})"
+                    print(f"  round {r + 1} {model:18s} {side:10s} {res['seconds']:8.3f} s  {reached}", flush=True)
+    load_after = os.getloadavg()
+
+    v = versions()
+    print()
+    print(f"device: CPU {platform.processor() or platform.machine()}, {usable_cores()} usable cores, no GPU used")
+    print(f"versions: python {platform.python_version()}, torch {v.get('torch')}, torchvision {v.get('torchvision')}")
+    print(f"load average (1/5/15 min): before {load_before}, after {load_after}")
+    print(
+        f"Fashion-MNIST, {len(ds.train.labels):,} train / {len(ds.val.labels):,} val images; batch 64, AdamW 1e-3, "
+        f"wd 1e-4, dropout 0.5, constant lr, {'the MNIST study augmentation' if args.augment else 'no augmentation'}; "
+        f"target {args.target:.0%} validation accuracy; seed-style DataLoader with {args.workers} workers; "
+        f"{args.rounds} round(s), median"
+    )
+    print()
+    if args.steps:
+        print("| model | cnnbench s/step | seed-style s/step | ratio (per step) | goal (time to accuracy) |")
+        print("|---|---|---|---|---|")
+        for model in models:
+            ours = statistics.median(x["seconds"] for x in results[(model, "cnnbench")])
+            theirs = statistics.median(x["seconds"] for x in results[(model, "seed-style")])
+            goal = GOALS.get(model)
+            goal_text = f"≥ {goal:g}×" if goal else "—"
+            print(f"| {model} | {ours:.3f} | {theirs:.3f} | {theirs / ours:.2f}× | {goal_text} |")
+        return 0
+    print("| model | cnnbench | seed-style | ratio | goal |")
+    print("|---|---|---|---|---|")
+    for model in models:
+        ours, theirs = results[(model, "cnnbench")], results[(model, "seed-style")]
+        both = all(x["epochs"] for x in ours + theirs)
+        ratio = statistics.median(x["seconds"] for x in theirs) / statistics.median(x["seconds"] for x in ours)
+        goal = GOALS.get(model)
+        verdict = "—" if goal is None or not both else ("met" if ratio >= goal else "not met")
+        goal_text = "—" if goal is None else f"≥ {goal:g}× {verdict}"
+        note = "" if both else " (not both reached)"
+        print(f"| {model} | {_cell(ours)} | {_cell(theirs)} | {ratio:.2f}×{note} | {goal_text} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
