@@ -192,12 +192,21 @@ class RunSummary:
         return {**out, **self.extra}
 
 
+#: Recipe options added after run directories were first written, with the value that means "not
+#: used": a run that leaves one there has the recipe (and hashes) of a run written before it existed.
+UNUSED_OPTION_VALUES: dict[str, Any] = {"stop_at_target": False}
+
+
+def option_unused(key: str, value: Any) -> bool:
+    """``value`` of recipe option ``key`` is the same recipe as a config written before the option existed."""
+    return value is None or (key in UNUSED_OPTION_VALUES and value == UNUSED_OPTION_VALUES[key])
+
+
 def recipe_values(config: Mapping[str, Any]) -> dict[str, Any]:
     """The recipe part of a run's config (a TrainConfig dict or a parsed config.yaml): every key but
     the per-run, runtime and derived ones, with numbers normalised (``5`` and ``5.0`` are one value)."""
     skip = set(PER_RUN_KEYS) | set(RUNTIME_KEYS) | set(DERIVED_SECTIONS)
-    # an option left at None is the same recipe as one written before the option existed
-    return {k: _normalise(v) for k, v in sorted(config.items()) if k not in skip and v is not None}
+    return {k: _normalise(v) for k, v in sorted(config.items()) if k not in skip and not option_unused(k, v)}
 
 
 def recipe_hash(config: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnbench.errors import ConfigError
+from cnnbench.rundir import UNUSED_OPTION_VALUES
 from cnnbench.utils.config import check_choice, check_range, from_mapping
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -19,11 +20,6 @@ AUGMENT_CHOICES = ("auto", "none", "digits", "natural")
 FINETUNE_CHOICES = ("full", "head", "two-phase")
 HEAD_CHOICES = ("linear", "mlp")
 GRAPH_CHOICES = ("auto", "on", "off")
-
-
-# Fields added after recipe hashes were first written: left at these values they are not hashed, so
-# runs made before the field existed still group with today's runs of the same recipe.
-_HASHED_ONLY_WHEN_SET: dict[str, Any] = {"stop_at_target": False}
 
 
 @dataclass
@@ -173,8 +169,8 @@ class TrainConfig:
     def hash(self) -> str:
         """A short hash of everything that changes a run's result (not progress or notes)."""
         values = {k: v for k, v in self.to_dict().items() if k not in ("progress", "notes", "device")}
-        for name, default in _HASHED_ONLY_WHEN_SET.items():
-            if values.get(name) == default:  # fields added later: recipes that leave them unset keep their hash
+        for name, unused in UNUSED_OPTION_VALUES.items():
+            if values.get(name) == unused:  # options added later: runs that do not use one keep their hash
                 del values[name]
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
