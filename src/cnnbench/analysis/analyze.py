@@ -223,6 +223,45 @@ def analyze(
         ConfigError: for mismatched shapes, non-finite features, or too few points or classes.
     """
     config = config or AnalysisConfig()
+    x, y = _checked_points(features, labels)
+    seconds: dict[str, float] = {}
+    wall = time.perf_counter()
+    _timed(seconds, "imports", _import_numeric_libraries)
+    tsne = tsne_map(
+        x,
+        config.perplexity,
+        config.seed,
+        backend=config.tsne_backend,
+        pca_dims=config.pca_dims,
+        n_jobs=config.n_jobs,
+        n_components=config.n_components,
+        legacy=config.legacy,
+    )
+    _add_tsne_seconds(seconds, tsne)
+    notes = _tsne_notes(tsne, config, x)
+    map_ = analyze_space(tsne.coords, y, config, "tsne", seconds)
+    raw = analyze_space(x, y, config, "raw", seconds) if config.raw else None
+    notes.extend(_dbscan_notes(map_, raw))
+    seconds["total"] = time.perf_counter() - wall
+    return Analysis(
+        features=x,
+        labels=y,
+        tsne=tsne,
+        map=map_,
+        raw=raw,
+        config=config,
+        classes=list(classes) if classes is not None else None,
+        seconds=seconds,
+        notes=notes,
+    )
+
+
+def _checked_points(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The features as C-contiguous float32 (N, D) and the labels as int64 (N,), once checked.
+
+    Raises:
+        ConfigError: for mismatched shapes, too few points or classes, negative labels, non-finite features.
+    """
     x = np.ascontiguousarray(features, dtype=np.float32)
     y = np.asarray(labels).astype(np.int64)
     if x.ndim != 2:
@@ -238,23 +277,19 @@ def analyze(
     if not np.all(np.isfinite(x)):
         bad = int(np.count_nonzero(~np.isfinite(x).all(1)))
         raise ConfigError(f"{bad} of {len(x)} feature vectors contain NaN or Inf; the model's embedding is not finite")
-    seconds: dict[str, float] = {}
-    notes: list[str] = []
-    wall = time.perf_counter()
-    _timed(seconds, "imports", _import_numeric_libraries)
-    tsne = tsne_map(
-        x,
-        config.perplexity,
-        config.seed,
-        backend=config.tsne_backend,
-        pca_dims=config.pca_dims,
-        n_jobs=config.n_jobs,
-        n_components=config.n_components,
-        legacy=config.legacy,
-    )
+    return x, y
+
+
+def _add_tsne_seconds(seconds: dict[str, float], tsne: TsneResult) -> None:
+    """The t-SNE's time as ``tsne``, and each of its stages as ``tsne_<stage>``."""
     seconds["tsne"] = tsne.seconds
     for stage, value in tsne.stage_seconds.items():
         seconds[f"tsne_{stage}"] = value
+
+
+def _tsne_notes(tsne: TsneResult, config: AnalysisConfig, x: np.ndarray) -> list[str]:
+    """How the map was made where it differs from what was asked, and what DBSCAN's scores mean."""
+    notes: list[str] = []
     if tsne.perplexity < config.perplexity:
         notes.append(f"perplexity {config.perplexity:g} clipped to {tsne.perplexity:g} for {len(x)} points")
     if tsne.pca_dims is not None:
@@ -263,22 +298,15 @@ def analyze(
         "DBSCAN (eps, min_samples) are chosen by the highest ARI against the true labels: "
         "its scores are an optimistic upper bound, not an unsupervised result"
     )
-    map_ = analyze_space(tsne.coords, y, config, "tsne", seconds)
-    raw = analyze_space(x, y, config, "raw", seconds) if config.raw else None
+    return notes
+
+
+def _dbscan_notes(map_: SpaceAnalysis, raw: SpaceAnalysis | None) -> list[str]:
+    """A note for each space whose DBSCAN search found nothing valid or skipped its largest radii."""
+    notes: list[str] = []
     for name, space in (("t-SNE map", map_), ("raw features", raw)):
         if space is not None and not space.dbscan.valid:
             notes.append(f"DBSCAN on the {name}: every grid point gave all noise or a single cluster")
         if space is not None and space.dbscan.grid_truncated:
             notes.append(f"DBSCAN on the {name}: the largest eps values were skipped to bound memory")
-    seconds["total"] = time.perf_counter() - wall
-    return Analysis(
-        features=x,
-        labels=y,
-        tsne=tsne,
-        map=map_,
-        raw=raw,
-        config=config,
-        classes=list(classes) if classes is not None else None,
-        seconds=seconds,
-        notes=notes,
-    )
+    return notes

@@ -319,10 +319,39 @@ def dbscan_search(
         legacy: run scikit-learn's DBSCAN on each grid point (the same labels, slower), for timing
             the issue-6 implementation against this one.
     """
-    from sklearn.metrics import adjusted_rand_score
-
     x, y = _check_points(features, labels)
-    n = len(x)
+    grid = _min_samples_grid(min_samples_grid, eps_factors, y)
+    need = max(grid) - 1
+    if neighbors is None or neighbors.k < need:
+        neighbors = nearest_neighbors(x, need, n_jobs=n_jobs)
+    knees = {m: knee_eps(neighbors, m) for m in grid}
+    pairs, truncated = _eps_pairs(x, knees, eps_factors, max_graph_entries, seed)
+    candidates, best = _pick_best(_run_grid(x, y, pairs, n_jobs, legacy))
+    if best is None:
+        return _no_valid_result(len(x), knees, candidates, eps_factors, truncated)
+    chosen, best_labels = best
+    return DbscanResult(
+        labels=best_labels,
+        valid=True,
+        eps=chosen.eps,
+        min_samples=chosen.min_samples,
+        scores=score_clustering(x, y, best_labels, silhouette_sample, seed),
+        noise_points=chosen.noise_points,
+        clusters=chosen.clusters,
+        knee_eps=knees,
+        candidates=candidates,
+        eps_factors=tuple(float(f) for f in eps_factors),
+        grid_truncated=truncated,
+    )
+
+
+def _min_samples_grid(min_samples_grid: Sequence[int], eps_factors: Sequence[float], y: np.ndarray) -> list[int]:
+    """The checked grid's ``min_samples`` values, sorted, less those no class could reach (the smallest is kept).
+
+    Raises:
+        ConfigError: no ``min_samples`` ≥ 2, or an ``eps`` factor that is not positive.
+    """
+    n = len(y)
     per_class = n / max(1, len(np.unique(y)))
     grid = sorted({int(m) for m in min_samples_grid if int(m) >= 2})
     if not grid:
@@ -330,21 +359,32 @@ def dbscan_search(
     if not eps_factors or min(eps_factors) <= 0:
         raise ConfigError(f"DBSCAN eps factors {list(eps_factors)}: expected positive numbers")
     grid = [m for m in grid if m < per_class] or grid[:1]
-    grid = [m for m in grid if m - 1 < n] or [2]
-    need = max(grid) - 1
-    if neighbors is None or neighbors.k < need:
-        neighbors = nearest_neighbors(x, need, n_jobs=n_jobs)
-    knees = {m: knee_eps(neighbors, m) for m in grid}
+    return [m for m in grid if m - 1 < n] or [2]
 
-    pairs = sorted(((knees[m] * float(f), m) for m in grid for f in eps_factors), key=lambda p: p[0])
+
+def _eps_pairs(
+    x: np.ndarray, knees: dict[int, float], eps_factors: Sequence[float], max_graph_entries: int, seed: int
+) -> tuple[list[tuple[float, int]], bool]:
+    """The (eps, min_samples) grid points by increasing eps, and whether the largest radii were dropped.
+
+    ``knees`` maps each ``min_samples`` of the grid, in grid order, to its knee eps.
+    """
+    pairs = sorted(((knees[m] * float(f), m) for m in knees for f in eps_factors), key=lambda p: p[0])
     # Drop the largest radii whose shared graph would exceed the memory bound (estimated from a sample).
     sizes = pair_counts(x, np.array([eps for eps, _ in pairs]), seed=seed)
     fits = sizes <= max_graph_entries
     fits[0] = True  # always try the smallest radius
     truncated = not bool(fits.all())
-    pairs = [p for p, ok in zip(pairs, fits, strict=True) if ok]
-    graph = radius_graph(x, pairs[-1][0], n_jobs=n_jobs)
+    return [p for p, ok in zip(pairs, fits, strict=True) if ok], truncated
 
+
+def _run_grid(
+    x: np.ndarray, y: np.ndarray, pairs: list[tuple[float, int]], n_jobs: int | None, legacy: bool
+) -> dict[tuple[float, int], tuple[DbscanCandidate, np.ndarray]]:
+    """DBSCAN at every (eps, min_samples) of ``pairs`` (sorted by eps): each one's candidate and labels."""
+    from sklearn.metrics import adjusted_rand_score
+
+    graph = radius_graph(x, pairs[-1][0], n_jobs=n_jobs)
     results: dict[tuple[float, int], tuple[DbscanCandidate, np.ndarray]] = {}
     # Largest eps first, each on the previous graph cut down to its radius: DBSCAN's cost then
     # follows the neighbourhood size of that eps, not of the largest one.
@@ -360,7 +400,13 @@ def dbscan_search(
             noise_points=noise,
         )
         results[(eps, m)] = (cand, found)
+    return results
 
+
+def _pick_best(
+    results: dict[tuple[float, int], tuple[DbscanCandidate, np.ndarray]],
+) -> tuple[list[DbscanCandidate], tuple[DbscanCandidate, np.ndarray] | None]:
+    """The candidates in grid order, and the best non-degenerate one with its labels (None if every one is)."""
     # Report in grid order (min_samples, then eps); on equal ARI, fewer noise points, then the earlier one wins.
     candidates: list[DbscanCandidate] = []
     best: tuple[float, int] | None = None
@@ -374,30 +420,27 @@ def dbscan_search(
         score = (cand.ari, -cand.noise_points)
         if best is None or score > best:
             best, best_index, best_labels = score, len(candidates) - 1, found
-
     if best_labels is None:
-        return DbscanResult(
-            labels=np.full(n, -1, dtype=np.int64),
-            valid=False,
-            eps=None,
-            min_samples=None,
-            scores=ClusterScores(None, None, None),
-            noise_points=None,
-            clusters=None,
-            knee_eps=knees,
-            candidates=candidates,
-            eps_factors=tuple(float(f) for f in eps_factors),
-            grid_truncated=truncated,
-        )
-    chosen = candidates[best_index]
+        return candidates, None
+    return candidates, (candidates[best_index], best_labels)
+
+
+def _no_valid_result(
+    n: int,
+    knees: dict[int, float],
+    candidates: list[DbscanCandidate],
+    eps_factors: Sequence[float],
+    truncated: bool,
+) -> DbscanResult:
+    """The search's result when every grid point gave all noise or a single cluster: all noise, no scores."""
     return DbscanResult(
-        labels=best_labels,
-        valid=True,
-        eps=chosen.eps,
-        min_samples=chosen.min_samples,
-        scores=score_clustering(x, y, best_labels, silhouette_sample, seed),
-        noise_points=chosen.noise_points,
-        clusters=chosen.clusters,
+        labels=np.full(n, -1, dtype=np.int64),
+        valid=False,
+        eps=None,
+        min_samples=None,
+        scores=ClusterScores(None, None, None),
+        noise_points=None,
+        clusters=None,
         knee_eps=knees,
         candidates=candidates,
         eps_factors=tuple(float(f) for f in eps_factors),

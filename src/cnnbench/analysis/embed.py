@@ -12,6 +12,7 @@ import os
 import time
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +22,10 @@ from cnnbench.errors import ConfigError
 from cnnbench.rundir import check_split
 from cnnbench.utils.env import resolve_device
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, check_writable_dir
+
+if TYPE_CHECKING:  # annotations only: cnnbench.data and cnnbench.runs are imported on first use
+    from cnnbench.data import ArraySplit, Dataset, DeviceLoader
+    from cnnbench.runs import RunDir
 
 #: Files ``embed_run`` writes into the run directory.
 OUTPUT_FILES = ("embedding.npz", "analysis.json", "tsne.png", "knn_distance.png")
@@ -171,12 +176,10 @@ def embed_run(
     Raises:
         CnnbenchError: a missing or foreign run directory, a bad flag, a damaged checkpoint.
     """
-    from cnnbench.data import DeviceLoader, load_dataset
+    from cnnbench.data import load_dataset
     from cnnbench.runs import build_run_model, open_run, run_data_config
 
-    check_split(split)
-    if max_points < 10:
-        raise ConfigError(f"--max-points {max_points}: expected at least 10")
+    _check_flags(split, max_points)
     options = dataclasses.replace(options or AnalysisConfig(), perplexity=perplexity, seed=seed)
     total_start = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -188,49 +191,101 @@ def embed_run(
     start = time.perf_counter()
     model = build_run_model(run, which="best", device=dev)
     seconds["model"] = time.perf_counter() - start
+    checkpoint = _checkpoint_used(run, notes)
+
+    start = time.perf_counter()
+    dataset = load_dataset(run_data_config(run))
+    data, indices = _sample_split(getattr(dataset, split), split, max_points, seed, notes)
+    loader = _eval_loader(run.config, dataset, data, dev, batch_size)
+    seconds["data"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    features, labels = _extract_synchronized(model, loader, dev)
+    seconds["features"] = time.perf_counter() - start
+    del model
+
+    result = analyze(features, labels, options, classes=dataset.classes)
+    _add_job_record(result, seconds, notes, _job_meta(run, dataset, split, checkpoint, dev))
+    write_outputs(result, run.path, indices, started=total_start)
+    return result
+
+
+def _check_flags(split: str, max_points: int) -> None:
+    """Check ``--split`` and ``--max-points`` before anything is loaded.
+
+    Raises:
+        ConfigError: naming the flag, for an unknown split or fewer than 10 points.
+    """
+    check_split(split)
+    if max_points < 10:
+        raise ConfigError(f"--max-points {max_points}: expected at least 10")
+
+
+def _checkpoint_used(run: RunDir, notes: list[str]) -> Path:
+    """The checkpoint ``build_run_model(which="best")`` loaded: the best one, else the last (said in ``notes``)."""
     checkpoint = run.checkpoint_path("best")
     if not checkpoint.is_file():
         checkpoint = run.checkpoint_path("last")
         notes.append("the run has no best checkpoint; used the last one")
+    return checkpoint
 
-    start = time.perf_counter()
-    dataset = load_dataset(run_data_config(run))
-    data = getattr(dataset, split)
+
+def _sample_split(
+    data: ArraySplit, split: str, max_points: int, seed: int, notes: list[str]
+) -> tuple[ArraySplit, np.ndarray]:
+    """The split cut to a stratified seeded sample of at most ``max_points`` images (said in ``notes``),
+    and the (N,) row indices of the images kept."""
     indices = stratified_indices(data.labels, max_points, seed)
     if len(indices) < len(data):
         notes.append(
             f"{len(indices):,} of the {len(data):,} {split} images, a stratified sample (--max-points, --seed)"
         )
         data = data.subset(indices)
-    model_args = run.config["model_args"]
-    loader = DeviceLoader(
+    return data, indices
+
+
+def _eval_loader(
+    run_config: dict, dataset: Dataset, data: ArraySplit, device: torch.device, batch_size: int | None
+) -> DeviceLoader:
+    """Batches of ``data`` on ``device``, normalised and sized as the run's model was trained, never augmented."""
+    from cnnbench.data import DeviceLoader
+
+    return DeviceLoader(
         data,
-        batch_size=batch_size or int(run.config.get("eval_batch_size") or 512),
-        device=dev,
+        batch_size=batch_size or int(run_config.get("eval_batch_size") or 512),
+        device=device,
         train=False,
         mean=dataset.mean,
         std=dataset.std,
-        output_size=model_args.get("input_size"),
+        output_size=run_config["model_args"].get("input_size"),
     )
-    seconds["data"] = time.perf_counter() - start
 
-    start = time.perf_counter()
+
+def _extract_synchronized(
+    model: torch.nn.Module, loader: DeviceLoader, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """``extract_features``, then a wait for a GPU's queued work, so that the time taken is all its own."""
     features, labels = extract_features(model, loader)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    seconds["features"] = time.perf_counter() - start
-    del model
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return features, labels
 
-    result = analyze(features, labels, options, classes=dataset.classes)
-    result.seconds = {**seconds, **{k: v for k, v in result.seconds.items() if k != "total"}}
-    result.notes = notes + result.notes
-    result.meta = {
-        "model": model_args.get("name"),
+
+def _job_meta(run: RunDir, dataset: Dataset, split: str, checkpoint: Path, device: torch.device) -> dict[str, Any]:
+    """What was embedded, from where, and on what: ``Analysis.meta``, the head of analysis.json."""
+    return {
+        "model": run.config["model_args"].get("name"),
         "dataset": dataset.name,
         "split": split,
         "run_dir": str(run.path),
         "checkpoint": str(checkpoint),
-        "device": str(dev),
+        "device": str(device),
     }
-    write_outputs(result, run.path, indices, started=total_start)
-    return result
+
+
+def _add_job_record(result: Analysis, seconds: dict[str, float], notes: list[str], meta: dict[str, Any]) -> None:
+    """The job's own stage times and notes go ahead of the analysis's, and ``meta`` becomes its meta. The
+    analysis's ``total`` is dropped: ``write_outputs`` sets it over the whole job."""
+    result.seconds = {**seconds, **{k: v for k, v in result.seconds.items() if k != "total"}}
+    result.notes = notes + result.notes
+    result.meta = meta

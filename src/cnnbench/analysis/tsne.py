@@ -130,17 +130,7 @@ def tsne_map(
     Raises:
         ConfigError: for a bad perplexity, backend, dimension, iteration count or input shape.
     """
-    if n_components not in TSNE_COMPONENTS or isinstance(n_components, bool):
-        raise ConfigError(f"--n-components {n_components!r}: expected 2 or 3")
-    if backend not in TSNE_BACKENDS:
-        raise ConfigError(f"t-SNE backend {backend!r}: expected one of {', '.join(TSNE_BACKENDS)}")
-    x = np.ascontiguousarray(features, dtype=np.float32)
-    if x.ndim != 2 or len(x) < 4:
-        raise ConfigError(f"t-SNE input has shape {x.shape}; expected (N, D) with N ≥ 4 points")
-    if not np.all(np.isfinite(x)):
-        raise ConfigError("t-SNE input contains NaN or infinite values; the model's embedding is not finite")
-    if max_iter <= _EARLY_ITER:
-        raise ConfigError(f"t-SNE max_iter {max_iter}: expected more than the {_EARLY_ITER} early-exaggeration ones")
+    x = _checked_input(features, backend, max_iter, n_components)
     perp = effective_perplexity(perplexity, len(x))
     n_jobs = n_jobs or tsne_threads(len(x))
     start = time.perf_counter()
@@ -148,27 +138,11 @@ def tsne_map(
     stages = {"pca": time.perf_counter() - start}
     early, main = _EARLY_ITER, max_iter - _EARLY_ITER
     if backend == "opentsne":
-        early_gradient, main_gradient = tsne_gradients(len(x), n_components, legacy)
-        neighbors = tsne_neighbors(len(x), legacy)
-        coords, kl = _opentsne(
-            x, perp, seed, n_jobs, (early, early_gradient), (main, main_gradient), n_components, neighbors, stages
+        coords, kl, neighbors, gradient = _opentsne_recipe(
+            x, perp, seed, n_jobs, early, main, n_components, legacy, stages
         )
-        gradient = early_gradient if early_gradient == main_gradient else f"{early_gradient}+{main_gradient}"
     else:
-        from sklearn.manifold import TSNE as SkTSNE
-
-        begin = time.perf_counter()
-        sk = SkTSNE(
-            n_components=n_components,
-            perplexity=perp,
-            max_iter=early + main,
-            n_jobs=n_jobs,
-            random_state=seed,
-            init="pca",
-        )
-        coords = sk.fit_transform(x).astype(np.float32)
-        kl = float(sk.kl_divergence_)
-        stages["optimise"] = time.perf_counter() - begin
+        coords, kl = _sklearn_tsne(x, perp, seed, n_jobs, early + main, n_components, stages)
         neighbors, gradient = "exact", "bh"
     return TsneResult(
         coords=coords,
@@ -184,6 +158,26 @@ def tsne_map(
         gradient=gradient,
         stage_seconds=stages,
     )
+
+
+def _checked_input(features: np.ndarray, backend: str, max_iter: int, n_components: int) -> np.ndarray:
+    """The features as a C-contiguous float32 (N, D) array, once the options and the points are checked.
+
+    Raises:
+        ConfigError: for a bad dimension, backend, input shape, non-finite value or iteration count.
+    """
+    if n_components not in TSNE_COMPONENTS or isinstance(n_components, bool):
+        raise ConfigError(f"--n-components {n_components!r}: expected 2 or 3")
+    if backend not in TSNE_BACKENDS:
+        raise ConfigError(f"t-SNE backend {backend!r}: expected one of {', '.join(TSNE_BACKENDS)}")
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    if x.ndim != 2 or len(x) < 4:
+        raise ConfigError(f"t-SNE input has shape {x.shape}; expected (N, D) with N ≥ 4 points")
+    if not np.all(np.isfinite(x)):
+        raise ConfigError("t-SNE input contains NaN or infinite values; the model's embedding is not finite")
+    if max_iter <= _EARLY_ITER:
+        raise ConfigError(f"t-SNE max_iter {max_iter}: expected more than the {_EARLY_ITER} early-exaggeration ones")
+    return x
 
 
 def tsne_threads(n_points: int) -> int:
@@ -206,6 +200,28 @@ def tsne_gradients(n_points: int, n_components: int = 2, legacy: bool = False) -
     fft = n_points >= BH_MAX_POINTS and n_components == 2  # openTSNE has FFT gradients for 2-D only
     early = "fft" if fft else "bh"
     return early, (early if legacy else "bh")
+
+
+def _opentsne_recipe(
+    x: np.ndarray,
+    perplexity: float,
+    seed: int,
+    n_jobs: int,
+    early: int,
+    main: int,
+    n_components: int,
+    legacy: bool,
+    stages: dict[str, float],
+) -> tuple[np.ndarray, float, str, str]:
+    """openTSNE with the neighbour search and gradients chosen for this many points (or issue 6's with
+    ``legacy``); the coordinates, the KL divergence, and the neighbours and gradient to report."""
+    early_gradient, main_gradient = tsne_gradients(len(x), n_components, legacy)
+    neighbors = tsne_neighbors(len(x), legacy)
+    coords, kl = _opentsne(
+        x, perplexity, seed, n_jobs, (early, early_gradient), (main, main_gradient), n_components, neighbors, stages
+    )
+    gradient = early_gradient if early_gradient == main_gradient else f"{early_gradient}+{main_gradient}"
+    return coords, kl, neighbors, gradient
 
 
 def _opentsne(
@@ -253,6 +269,34 @@ def _opentsne(
     # from run to run with 2 threads (the map does not): evaluate it once more on one thread (~0.1 s).
     embedding.optimize(n_iter=0, momentum=tsne.final_momentum, negative_gradient_method=main[1], n_jobs=1, inplace=True)
     return np.asarray(embedding, dtype=np.float32), float(embedding.kl_divergence)
+
+
+def _sklearn_tsne(
+    x: np.ndarray,
+    perplexity: float,
+    seed: int,
+    n_jobs: int,
+    max_iter: int,
+    n_components: int,
+    stages: dict[str, float],
+) -> tuple[np.ndarray, float]:
+    """scikit-learn's Barnes-Hut TSNE (PCA initialisation); the coordinates and its KL divergence. Its
+    time goes to ``stages["optimise"]``."""
+    from sklearn.manifold import TSNE as SkTSNE
+
+    begin = time.perf_counter()
+    sk = SkTSNE(
+        n_components=n_components,
+        perplexity=perplexity,
+        max_iter=max_iter,
+        n_jobs=n_jobs,
+        random_state=seed,
+        init="pca",
+    )
+    coords = sk.fit_transform(x).astype(np.float32)
+    kl = float(sk.kl_divergence_)
+    stages["optimise"] = time.perf_counter() - begin
+    return coords, kl
 
 
 def exact_kl_divergence(features: np.ndarray, coords: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> float:

@@ -6,9 +6,15 @@ import argparse
 import dataclasses
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from cnnbench.cli.common import add_json_flag, add_threads_flag, emit_json, note
 from cnnbench.cli.trainflags import add_train_flags, given_train_flags
+
+if TYPE_CHECKING:  # annotations only: the study code is imported when a command runs
+    from pathlib import Path
+
+    from cnnbench.study import StudyResult, StudySpec
 
 PER_RUN = {"model", "data", "schedule", "seed"}
 
@@ -45,16 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnbench.study import default_study_values, resolve_spec, run_study
     from cnnbench.study.spec import check_workers_flag, parse_shard
 
-    flags: dict = {}
-    for key in ("data", "models", "schedules", "seeds", "embed", "speed", "onnx", "embed_max_points", "pretrained_dir"):
-        value = getattr(args, key)
-        if value is not None:
-            flags[key] = value
-    if args.data_dir is not None:
-        flags["data_dir"] = args.data_dir
-    recipe = {k: v for k, v in given_train_flags(args).items() if k not in PER_RUN and k != "data_dir"}
-    if recipe:
-        flags["recipe"] = recipe
+    flags = _study_flags(args)
     workers = check_workers_flag(args.workers)
     shard = parse_shard(args.shard)
     preset = args.preset
@@ -65,28 +62,8 @@ def run(args: argparse.Namespace) -> int:
     spec = resolve_spec(preset, args.study_file, flags)
     out = Path(args.out) if args.out else Path("studies") / spec.name
     if args.dry_run:
-        from cnnbench.rundir import recipe_hash
-        from cnnbench.study.runner import plan_runs, shard_runs
-        from cnnbench.study.spec import validate_study
-
-        runs = shard_runs(plan_runs(spec, validate_study(spec)), shard)
-        hashes = sorted({recipe_hash(r.config.to_dict()) for r in runs})
-        if args.json:
-            emit_json(
-                {
-                    "out_dir": str(out),
-                    "preset": spec.preset,
-                    "recipe_hashes": hashes,
-                    "deviations": spec.deviations,
-                    "runs": [{**r.to_dict(), "recipe_hash": recipe_hash(r.config.to_dict())} for r in runs],
-                }
-            )
-        else:
-            for r in runs:
-                print(r.run_id)
-            note(f"{len(runs)} run(s) under {len(hashes)} recipe(s) would be written under {out}/runs")
-        return 0
-    from cnnbench.report import build_report, update_results
+        return _dry_run(spec, out, shard, args.json)
+    from cnnbench.report import update_results
 
     command = "cnnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     log = (lambda m: None) if args.json else note
@@ -99,10 +76,58 @@ def run(args: argparse.Namespace) -> int:
         note(f"results so far: {out / 'results.csv'}")
         return EXIT_CODES.get(result.interrupted, 1)
     # no report for a stopped study (a scheduler's grace period is short); the same command resumes it
+    _finish_study(result, out, args.json)
+    return 0
+
+
+def _study_flags(args: argparse.Namespace) -> dict:
+    """The study-level flags given on the command line, as ``resolve_spec`` takes them (recipe flags under "recipe")."""
+    flags: dict = {}
+    for key in ("data", "models", "schedules", "seeds", "embed", "speed", "onnx", "embed_max_points", "pretrained_dir"):
+        value = getattr(args, key)
+        if value is not None:
+            flags[key] = value
+    if args.data_dir is not None:
+        flags["data_dir"] = args.data_dir
+    recipe = {k: v for k, v in given_train_flags(args).items() if k not in PER_RUN and k != "data_dir"}
+    if recipe:
+        flags["recipe"] = recipe
+    return flags
+
+
+def _dry_run(spec: StudySpec, out: Path, shard: tuple[int, int] | None, as_json: bool) -> int:
+    """List the runs the study would write (run ids, or the JSON plan with ``--json``); trains nothing."""
+    from cnnbench.rundir import recipe_hash
+    from cnnbench.study.runner import plan_runs, shard_runs
+    from cnnbench.study.spec import validate_study
+
+    runs = shard_runs(plan_runs(spec, validate_study(spec)), shard)
+    hashes = sorted({recipe_hash(r.config.to_dict()) for r in runs})
+    if as_json:
+        emit_json(
+            {
+                "out_dir": str(out),
+                "preset": spec.preset,
+                "recipe_hashes": hashes,
+                "deviations": spec.deviations,
+                "runs": [{**r.to_dict(), "recipe_hash": recipe_hash(r.config.to_dict())} for r in runs],
+            }
+        )
+    else:
+        for r in runs:
+            print(r.run_id)
+        note(f"{len(runs)} run(s) under {len(hashes)} recipe(s) would be written under {out}/runs")
+    return 0
+
+
+def _finish_study(result: StudyResult, out: Path, as_json: bool) -> None:
+    """Write the finished study's report (its paths go into ``result.report``), then print the result or a summary."""
+    from cnnbench.report import build_report
+
     paths = build_report([out], out)
     result.report = {k: str(v) for k, v in dataclasses.asdict(paths).items()}
     result.seconds += paths.seconds
-    if args.json:
+    if as_json:
         emit_json(result.to_dict())
     else:
         failed = [r for r in result.runs if r.get("status") in ("failed", "diverged")]
@@ -111,4 +136,3 @@ def run(args: argparse.Namespace) -> int:
         for key in ("html", "markdown"):
             if key in result.report:
                 note(f"report:  {result.report[key]}")
-    return 0

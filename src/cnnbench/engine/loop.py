@@ -127,6 +127,10 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
+#: Running sums copied on the device at a step: (global step, batches done, samples, lr, loss_sum, correct).
+_Mark = tuple[int, int, int, float, torch.Tensor, torch.Tensor]
+
+
 def train_one_epoch(
     step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
@@ -154,9 +158,7 @@ def train_one_epoch(
         log_every: > 0: a ``StepPoint`` whenever the global step count reaches a multiple of it, and
             one at the last step of this call; 0: none.
     """
-    partial = partial or EpochPartial()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
+    loss_sum, correct = _zero_sums(device)
     samples = 0
     steps = 0
     lr = lr_for_step(first_step)
@@ -165,7 +167,7 @@ def train_one_epoch(
     synchronize(device)
     start = time.perf_counter()
     batch_index = start_batch
-    marks: list[tuple[int, int, int, float, torch.Tensor, torch.Tensor]] = []  # (step, batch, samples, lr, sums)
+    marks: list[_Mark] = []
     for batch_index, (x, y) in enumerate(batches, start=start_batch):
         global_step = first_step + steps
         if (max_steps is not None and global_step >= max_steps) or should_stop():
@@ -191,7 +193,36 @@ def train_one_epoch(
         last_batch = batch_index if stopped is not None else batch_index + 1
         marks.append((first_step + steps, last_batch, samples, lr, loss_sum.clone(), correct.clone()))
     synchronize(device)
-    seconds = time.perf_counter() - start + partial.seconds
+    seconds = time.perf_counter() - start
+    return _epoch_stats(partial, seconds, loss_sum, correct, samples, steps, lr, diverged, stopped, marks, first_step)
+
+
+def _zero_sums(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The running loss sum (float64, so that a long epoch's sum keeps its last digits) and correct count
+    (int64), on the device so that the steps add to them without a host sync."""
+    return (
+        torch.zeros((), dtype=torch.float64, device=device),
+        torch.zeros((), dtype=torch.int64, device=device),
+    )
+
+
+def _epoch_stats(
+    partial: EpochPartial | None,
+    seconds: float,
+    loss_sum: torch.Tensor,
+    correct: torch.Tensor,
+    samples: int,
+    steps: int,
+    last_lr: float,
+    diverged: int | None,
+    stopped: int | None,
+    marks: list[_Mark],
+    first_step: int,
+) -> EpochStats:
+    """This call's figures added to those of ``partial`` (the part of the epoch done before an
+    interruption). Reads the device sums: call it once the epoch's clock has stopped."""
+    partial = partial or EpochPartial()
+    seconds = seconds + partial.seconds
     total_samples = samples + partial.samples
     loss_total = float(loss_sum.item()) + partial.loss_sum
     correct_total = int(correct.item()) + partial.correct
@@ -201,7 +232,7 @@ def train_one_epoch(
         samples=total_samples,
         steps=steps,
         seconds=seconds,
-        last_lr=lr,
+        last_lr=last_lr,
         diverged_step=diverged,
         stopped_at_batch=stopped,
         loss_sum=loss_total,
@@ -210,7 +241,7 @@ def train_one_epoch(
     )
 
 
-def _points(marks: list[tuple[int, int, int, float, torch.Tensor, torch.Tensor]], first_step: int) -> list[StepPoint]:
+def _points(marks: list[_Mark], first_step: int) -> list[StepPoint]:
     """Running sums at the marks -> per-window figures (one read of all the sums, after the epoch)."""
     if not marks:
         return []

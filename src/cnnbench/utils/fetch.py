@@ -14,7 +14,7 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Literal
+from typing import IO, Any, BinaryIO, Literal
 
 from cnnbench.utils.io import atomic_open
 
@@ -79,36 +79,15 @@ def stream_to_file(
         OutputError: ``dest`` cannot be written (read-only directory, full disk).
         ValueError: ``url`` is not a URL at all (no scheme).
     """
-    request = urllib.request.Request(url, headers={"User-Agent": user_agent})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise TransferError(describe_url_error(exc), "connect", cause=exc) from None
+    response = _connect(url, timeout, user_agent)
     with response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         if on_progress is not None:
             on_progress(0, total)
         digest = hashlib.new(hash_name, usedforsecurity=False)  # an integrity check, not a signature
-        size = 0
         with atomic_open(dest, "wb") as f:
-            while True:
-                try:
-                    chunk = response.read(CHUNK)
-                except http.client.IncompleteRead as exc:  # a chunked body cut short
-                    size += len(exc.partial)
-                    raise TransferError(_truncated(size, total), "truncated", size, total) from None
-                except (OSError, http.client.HTTPException) as exc:
-                    # not OSError past this point: atomic_open would report it as a failed write
-                    reason = f"connection lost after {size:,} bytes ({describe_url_error(exc)})"
-                    raise TransferError(reason, "lost", size, total, exc) from None
-                if not chunk:
-                    break
-                digest.update(chunk)
-                f.write(chunk)
-                size += len(chunk)
-                if on_progress is not None:
-                    on_progress(size, total)
+            size = _copy_body(response, f, digest.update, total, on_progress)
             if total is not None and size != total:
                 raise TransferError(_truncated(size, total), "truncated", size, total)
             hexdigest = digest.hexdigest()
@@ -116,6 +95,52 @@ def stream_to_file(
             if refused is not None:
                 raise TransferError(refused, "refused", size, total)
     return size, hexdigest
+
+
+def _connect(url: str, timeout: float, user_agent: str) -> http.client.HTTPResponse:
+    """The open response to a GET of ``url``, its headers read.
+
+    Raises:
+        TransferError: "connect", when no response came.
+        ValueError: ``url`` is not a URL at all (no scheme).
+    """
+    request = urllib.request.Request(url, headers={"User-Agent": user_agent})
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise TransferError(describe_url_error(exc), "connect", cause=exc) from None
+
+
+def _copy_body(
+    response: BinaryIO,
+    out: IO[Any],
+    hash_update: Callable[[bytes], None],
+    total: int | None,
+    on_progress: Callable[[int, int | None], None] | None,
+) -> int:
+    """Read the rest of ``response`` in chunks, each hashed, then written to ``out``; the bytes read.
+
+    Raises:
+        TransferError: "truncated" for a chunked body cut short, "lost" for a network error mid-body.
+    """
+    size = 0
+    while True:
+        try:
+            chunk = response.read(CHUNK)
+        except http.client.IncompleteRead as exc:  # a chunked body cut short
+            size += len(exc.partial)
+            raise TransferError(_truncated(size, total), "truncated", size, total) from None
+        except (OSError, http.client.HTTPException) as exc:
+            # not OSError past this point: atomic_open would report it as a failed write
+            reason = f"connection lost after {size:,} bytes ({describe_url_error(exc)})"
+            raise TransferError(reason, "lost", size, total, exc) from None
+        if not chunk:
+            return size
+        hash_update(chunk)
+        out.write(chunk)
+        size += len(chunk)
+        if on_progress is not None:
+            on_progress(size, total)
 
 
 def describe_url_error(exc: BaseException) -> str:
