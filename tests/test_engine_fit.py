@@ -165,6 +165,12 @@ def test_huge_learning_rate_diverges_cleanly(tmp_path, isolated_cache):
     summary = fit(cfg, tmp_path / "run", quiet=True)
     assert summary["status"] == "diverged" and "NaN/Inf" in summary["error"]
     assert (tmp_path / "run/summary.json").is_file()
+    # the same divergence inside the timed probe of --time-budget counts its steps once
+    from cnnbench.engine.trainer import PROBE_STEPS
+
+    assert summary["steps"] <= PROBE_STEPS  # so that the budgeted run below diverges inside its probe
+    budget = fit(cfg.replace(time_budget_s=60.0), tmp_path / "budget", quiet=True)
+    assert budget["status"] == "diverged" and budget["steps"] == summary["steps"]
 
 
 class _OomAbove(torch.nn.Module):

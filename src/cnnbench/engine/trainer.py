@@ -611,6 +611,7 @@ class _FitRun:
             probe_points = probe.points
             partial = probe.partial() if probe.diverged_step is None else None
             if probe.diverged_step is not None:
+                self.state.step -= probe.steps  # the probe counted them; _train_epoch counts the epoch's once
                 raise _Diverged(probe)
         stats = self.run_epoch(
             start_batch,
