@@ -58,3 +58,16 @@ def test_summary_table_and_bad_input(capsys: pytest.CaptureFixture[str]) -> None
     assert "features.maxpool (MaxPool2d) removed" in out and "512x2x2" in out
     assert main(["summary", "resnet18", "--input", "28x28"]) == 2
     assert "--input '28x28': expected CxHxW" in capsys.readouterr().err
+
+
+def test_a_mistyped_flag_names_the_flag_it_was_probably_meant_to_be(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--stop-at-targt", "--modle", "lenet5", "--zzz"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "cnnbench train: error: unrecognized arguments: --stop-at-targt --modle lenet5 --zzz" in err
+    assert "--stop-at-targt: did you mean --stop-at-target?" in err and "--modle: did you mean --model?" in err
+    assert "--zzz: did you mean" not in err  # nothing close: no guess
+    with pytest.raises(SystemExit) as exc:
+        main(["--bogus"])
+    assert exc.value.code == 2 and "cnnbench: error: unrecognized arguments: --bogus" in capsys.readouterr().err

@@ -8,6 +8,7 @@ into the library; no measurement logic lives here. Modules are imported lazily s
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import importlib
 import os
@@ -44,7 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
         # Import only the command being run; the bare listing needs the help lines alone.
         if chosen == name:
             importlib.import_module(module).add_arguments(p)
+            parser.set_defaults(_command_parser=p)
     return parser
+
+
+def _reject_unknown(parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]) -> None:
+    """argparse's "unrecognized arguments" error, with the closest flag of the command for each typo."""
+    target = getattr(args, "_command_parser", None) or parser
+    flags = [flag for action in target._actions for flag in action.option_strings]
+    hints = []
+    for arg in unknown:
+        name = arg.split("=", 1)[0]
+        close = difflib.get_close_matches(name, flags, n=1, cutoff=0.75) if name.startswith("-") else []
+        if close:
+            hints.append(f"{name}: did you mean {close[0]}?")
+    target.error(" ".join(["unrecognized arguments:", *unknown]) + "".join(f"\n  {h}" for h in hints))
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
@@ -80,7 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cnnbench: error: {exc}", file=sys.stderr)
         return 2
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:])
+    args, unknown = parser.parse_known_args(sys.argv[1:])
+    if unknown:
+        _reject_unknown(parser, args, unknown)  # exits with status 2, as argparse does
     if args.command is None:
         # `cnnbench` alone shows what it is: a person typing the name should not start minutes of
         # training (`cnnbench run` is the default study)
