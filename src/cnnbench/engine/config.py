@@ -89,6 +89,17 @@ class TrainConfig:
     notes: list[str] = field(default_factory=list)  # set by the study runner, copied to summary.json
 
     def __post_init__(self) -> None:
+        # The order of these groups is the order in which errors fire; keep it.
+        self._check_choices()
+        self._check_whole_numbers()
+        self._check_ranges()
+        self._check_optional_values()
+        self._check_run_length()
+        self._check_optional_limits()
+        self._check_target_accuracy()
+        self._check_pretrained()
+
+    def _check_choices(self) -> None:
         check_choice("--optimizer", self.optimizer, OPTIMIZERS)
         check_choice("--schedule", self.schedule, SCHEDULES)
         check_choice("--monitor", self.monitor, MONITORS)
@@ -97,12 +108,16 @@ class TrainConfig:
         check_choice("--finetune", self.finetune, FINETUNE_CHOICES)
         check_choice("--head", self.head, HEAD_CHOICES)
         check_choice("--cuda-graphs", self.cuda_graphs, GRAPH_CHOICES)
+
+    def _check_whole_numbers(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "test_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {value!r}: expected a whole number ≥ 1")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"--seed {self.seed!r}: expected a whole number ≥ 0")
+
+    def _check_ranges(self) -> None:
         check_range("--lr", self.lr, 0, low_inclusive=False)
         check_range("--weight-decay", self.weight_decay, 0)
         check_range("--min-lr", self.min_lr, 0)
@@ -120,6 +135,8 @@ class TrainConfig:
         check_range("--backbone-lr-scale", self.backbone_lr_scale, 0)
         check_range("--nan-check-every", self.nan_check_every, 1)
         check_range("--precise-bn-samples", self.precise_bn_samples, 0)
+
+    def _check_optional_values(self) -> None:
         if self.patience is not None:
             check_range("--patience", self.patience, 1)
         if self.grad_clip is not None:
@@ -130,6 +147,8 @@ class TrainConfig:
             check_range("--ema", self.ema, 0, 1, low_inclusive=False, high_inclusive=False)
         if self.time_budget_s is not None:
             check_range("--time-budget", self.time_budget_s, 0, low_inclusive=False)
+
+    def _check_run_length(self) -> None:
         if self.max_steps is not None:
             if not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or self.max_steps < 1:
                 raise ConfigError(f"--max-steps {self.max_steps!r}: expected a whole number ≥ 1")
@@ -138,6 +157,8 @@ class TrainConfig:
                     "--max-steps and --time-budget both fix a run's length: give one (--time-budget "
                     "for an equal-time comparison whose steps depend on the machine, --max-steps for fixed work)"
                 )
+
+    def _check_optional_limits(self) -> None:
         for name in ("max_train_samples", "max_val_samples", "max_test_samples"):
             if getattr(self, name) is not None:
                 check_range("--" + name.replace("_", "-"), getattr(self, name), 1)
@@ -145,12 +166,16 @@ class TrainConfig:
             check_range("--checkpoint-every-steps", self.checkpoint_every_steps, 1)
         if self.image_size is not None:
             check_range("--image-size", self.image_size, 8)
+
+    def _check_target_accuracy(self) -> None:
         if self.target_accuracy is not None:
             if self.target_accuracy > 1:  # accept percent, store a fraction like every accuracy
                 self.target_accuracy = self.target_accuracy / 100
             check_range("--target-accuracy", self.target_accuracy, 0, 1, low_inclusive=False)
         elif self.stop_at_target:
             raise ConfigError("--stop-at-target: needs --target-accuracy (the validation accuracy to stop at)")
+
+    def _check_pretrained(self) -> None:
         if isinstance(self.pretrained, str) and self.pretrained.lower() in ("none", "false", ""):
             self.pretrained = None
         if self.finetune != "full" and self.pretrained is None:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnbench.engine.evaluate import evaluate
 from cnnbench.errors import CnnbenchError, ConfigError
 from cnnbench.rundir import check_split
 from cnnbench.runs import eval_state_dict, load_checkpoint, open_run
 from cnnbench.utils.env import resolve_device, synchronize
+
+if TYPE_CHECKING:
+    import torch
+
+    from cnnbench.data import DeviceLoader
+    from cnnbench.engine.evaluate import EvalResult
 
 
 def evaluate_run(
@@ -33,10 +39,7 @@ def evaluate_run(
 
     check_split(split)
     ckpt_path, config, model_args, data_config = _what_to_evaluate(Path(path))
-    if data is not None and data != data_config["name"]:
-        data_config = {"name": data, "val_fraction": data_config.get("val_fraction", 0.1)}
-    if data_dir is not None:
-        data_config["data_dir"] = data_dir
+    data_config = _override_data(data_config, data, data_dir)
     dev = resolve_device(device)
     dataset = load_dataset(DataConfig(**data_config))
     if dataset.num_classes != model_args["num_classes"]:
@@ -59,11 +62,7 @@ def evaluate_run(
         std=dataset.std,
         output_size=model_args["input_size"],
     )
-    synchronize(dev)
-    t0 = time.perf_counter()
-    result = evaluate(model, loader, dataset.num_classes, dev)
-    synchronize(dev)
-    seconds = time.perf_counter() - t0
+    result, seconds = _timed_evaluate(model, loader, dataset.num_classes, dev)
     return {
         "checkpoint": str(ckpt_path),
         "dataset": dataset.name,
@@ -77,6 +76,26 @@ def evaluate_run(
         "batch_size": bs,
         "device": str(dev),
     }
+
+
+def _override_data(data_config: dict[str, Any], data: str | None, data_dir: str | None) -> dict[str, Any]:
+    """The run's DataConfig fields with ``--data``/``--data-dir`` applied (another dataset starts from defaults)."""
+    if data is not None and data != data_config["name"]:
+        data_config = {"name": data, "val_fraction": data_config.get("val_fraction", 0.1)}
+    if data_dir is not None:
+        data_config["data_dir"] = data_dir
+    return data_config
+
+
+def _timed_evaluate(
+    model: torch.nn.Module, loader: DeviceLoader, num_classes: int, dev: torch.device
+) -> tuple[EvalResult, float]:
+    """Evaluate and time it; synchronising on both sides so queued GPU work is inside the clock."""
+    synchronize(dev)
+    t0 = time.perf_counter()
+    result = evaluate(model, loader, num_classes, dev)
+    synchronize(dev)
+    return result, time.perf_counter() - t0
 
 
 def _what_to_evaluate(path: Path) -> tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any]]:

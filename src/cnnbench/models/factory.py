@@ -62,6 +62,18 @@ def _check_args(num_classes: int, in_chans: int, drop_rate: float | None, head: 
         raise ConfigError(f"head {head!r}: expected one of {', '.join(HEADS)}")
 
 
+def _remove_logit_relu(model: ClassifierNet) -> list[str]:
+    """Replace a ReLU on the logits by the identity; the notes to record (none when there was none)."""
+    if not isinstance(model.logit_act, nn.ReLU):
+        return []
+    # SqueezeNet's ReLU on its logits: once every logit of a sample is ≤ 0 it gets no gradient,
+    # and training from scratch can stall at chance (mnist-sample, 3 epochs: 15 % with it, 65 %
+    # without). Removed whatever the weights, so that a model depends on its model_args alone;
+    # published weights predict the same class whenever one logit is positive.
+    model.logit_act = nn.Identity()
+    return ["ReLU on the logits removed (with it, training from scratch can stall at chance)"]
+
+
 def create_model(
     name: str,
     num_classes: int = 1000,
@@ -102,14 +114,7 @@ def create_model(
     elif drop_rate is not None:
         set_head_dropout(model, float(drop_rate))
     report = load_pretrained(model, weights, name) if weights is not None else None
-    notes = []
-    if isinstance(model.logit_act, nn.ReLU):
-        # SqueezeNet's ReLU on its logits: once every logit of a sample is ≤ 0 it gets no gradient,
-        # and training from scratch can stall at chance (mnist-sample, 3 epochs: 15 % with it, 65 %
-        # without). Removed whatever the weights, so that a model depends on its model_args alone;
-        # published weights predict the same class whenever one logit is positive.
-        model.logit_act = nn.Identity()
-        notes.append("ReLU on the logits removed (with it, training from scratch can stall at chance)")
+    notes = _remove_logit_relu(model)
     adaptation, final_map = adapt_to_input(model, in_chans, hw, name)
     model.cnnbench_meta = ModelMeta(
         name=name,

@@ -178,6 +178,15 @@ def collect(study_dirs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str
         for run_dir in run_dirs:
             record = _read_run(run_dir, study_dir, speeds, lock_live, strict, problems)
             _keep(by_id, record, problems)
+    _add_missing_runs(by_id, studies)
+    runs = list(by_id.values())
+    _label_recipes(runs, several_studies=len(dirs) > 1)
+    runs.sort(key=lambda r: (r.dataset, r.model, r.schedule, r.seed if r.seed is not None else -1, r.run_id))
+    return Results(dirs, runs, studies, speed_files, samples, problems)
+
+
+def _add_missing_runs(by_id: dict[tuple[str, str | None], RunRecord], studies: list[StudyFile]) -> None:
+    """List as ``missing`` the runs the study definitions name but no study directory holds."""
     found = {(r.dataset, r.model, r.schedule, r.seed) for r in by_id.values()}
     found_ids = {r.run_id for r in by_id.values()}
     for run_id, (key, study_dir) in _expected_runs(studies).items():
@@ -195,10 +204,6 @@ def collect(study_dirs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str
             path=None,
             study_dir=study_dir,
         )
-    runs = list(by_id.values())
-    _label_recipes(runs, several_studies=len(dirs) > 1)
-    runs.sort(key=lambda r: (r.dataset, r.model, r.schedule, r.seed if r.seed is not None else -1, r.run_id))
-    return Results(dirs, runs, studies, speed_files, samples, problems)
 
 
 def _label_recipes(runs: list[RunRecord], several_studies: bool) -> None:
@@ -301,45 +306,15 @@ def _read_run(
     strict: bool,
     problems: list[str],
 ) -> RunRecord:
-    summary_path = run_dir / "summary.json"
-    summary: dict[str, Any] = {}
-    status: str | None = None
-    error: str | None = None
-    if summary_path.is_file():
-        try:
-            loaded = read_json_file(summary_path)
-            if not isinstance(loaded, dict):
-                raise ResultsError(f"{summary_path} is not a run summary: expected a JSON object")
-            summary = loaded
-        except ResultsError as exc:
-            if strict:
-                raise
-            problems.append(str(exc))
-            status, error = "unreadable", str(exc)
-    else:
-        epochs = _count_metric_rows(run_dir / "metrics.csv")
-        status = "running" if lock_live else "missing"
-        error = f"no summary.json yet ({epochs} epoch{'s' if epochs != 1 else ''} in metrics.csv)"
-    config: dict[str, Any] = {}
-    try:
-        config = read_config(run_dir) or {}
-    except ResultsError as exc:
-        if strict:
-            raise
-        problems.append(str(exc))
+    # Read summary first, then config: with ``strict`` the first unreadable file is the one reported.
+    summary, status, error = _read_summary(run_dir, lock_live, strict, problems)
+    config = _read_run_config(run_dir, strict, problems)
     dataset, model, schedule, seed = _identity(run_dir.name, summary, config)
     if status is None:
         status = str(summary.get("status") or "unknown")
         error = summary.get("error") or None
-    figures: dict[str, Any] = {k: _number(summary.get(k)) for k in SUMMARY_FIGURES}
     speed = _match_speed(run_dir, model, _input_shape(config), speeds, strict, problems)
-    for key in SPEED_FIGURES:
-        figures[key] = _number(speed.get(key)) if speed else None
-    if speed:
-        for key in _FROM_SPEED:
-            # sizes are the model's; the speed file's test pass stands in only for a run that finished
-            if figures[key] is None and (key != "test_time_s" or status in STATUS_OK):
-                figures[key] = _number(speed.get(key))
+    figures = _run_figures(summary, speed, status)
     recipe = summary.get("recipe_hash") if isinstance(summary.get("recipe_hash"), str) else None
     if recipe is None and config:
         recipe = recipe_hash(config)  # a run directory written before summaries carried the hash
@@ -359,6 +334,51 @@ def _read_run(
         speed=speed,
         recipe=recipe,
     )
+
+
+def _read_summary(
+    run_dir: Path, lock_live: bool, strict: bool, problems: list[str]
+) -> tuple[dict[str, Any], str | None, str | None]:
+    """(summary, status, error) of a run; status is None when summary.json was read and holds it."""
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        epochs = _count_metric_rows(run_dir / "metrics.csv")
+        status = "running" if lock_live else "missing"
+        return {}, status, f"no summary.json yet ({epochs} epoch{'s' if epochs != 1 else ''} in metrics.csv)"
+    try:
+        loaded = read_json_file(summary_path)
+        if not isinstance(loaded, dict):
+            raise ResultsError(f"{summary_path} is not a run summary: expected a JSON object")
+    except ResultsError as exc:
+        if strict:
+            raise
+        problems.append(str(exc))
+        return {}, "unreadable", str(exc)
+    return loaded, None, None
+
+
+def _read_run_config(run_dir: Path, strict: bool, problems: list[str]) -> dict[str, Any]:
+    """config.yaml of a run; empty when absent or (without ``strict``) unreadable."""
+    try:
+        return read_config(run_dir) or {}
+    except ResultsError as exc:
+        if strict:
+            raise
+        problems.append(str(exc))
+        return {}
+
+
+def _run_figures(summary: dict[str, Any], speed: dict[str, Any] | None, status: str) -> dict[str, Any]:
+    """The run's figures: summary.json's, the speed file's, and the speed file's stand-ins for missing ones."""
+    figures: dict[str, Any] = {k: _number(summary.get(k)) for k in SUMMARY_FIGURES}
+    for key in SPEED_FIGURES:
+        figures[key] = _number(speed.get(key)) if speed else None
+    if speed:
+        for key in _FROM_SPEED:
+            # sizes are the model's; the speed file's test pass stands in only for a run that finished
+            if figures[key] is None and (key != "test_time_s" or status in STATUS_OK):
+                figures[key] = _number(speed.get(key))
+    return figures
 
 
 def _identity(name: str, summary: dict[str, Any], config: dict[str, Any]) -> tuple[str, str, str, int | None]:

@@ -245,6 +245,45 @@ def _zoom_accuracy(ax: Any, d: CurveData) -> None:
     ax.set_ylim(max(0.0, lo - pad), min(100.5, hi + pad))
 
 
+def _schedule_bars(
+    ax: Any,
+    rows: Mapping[str, Mapping[str, AggregateRow]],
+    colors: Mapping[str, str],
+    models: Sequence[str],
+    schedules: Sequence[str],
+    key: str,
+    scale: float,
+) -> tuple[list[float], list[float]]:
+    """Draw one panel's bars (a group per model, a bar per schedule); return the error bars' low and high ends."""
+    k = len(schedules)
+    width = 0.8 / k
+    lows: list[float] = []
+    highs: list[float] = []
+    for j, schedule in enumerate(schedules):
+        for i, model in enumerate(models):
+            row = rows.get(model, {}).get(schedule)
+            stat = row.stats[key] if row else None
+            x = i + (j - (k - 1) / 2) * width
+            if stat is None or stat.mean is None:
+                ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=6.5, color="#b00020", rotation=90)
+                continue
+            mean, err = stat.mean * scale, (stat.std or 0.0) * scale
+            lows.append(mean - err)
+            highs.append(mean + err)
+            ax.bar(
+                x,
+                mean,
+                width,
+                color=colors[model],
+                edgecolor="black",
+                linewidth=0.5,
+                hatch=_SCHEDULE_HATCHES[j % len(_SCHEDULE_HATCHES)],
+                yerr=err if stat.std is not None else None,
+                capsize=2,
+            )
+    return lows, highs
+
+
 @styled
 def fig_schedule_comparison(
     rows: Mapping[str, Mapping[str, AggregateRow]],
@@ -261,8 +300,6 @@ def fig_schedule_comparison(
     """
     from matplotlib.patches import Patch
 
-    k = len(schedules)
-    width = 0.8 / k
     fig = new_figure(max(8.0, min(16.0, 2.0 + 1.1 * len(models) * 2)), 4.6)
     axes = fig.subplots(1, 2, squeeze=False)[0]
     panels = (
@@ -270,29 +307,7 @@ def fig_schedule_comparison(
         ("train_time_s", "Train time", "seconds", 1.0),
     )
     for ax, (key, title, ylabel, scale) in zip(axes, panels, strict=False):
-        lows, highs = [], []
-        for j, schedule in enumerate(schedules):
-            for i, model in enumerate(models):
-                row = rows.get(model, {}).get(schedule)
-                stat = row.stats[key] if row else None
-                x = i + (j - (k - 1) / 2) * width
-                if stat is None or stat.mean is None:
-                    ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=6.5, color="#b00020", rotation=90)
-                    continue
-                mean, err = stat.mean * scale, (stat.std or 0.0) * scale
-                lows.append(mean - err)
-                highs.append(mean + err)
-                ax.bar(
-                    x,
-                    mean,
-                    width,
-                    color=colors[model],
-                    edgecolor="black",
-                    linewidth=0.5,
-                    hatch=_SCHEDULE_HATCHES[j % len(_SCHEDULE_HATCHES)],
-                    yerr=err if stat.std is not None else None,
-                    capsize=2,
-                )
+        lows, highs = _schedule_bars(ax, rows, colors, models, schedules, key, scale)
         if key == "test_accuracy" and lows:
             lo, hi = min(lows), max(highs)
             span = max(hi - lo, 0.05)

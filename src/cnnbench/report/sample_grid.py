@@ -27,6 +27,28 @@ def _hwc(images: np.ndarray) -> np.ndarray:
     return images
 
 
+def _mosaic(
+    imgs: np.ndarray,
+    labels: np.ndarray,
+    shown: Sequence[int],
+    per_class: int,
+    pad: int,
+    rng: np.random.Generator | None,
+) -> np.ndarray:
+    """One white-padded image: a row per class of ``shown``, up to ``per_class`` images each."""
+    n, h, w, ch = len(shown), imgs.shape[1], imgs.shape[2], imgs.shape[3]
+    # One mosaic array and one imshow: far faster than an Axes per image (257 classes × 8).
+    mosaic = np.full((n * (h + pad) + pad, per_class * (w + pad) + pad, ch), 255, np.uint8)
+    for row, c in enumerate(shown):
+        idx = np.flatnonzero(labels == c)
+        if rng is not None and len(idx) > per_class:
+            idx = np.sort(rng.choice(idx, per_class, replace=False))
+        for col, i in enumerate(idx[:per_class]):
+            top, left = pad + row * (h + pad), pad + col * (w + pad)
+            mosaic[top : top + h, left : left + w] = imgs[i]
+    return mosaic
+
+
 def draw_sample_grid(
     images: np.ndarray,
     labels: np.ndarray,
@@ -60,17 +82,9 @@ def draw_sample_grid(
     shown = [c for c in range(len(classes)) if np.any(labels == c)][:max_classes]
     if not shown:
         raise CnnbenchError("sample grid: no image has a label in range of the class list")
-    n, h, w, ch = len(shown), imgs.shape[1], imgs.shape[2], imgs.shape[3]
+    n, h, ch = len(shown), imgs.shape[1], imgs.shape[3]
     pad = max(1, h // 14)
-    # One mosaic array and one imshow: far faster than an Axes per image (257 classes × 8).
-    mosaic = np.full((n * (h + pad) + pad, per_class * (w + pad) + pad, ch), 255, np.uint8)
-    for row, c in enumerate(shown):
-        idx = np.flatnonzero(labels == c)
-        if rng is not None and len(idx) > per_class:
-            idx = np.sort(rng.choice(idx, per_class, replace=False))
-        for col, i in enumerate(idx[:per_class]):
-            top, left = pad + row * (h + pad), pad + col * (w + pad)
-            mosaic[top : top + h, left : left + w] = imgs[i]
+    mosaic = _mosaic(imgs, labels, shown, per_class, pad, rng)
     cell = 0.55 if h <= 64 else 0.9  # inches per image
     fig = Figure(figsize=(1.6 + per_class * cell, 0.6 + n * cell), dpi=110)
     FigureCanvasAgg(fig)
