@@ -131,6 +131,22 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 _Mark = tuple[int, int, int, float, torch.Tensor, torch.Tensor]
 
 
+@dataclass
+class _Marks:
+    """Copies of the running sums every ``every`` global steps and at the end of a call (0: none)."""
+
+    every: int
+    items: list[_Mark] = field(default_factory=list)
+
+    def at_multiple(self, step: int, batch: int, samples: int, lr: float, loss: torch.Tensor, correct: torch.Tensor):
+        if self.every and step % self.every == 0:
+            self.items.append((step, batch, samples, lr, loss.clone(), correct.clone()))
+
+    def at_end(self, step: int, batch: int, samples: int, lr: float, loss: torch.Tensor, correct: torch.Tensor):
+        if self.every and (not self.items or self.items[-1][0] != step):
+            self.items.append((step, batch, samples, lr, loss.clone(), correct.clone()))
+
+
 def train_one_epoch(
     step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
@@ -159,22 +175,20 @@ def train_one_epoch(
             one at the last step of this call; 0: none.
     """
     loss_sum, correct = _zero_sums(device)
-    samples = 0
-    steps = 0
+    samples = steps = 0
     lr = lr_for_step(first_step)
     diverged: int | None = None
     stopped: int | None = None
+    marks = _Marks(log_every)
     synchronize(device)
     start = time.perf_counter()
     batch_index = start_batch
-    marks: list[_Mark] = []
     for batch_index, (x, y) in enumerate(batches, start=start_batch):
         global_step = first_step + steps
         if (max_steps is not None and global_step >= max_steps) or should_stop():
             stopped = batch_index
             break
-        lr = lr_for_step(global_step)
-        set_lr(lr)
+        set_lr(lr := lr_for_step(global_step))
         batch_loss, batch_correct = step(x, y)
         loss_sum += batch_loss.double()
         correct += batch_correct
@@ -183,18 +197,22 @@ def train_one_epoch(
         if steps % nan_check_every == 0 and not torch.isfinite(batch_loss).item():
             diverged = global_step
             break
-        if log_every and (global_step + 1) % log_every == 0:
-            marks.append((global_step + 1, batch_index + 1, samples, lr, loss_sum.clone(), correct.clone()))
+        marks.at_multiple(global_step + 1, batch_index + 1, samples, lr, loss_sum, correct)
         if on_step is not None:
             on_step(batch_index, global_step)
-    if diverged is None and steps % nan_check_every != 0 and not torch.isfinite(loss_sum).item():
-        diverged = first_step + steps - 1  # caught late, at the epoch end; the step is approximate
-    if log_every and steps and (not marks or marks[-1][0] != first_step + steps):
-        last_batch = batch_index if stopped is not None else batch_index + 1
-        marks.append((first_step + steps, last_batch, samples, lr, loss_sum.clone(), correct.clone()))
+    if diverged is None and steps % nan_check_every != 0:
+        diverged = _late_divergence(loss_sum, first_step + steps - 1)
+    if steps:  # the batch after the last one trained: where a resume would start
+        marks.at_end(first_step + steps, batch_index + (stopped is None), samples, lr, loss_sum, correct)
     synchronize(device)
     seconds = time.perf_counter() - start
     return _epoch_stats(partial, seconds, loss_sum, correct, samples, steps, lr, diverged, stopped, marks, first_step)
+
+
+def _late_divergence(loss_sum: torch.Tensor, last_step: int) -> int | None:
+    """``last_step`` when the epoch's loss sum is NaN/Inf: a divergence the sparse NaN checks missed,
+    caught at the epoch end (the step is approximate)."""
+    return None if torch.isfinite(loss_sum).item() else last_step
 
 
 def _zero_sums(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,7 +234,7 @@ def _epoch_stats(
     last_lr: float,
     diverged: int | None,
     stopped: int | None,
-    marks: list[_Mark],
+    marks: _Marks,
     first_step: int,
 ) -> EpochStats:
     """This call's figures added to those of ``partial`` (the part of the epoch done before an
@@ -237,7 +255,7 @@ def _epoch_stats(
         stopped_at_batch=stopped,
         loss_sum=loss_total,
         correct=correct_total,
-        points=_points(marks, first_step),
+        points=_points(marks.items, first_step),
     )
 
 
