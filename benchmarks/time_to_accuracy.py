@@ -47,7 +47,6 @@ import torch  # noqa: E402
 
 from cnnbench.data import load_dataset  # noqa: E402
 from cnnbench.engine import TrainConfig, fit  # noqa: E402
-from cnnbench.engine.trainer import data_config_for  # noqa: E402
 from cnnbench.models import create_model  # noqa: E402
 from cnnbench.utils.env import versions  # noqa: E402
 from cnnbench.utils.threads import usable_cores  # noqa: E402
@@ -170,7 +169,7 @@ def main() -> int:
         schedule="none", augment="digits" if args.augment else "none", target_accuracy=args.target,
         stop_at_target=True, precise_bn_samples=0, max_test_samples=512, seed=args.seed, progress=False, **RECIPE,
     )  # fmt: skip
-    ds = load_dataset(data_config_for(cfg))
+    ds = load_dataset(cfg.data_config())
     results: dict[tuple[str, str], list[dict]] = {}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,6 +14,11 @@ from cnnbench.errors import ConfigError
         ({"val_fraction": 1.0}, "--val-fraction 1.0"),
         ({"finetune": "head"}, "--finetune head: needs --pretrained"),
         ({"label_smoothing": 1.5}, "--label-smoothing 1.5"),
+        # data flags are checked by DataConfig, under the same flag names, when the recipe is built
+        ({"per_class": 0}, "--per-class 0: expected a whole number ≥ 1"),
+        ({"max_train_samples": 2.5}, "--max-train-samples 2.5: expected a whole number ≥ 1"),
+        ({"data_image_size": 4}, "--data-image-size 4: expected a whole number ≥ 8"),
+        ({"data": "fashon-mnist"}, "--data 'fashon-mnist': unknown dataset"),
     ],
 )
 def test_invalid_options_name_the_flag(values, message):
@@ -35,3 +40,26 @@ def test_hash_ignores_progress_but_not_recipe():
     a = TrainConfig()
     assert a.hash() == TrainConfig(progress=False).hash()
     assert a.hash() != TrainConfig(lr=0.01).hash()
+
+
+def test_data_flags_are_defined_once_by_data_config():
+    """TrainConfig's data fields take DataConfig's defaults, and ``cnnbench data``'s flags do too."""
+    import argparse
+    import dataclasses
+
+    from cnnbench.cli.data import add_data_arguments
+    from cnnbench.data.config import RUN_DATA_FLAGS, DataConfig
+
+    train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    data_fields = {f.name: f for f in dataclasses.fields(DataConfig)}
+    parser = argparse.ArgumentParser()
+    add_data_arguments(parser)
+    cli_defaults = vars(parser.parse_args([]))
+    for flag, field in RUN_DATA_FLAGS.items():
+        assert train_fields[flag].default == data_fields[field].default, flag
+        if flag in cli_defaults and flag != "data":
+            assert cli_defaults[flag] == data_fields[field].default, flag
+    cfg = TrainConfig(data="Fashion_MNIST", val_fraction=0.2, strict_data=True, data_image_size=64)
+    data = cfg.data_config()
+    assert (data.name, data.val_fraction, data.strict, data.image_size) == ("fashion-mnist", 0.2, True, 64)
+    assert data.split_seed == 0  # every run of a study sees the same split

@@ -13,25 +13,36 @@ AUGMENT_CHOICES = ("auto", "none", "digits", "natural")  # cnnbench.data.augment
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags that build a ``DataConfig`` (shared with any command that loads data)."""
+    """The flags that build a ``DataConfig`` (shared with any command that loads data).
+
+    Defaults and help come from ``cnnbench.data.config`` (``RUN_DATA_FLAGS``), where ``cnnbench train``
+    takes them too.
+    """
+    from cnnbench.data.config import COLOR_MODES, DataConfig, data_default
+    from cnnbench.data.config import DATA_FLAG_HELP as HELP
+
     g = parser.add_argument_group("data")
-    g.add_argument("--data-dir", help="directory holding the dataset (searched first)")
-    g.add_argument("--val-fraction", type=float, default=0.1, help="stratified slice of train for validation")
-    g.add_argument("--split-seed", type=int, default=0, help="seed of the val slice and of folder train/test splits")
+    g.add_argument("--data-dir", help=HELP["data_dir"])
+    g.add_argument("--val-fraction", type=float, default=data_default("val_fraction"), help=HELP["val_fraction"])
     g.add_argument(
-        "--data-image-size", type=int, help="natural images: side of the decode-once cache in pixels (default 256)"
+        "--split-seed", type=int, default=DataConfig.split_seed, help="seed of the val slice and of folder splits"
     )
-    g.add_argument("--per-class", type=int, default=60, help="caltech256: training images per class (15/30/45/60)")
-    g.add_argument("--split-ratio", type=float, help="caltech256/imagefolder: fraction of each class for training")
-    g.add_argument("--include-clutter", action="store_true", help="caltech256: keep the 257.clutter class")
-    g.add_argument("--strict-data", action="store_true", help="any unreadable image is an error (default: skip+list)")
+    g.add_argument("--data-image-size", type=int, help=HELP["data_image_size"])
+    g.add_argument("--per-class", type=int, default=data_default("per_class"), help=HELP["per_class"])
+    g.add_argument("--split-ratio", type=float, help=HELP["split_ratio"])
+    g.add_argument("--include-clutter", action="store_true", help=HELP["include_clutter"])
+    g.add_argument("--strict-data", action="store_true", help=HELP["strict_data"])
     g.add_argument(
-        "--max-skip-fraction", type=float, default=0.05, help="more unreadable images than this fraction: error"
+        "--max-skip-fraction", type=float, default=data_default("max_skip_fraction"), help=HELP["max_skip_fraction"]
     )
     g.add_argument("--no-download", action="store_true", help="never download; fail if the data is not local")
-    g.add_argument("--download-timeout", type=float, default=10.0, help="seconds per connection attempt")
-    g.add_argument("--max-train-samples", type=int, help="keep a stratified subset of train")
-    g.add_argument("--color-mode", choices=("rgb", "gray"), default="rgb", help="image folders: decode as RGB or gray")
+    g.add_argument(
+        "--download-timeout", type=float, default=DataConfig.download_timeout, help="seconds per connection attempt"
+    )
+    g.add_argument("--max-train-samples", type=int, help=HELP["max_train_samples"])
+    g.add_argument(
+        "--color-mode", choices=COLOR_MODES, default=DataConfig.color_mode, help="image folders: RGB or gray"
+    )
     g.add_argument("--decode-workers", type=int, help="processes for the decode-once pass (default: all cores)")
 
 
@@ -39,20 +50,11 @@ def data_config_from_args(name: str, args: argparse.Namespace):
     """A validated ``DataConfig`` from the flags of ``add_data_arguments``."""
     from cnnbench.data import DataConfig
 
-    return DataConfig(
-        name=name,
-        data_dir=args.data_dir,
-        val_fraction=args.val_fraction,
+    return DataConfig.from_flags(
+        {**vars(args), "data": name},
         split_seed=args.split_seed,
-        image_size=args.data_image_size,
-        per_class=args.per_class,
-        split_ratio=args.split_ratio,
-        include_clutter=args.include_clutter,
-        strict=args.strict_data,
-        max_skip_fraction=args.max_skip_fraction,
         download=not args.no_download,
         download_timeout=args.download_timeout,
-        max_train_samples=args.max_train_samples,
         color_mode=args.color_mode,
         decode_workers=args.decode_workers,
     )

@@ -12,6 +12,7 @@ import types
 import typing
 from typing import Any
 
+from cnnbench.data.config import DATA_FLAG_HELP
 from cnnbench.engine.config import (
     AMP_CHOICES,
     AUGMENT_CHOICES,
@@ -26,9 +27,8 @@ from cnnbench.engine.config import (
 from cnnbench.utils.env import DEVICE_CHOICES
 
 HELP: dict[str, str] = {
+    **DATA_FLAG_HELP,  # the data flags are defined with DataConfig
     "model": "model name (see 'cnnbench models')",
-    "data": "dataset: mnist, fashion-mnist, cifar10, mnist-sample, caltech256, imagefolder:PATH, synthetic",
-    "data_dir": "directory holding the dataset files (searched first)",
     "epochs": "maximum number of epochs (early stopping, --max-steps or --time-budget may end sooner)",
     "batch_size": "training batch size",
     "lr": "peak learning rate at --batch-size, after warm-up",
@@ -63,14 +63,7 @@ HELP: dict[str, str] = {
     "seed": "random seed (weights, order, augmentation)",
     "deterministic": "deterministic algorithms (bit-exact reruns on the CPU; slower on a GPU)",
     "device": "device: auto, cpu, cuda or cuda:N",
-    "val_fraction": "fraction of train held out (stratified, seeded) for validation",
     "image_size": "input resolution in pixels (default: the dataset's own)",
-    "data_image_size": "natural images: size of the decode-once cache (short side)",
-    "per_class": "caltech256: training images per class (15, 30, 45, 60)",
-    "split_ratio": "caltech256/imagefolder: train fraction instead of --per-class (e.g. 0.8)",
-    "strict_data": "treat any unreadable image as an error instead of a listed skip",
-    "include_clutter": "caltech256: keep the 257.clutter background class",
-    "max_skip_fraction": "stop with an error when more than this fraction of images is unreadable",
     "pretrained": "weights to start from: none, true (torch/timm cache, downloaded when missing) or a file/directory",
     "finetune": "with --pretrained: full, head (backbone frozen) or two-phase",
     "head_epochs": "two-phase: epochs of head-only training first",
@@ -81,9 +74,6 @@ HELP: dict[str, str] = {
     "max_steps": "fixed work: stop after this many optimiser steps (within --epochs); the same on any machine",
     "time_budget_s": "equal-time comparison: train for about this many seconds (a few steps are timed, then "
     "the step count is fixed); accuracies then depend on the machine and its load",
-    "max_train_samples": "train on a stratified subset of this many images",
-    "max_val_samples": "validate on a stratified subset of this many images",
-    "max_test_samples": "test on a stratified subset of this many images (stated in the run's notes)",
     "checkpoint_every_steps": "also save checkpoint/last.pt every N steps",
     "nan_check_every": "steps between NaN/Inf checks on a GPU",
     "progress": "show a progress bar on a terminal",

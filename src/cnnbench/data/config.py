@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,13 @@ class DataConfig:
         """``imagefolder`` for ``imagefolder:PATH``, else the name itself."""
         return "imagefolder" if self.folder_path is not None else self.name
 
+    @classmethod
+    def from_flags(cls, flags: Mapping[str, Any], **fields: Any) -> DataConfig:
+        """A DataConfig from flag values keyed as in ``RUN_DATA_FLAGS`` (a ``TrainConfig`` dict or parsed
+        ``cnnbench data`` flags; missing ones keep their defaults); ``fields`` set the other fields."""
+        values = {field: flags[flag] for flag, field in RUN_DATA_FLAGS.items() if flag in flags}
+        return cls(**values, **fields)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -116,6 +124,47 @@ class DataConfig:
 
     def replace(self, **changes: Any) -> DataConfig:
         return dataclasses.replace(self, **changes)
+
+
+# The data options of a training run, by flag name (the ``TrainConfig`` field and config.yaml key) →
+# DataConfig field. This table is the one place a data flag is defined: ``TrainConfig`` takes these
+# fields' defaults from DataConfig (``data_default``) and leaves their checks to it, the engine and
+# ``cnnbench data`` build their DataConfig through ``DataConfig.from_flags``, and both command lines
+# take the flags' help from ``DATA_FLAG_HELP``. Runs keep flat flags in config.yaml (the file format
+# and ``cnnbench.fit``'s keywords are the flags) plus the resolved DataConfig as ``data_config``.
+RUN_DATA_FLAGS: dict[str, str] = {
+    "data": "name",
+    "data_dir": "data_dir",
+    "val_fraction": "val_fraction",
+    "data_image_size": "image_size",
+    "per_class": "per_class",
+    "split_ratio": "split_ratio",
+    "include_clutter": "include_clutter",
+    "strict_data": "strict",
+    "max_skip_fraction": "max_skip_fraction",
+    "max_train_samples": "max_train_samples",
+    "max_val_samples": "max_val_samples",
+    "max_test_samples": "max_test_samples",
+}
+DATA_FLAG_HELP: dict[str, str] = {
+    "data": "dataset: " + ", ".join(DATASET_NAMES),
+    "data_dir": "directory holding the dataset files (searched first)",
+    "val_fraction": "fraction of train held out (stratified, seeded) for validation",
+    "data_image_size": "natural images: side of the decode-once cache in pixels (default 256)",
+    "per_class": "caltech256: training images per class (15, 30, 45, 60)",
+    "split_ratio": "caltech256/imagefolder: train fraction of each class instead of --per-class (e.g. 0.8)",
+    "include_clutter": "caltech256: keep the 257.clutter background class",
+    "strict_data": "treat any unreadable image as an error instead of a listed skip",
+    "max_skip_fraction": "stop with an error when more than this fraction of images is unreadable",
+    "max_train_samples": "train on a stratified subset of this many images",
+    "max_val_samples": "validate on a stratified subset of this many images",
+    "max_test_samples": "test on a stratified subset of this many images (stated in the run's notes)",
+}
+
+
+def data_default(flag: str) -> Any:
+    """The default of a run's data flag (``val_fraction``), as its DataConfig field defines it."""
+    return DataConfig.__dataclass_fields__[RUN_DATA_FLAGS[flag]].default
 
 
 def _check_int(flag: str, value: Any, low: int) -> None:

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnbench.data.config import DataConfig, data_default
 from cnnbench.errors import ConfigError
 from cnnbench.rundir import UNUSED_OPTION_VALUES
 from cnnbench.utils.config import check_choice, check_range, from_mapping
@@ -27,8 +28,9 @@ class TrainConfig:
     """One run's recipe. Field names are the ``cnnbench train`` flags (``warmup_epochs`` is ``--warmup-epochs``)."""
 
     model: str = "lenet5"
-    data: str = "mnist-sample"
-    data_dir: str | None = None  # overrides the search path of the dataset
+    # Data flags: defaults and checks are DataConfig's (cnnbench.data.config.RUN_DATA_FLAGS).
+    data: str = data_default("data")
+    data_dir: str | None = data_default("data_dir")  # searched before the default locations
     epochs: int = 30  # upper bound; early stopping and --time-budget may end sooner
     batch_size: int = 128
     lr: float = 1e-3  # peak learning rate at --batch-size (after warm-up)
@@ -63,14 +65,14 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"
-    val_fraction: float = 0.1
+    val_fraction: float = data_default("val_fraction")
     image_size: int | None = None  # input resolution; None = the dataset's own (28 for MNIST)
-    data_image_size: int | None = None  # natural images: decode-once cache size (short side); None = default
-    per_class: int = 60  # caltech256: training images per class
-    split_ratio: float | None = None  # caltech256/imagefolder: ratio split instead of --per-class
-    include_clutter: bool = False  # caltech256: keep the 257.clutter background class
-    strict_data: bool = False  # an unreadable image is an error instead of a listed skip
-    max_skip_fraction: float = 0.05  # more unreadable images than this fraction: a hard error
+    data_image_size: int | None = data_default("data_image_size")  # natural images: decode-once cache side
+    per_class: int = data_default("per_class")  # caltech256: training images per class
+    split_ratio: float | None = data_default("split_ratio")  # caltech256/imagefolder: instead of --per-class
+    include_clutter: bool = data_default("include_clutter")  # caltech256: keep 257.clutter
+    strict_data: bool = data_default("strict_data")  # an unreadable image is an error, not a listed skip
+    max_skip_fraction: float = data_default("max_skip_fraction")  # more unreadable images: a hard error
     pretrained: str | None = None  # None/"none", "true" (torch/timm cache), or a file/directory of weights
     finetune: str = "full"  # full | head (backbone frozen) | two-phase (head first, then all)
     head_epochs: int = 1  # two-phase: epochs of head-only training first
@@ -80,9 +82,9 @@ class TrainConfig:
     test_batch_size: int = 32  # the test pass is also the timed "test time" (the Caltech study used 32)
     max_steps: int | None = None  # the run's work as optimiser steps (within --epochs); None = --epochs
     time_budget_s: float | None = None  # equal-time comparison: steps fixed by timing a few (machine-dependent)
-    max_train_samples: int | None = None  # use a stratified subset of train (quick studies)
-    max_val_samples: int | None = None  # validate on a stratified subset (quick studies)
-    max_test_samples: int | None = None  # test on a stratified subset (stated in summary notes)
+    max_train_samples: int | None = data_default("max_train_samples")  # stratified subset of train
+    max_val_samples: int | None = data_default("max_val_samples")  # stratified subset of val
+    max_test_samples: int | None = data_default("max_test_samples")  # stated in the notes
     checkpoint_every_steps: int | None = None  # also save `last` mid-epoch (long epochs)
     nan_check_every: int = 1  # steps between NaN checks on a GPU (each check syncs)
     progress: bool = True  # rich progress bar on a terminal
@@ -96,6 +98,7 @@ class TrainConfig:
         self._check_optional_values()
         self._check_run_length()
         self._check_optional_limits()
+        self.data_config()  # the data flags are checked where they are defined, with the same flag names
         self._check_target_accuracy()
         self._check_pretrained()
 
@@ -129,7 +132,6 @@ class TrainConfig:
         check_range("--step-size", self.step_size, 1)
         check_range("--step-gamma", self.step_gamma, 0, 1, low_inclusive=False)
         check_range("--label-smoothing", self.label_smoothing, 0, 1, high_inclusive=False)
-        check_range("--val-fraction", self.val_fraction, 0, 1, high_inclusive=False)
         check_range("--momentum", self.momentum, 0, 1)
         check_range("--head-epochs", self.head_epochs, 0)
         check_range("--backbone-lr-scale", self.backbone_lr_scale, 0)
@@ -159,9 +161,6 @@ class TrainConfig:
                 )
 
     def _check_optional_limits(self) -> None:
-        for name in ("max_train_samples", "max_val_samples", "max_test_samples"):
-            if getattr(self, name) is not None:
-                check_range("--" + name.replace("_", "-"), getattr(self, name), 1)
         if self.checkpoint_every_steps is not None:
             check_range("--checkpoint-every-steps", self.checkpoint_every_steps, 1)
         if self.image_size is not None:
@@ -180,6 +179,10 @@ class TrainConfig:
             self.pretrained = None
         if self.finetune != "full" and self.pretrained is None:
             raise ConfigError(f"--finetune {self.finetune}: needs --pretrained (weights to fine-tune from)")
+
+    def data_config(self, split_seed: int = 0) -> DataConfig:
+        """The run's DataConfig. The split seed is fixed so every run of a study sees the same images."""
+        return DataConfig.from_flags(dataclasses.asdict(self), split_seed=split_seed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnbench.data.config import data_default
 from cnnbench.engine.evaluate import evaluate
 from cnnbench.errors import CnnbenchError, ConfigError
 from cnnbench.rundir import check_split
@@ -81,7 +81,7 @@ def evaluate_run(
 def _override_data(data_config: dict[str, Any], data: str | None, data_dir: str | None) -> dict[str, Any]:
     """The run's DataConfig fields with ``--data``/``--data-dir`` applied (another dataset starts from defaults)."""
     if data is not None and data != data_config["name"]:
-        data_config = {"name": data, "val_fraction": data_config.get("val_fraction", 0.1)}
+        data_config = {"name": data, "val_fraction": data_config.get("val_fraction", data_default("val_fraction"))}
     if data_dir is not None:
         data_config["data_dir"] = data_dir
     return data_config
@@ -114,6 +114,5 @@ def _what_to_evaluate(path: Path) -> tuple[Path, dict[str, Any], dict[str, Any],
     if model_args is None:
         raise CnnbenchError(f"{path} has no model_args; evaluate its run directory instead")
     from cnnbench.engine.config import TrainConfig
-    from cnnbench.engine.trainer import data_config_for
 
-    return path, config, model_args, dataclasses.asdict(data_config_for(TrainConfig.from_dict(config, str(path))))
+    return path, config, model_args, TrainConfig.from_dict(config, str(path)).data_config().to_dict()

@@ -86,27 +86,6 @@ def _check_splits(dataset, cfg: TrainConfig) -> list[str]:
     return notes
 
 
-def data_config_for(cfg: TrainConfig):
-    """The DataConfig of a run. The split seed is fixed so every run of a study sees the same images."""
-    from cnnbench.data import DataConfig
-
-    return DataConfig(
-        name=cfg.data,
-        data_dir=cfg.data_dir,
-        val_fraction=cfg.val_fraction,
-        split_seed=0,
-        image_size=cfg.data_image_size,
-        per_class=cfg.per_class,
-        split_ratio=cfg.split_ratio,
-        include_clutter=cfg.include_clutter,
-        strict=cfg.strict_data,
-        max_skip_fraction=cfg.max_skip_fraction,
-        max_train_samples=cfg.max_train_samples,
-        max_val_samples=cfg.max_val_samples,
-        max_test_samples=cfg.max_test_samples,
-    )
-
-
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
     # Dropout and other in-model randomness restart from a value derived from (seed, epoch, rank),
     # so an epoch replayed after a crash draws exactly what the lost one drew.
@@ -135,7 +114,7 @@ class Trainer:
         self.dist = ddp.init_from_env(self.device)
         self.device = ddp.local_device(self.device, self.dist)
         set_deterministic(cfg.deterministic)
-        self.dataset = dataset if dataset is not None else load_dataset(data_config_for(cfg))
+        self.dataset = dataset if dataset is not None else load_dataset(cfg.data_config())
         self.train_split = self.dataset.train  # already subset by DataConfig.max_train_samples
         self.split_notes = _check_splits(self.dataset, cfg)
         c, h, _ = self.dataset.image_shape
@@ -293,7 +272,7 @@ class Trainer:
 def _write_config(trainer: Trainer, out: Path) -> None:
     config = trainer.cfg.to_dict()
     config["model_args"] = trainer.model_args
-    config["data_config"] = dataclasses.asdict(data_config_for(trainer.cfg))
+    config["data_config"] = dataclasses.asdict(trainer.cfg.data_config())
     config["resolved"] = {
         "device": str(trainer.device),
         "world_size": trainer.dist.world_size,

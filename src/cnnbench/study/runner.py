@@ -128,11 +128,10 @@ _DATASETS: dict[tuple, Any] = {}
 def _dataset_for(cfg: TrainConfig):
     """Datasets are loaded once per process and shared by every run that uses them."""
     from cnnbench.data import load_dataset
-    from cnnbench.engine.trainer import data_config_for
 
-    key = tuple(sorted(dataclasses.asdict(data_config_for(cfg)).items()))
+    key = tuple(sorted(dataclasses.asdict(cfg.data_config()).items()))
     if key not in _DATASETS:
-        _DATASETS[key] = load_dataset(data_config_for(cfg))
+        _DATASETS[key] = load_dataset(cfg.data_config())
     return _DATASETS[key]
 
 
