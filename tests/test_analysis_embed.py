@@ -1,12 +1,12 @@
-"""embed_run and `cnnbench embed` on a real run directory built here from a tiny trained LeNet-5."""
+"""embed_run and `cnnbench embed` on a real run directory: the engine's tiny LeNet-5 run (conftest ``engine_run``)."""
 
-import dataclasses
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from cnnbench.analysis.embed import OUTPUT_FILES, embed_run, stratified_indices
 from cnnbench.analysis.schema import EMBEDDING_KEYS
@@ -16,67 +16,20 @@ from conftest import run_cli
 N_TEST = 300
 
 
-def _train_tiny_run(run_dir, cache_dir):
-    """Train LeNet-5 for a few steps on synthetic shapes and write the run-directory contract."""
-    from cnnbench.data import DataConfig, DeviceLoader, load_dataset
-    from cnnbench.models import create_model
-
-    cfg = DataConfig(name="synthetic", synthetic_train=600, synthetic_test=N_TEST)
-    ds = load_dataset(cfg)
-    c, h, _ = ds.image_shape
-    model_args = {
-        "name": "lenet5",
-        "num_classes": ds.num_classes,
-        "in_chans": c,
-        "input_size": h,
-        "drop_rate": None,
-        "head": "linear",
-    }
-    torch.manual_seed(0)
-    model = create_model(**model_args)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    loader = DeviceLoader(ds.train, batch_size=64, device="cpu", train=True, mean=ds.mean, std=ds.std, seed=0)
-    model.train()
-    for epoch in range(4):
-        loader.set_epoch(epoch)
-        for x, y in loader:
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-    model.eval()
-    run_dir.mkdir(parents=True)
-    config = {
-        "model": "lenet5",
-        "data": "synthetic",
-        "device": "cpu",
-        "eval_batch_size": 128,
-        "model_args": model_args,
-        "data_config": dataclasses.asdict(cfg),
-    }
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    (run_dir / "checkpoint").mkdir()
-    ckpt = {
-        "format": "cnnbench-checkpoint-v1",
-        "model": model.state_dict(),
-        "ema": None,
-        "epoch": 4,
-        "step": 40,
-        "config": {},
-        "best_val_accuracy": None,
-    }
-    torch.save(ckpt, run_dir / "checkpoint" / "best.pt")
-    return model, ds
-
-
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, engine_run):
+    """A copy of the session's real engine run (LeNet-5 on 600 generated shapes, 300 test), embedded here."""
+    from cnnbench.data import load_dataset
+    from cnnbench.runs import build_run_model, run_data_config
+
     root = tmp_path_factory.mktemp("embed")
+    run_dir = Path(shutil.copytree(engine_run, root / "run"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CNNBENCH_CACHE", str(root / "cache"))
         mp.setenv("CNNBENCH_DATA", str(root / "data-home"))
-        model, ds = _train_tiny_run(root / "run", root / "cache")
-        result = embed_run(root / "run", max_points=10000, perplexity=30, device="cpu", seed=0)
-        yield root / "run", model, ds, result
+        model, ds = build_run_model(run_dir), load_dataset(run_data_config(run_dir))
+        result = embed_run(run_dir, max_points=10000, perplexity=30, device="cpu", seed=0)
+        yield run_dir, model, ds, result
 
 
 @pytest.mark.slow

@@ -197,3 +197,22 @@ def test_ten_models_two_schedules_three_seeds(tmp_path):
     assert len(_tables(paths.html.read_text())["results-table"]) == 10
     assert len(paths.figures) >= 40
     assert paths.status_counts and sum(paths.status_counts.values()) == 60
+
+
+@pytest.mark.slow  # trains the session's engine run once
+def test_a_run_written_by_the_engine_reports_its_own_figures(engine_run, tmp_path):
+    """The report over a real run directory (conftest ``engine_run``), not only the synthetic formats."""
+    import shutil
+
+    from cnnbench.rundir import RunSummary
+
+    runs = tmp_path / "runs"
+    shutil.copytree(engine_run, runs / engine_run.name)
+    paths = build_report(tmp_path)
+    summary = RunSummary.read(engine_run)
+    assert paths.status_counts == {"completed": 1}
+    names = {p.stem for p in paths.figures}
+    assert {"curves-lenet5", "confusion-lenet5"} <= names
+    rows = _tables(paths.html.read_text())["results-table"]
+    assert [r[0] for r in rows] == ["lenet5"]
+    assert f"{100 * summary.test_accuracy:.2f}" in rows[0]  # the engine's figure, as written

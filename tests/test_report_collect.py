@@ -16,7 +16,7 @@ from cnnbench.errors import ResultsError
 from cnnbench.report import RESULT_COLUMNS, collect, write_results
 from cnnbench.report.collect import SUMMARY_FIGURES
 from cnnbench.report.results_csv import aggregate_columns
-from cnnbench.rundir import STATUS_OK
+from cnnbench.rundir import STATUS_OK, RunSummary
 from support.synthetic_study import SyntheticStudy, write_synthetic_study
 
 FAILED = "mnist__vgg11__cosine__s1"
@@ -204,3 +204,22 @@ def test_a_folder_of_run_directories_and_a_product_definition(tmp_path):
     )
     statuses = {r.run_id: r.status for r in collect(root).runs}
     assert statuses["mnist__lenet5__cosine__s2"] == "missing"
+
+
+@pytest.mark.slow  # trains the session's engine run once
+def test_the_synthetic_study_writes_the_files_and_keys_the_engine_writes(study, engine_run):
+    """The report tests' synthetic study stays in the engine's formats: same files, same keys, same columns."""
+    synthetic = study / "runs" / "mnist__lenet5__cosine__s0"
+    names = ("config.yaml", "summary.json", "metrics.csv", "steps.csv", "model.json", "data.json", "test_metrics.json")
+    for name in names:
+        real, made = engine_run / name, synthetic / name
+        assert made.is_file() and real.is_file(), name
+        if name.endswith(".csv"):
+            assert made.read_text().splitlines()[0] == real.read_text().splitlines()[0], name
+            continue
+        load = yaml.safe_load if name.endswith(".yaml") else json.loads
+        real_obj, made_obj = load(real.read_text()), load(made.read_text())
+        assert set(made_obj) == set(real_obj), name
+        for section in ("model_args", "data_config", "resolved") if name == "config.yaml" else ():
+            assert set(made_obj[section]) == set(real_obj[section]), f"{name}: {section}"
+    assert RunSummary.read(synthetic).extra == {} and RunSummary.read(engine_run).extra == {}

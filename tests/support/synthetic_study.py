@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import hashlib
 import io
 import math
 import os
@@ -25,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from cnnbench.data.preview import AUGMENTED_FILE, PREVIEW_DRAWS, AugmentationPreview
-from cnnbench.rundir import RunId
+from cnnbench.engine.config import TrainConfig
+from cnnbench.models.summary import ModelSummary
+from cnnbench.rundir import RunId, RunSummary, recipe_hash
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 # name: (params, FLOPs, base test accuracy, seconds per epoch on a made-up GPU, GPU images/s, CPU ms)
@@ -152,31 +153,22 @@ def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.
     params, flops, base_acc, epoch_s, _, _ = _traits(model)
     failed = run_id in spec.failed
     k = len(spec.classes)
-    config = {
-        "model": model,
-        "data": dataset,
-        "epochs": spec.epochs,
-        "batch_size": 128,
-        "lr": 1e-3,  # a diverged run of the study ran its recipe: one recipe for every run
-        "optimizer": "adamw",
-        "schedule": schedule,
-        "warmup_epochs": 2,
-        "augment": spec.augment,
-        "patience": 5,
-        "target_accuracy": spec.target_accuracy,
-        "seed": seed,
-        "test_batch_size": 32,
-        "time_budget_s": None,
-        "model_args": {
-            "name": model,
-            "num_classes": k,
-            "in_chans": 1,
-            "input_size": 28,
-            "drop_rate": None,
-            "head": "linear",
-        },
-        "data_config": {"name": dataset, "val_fraction": 0.1, "split_seed": 0},
-    }
+    cfg = TrainConfig(
+        model=model,
+        data=dataset,
+        epochs=spec.epochs,
+        batch_size=128,
+        lr=1e-3,  # a diverged run of the study ran its recipe: one recipe for every run
+        schedule=schedule,
+        warmup_epochs=2,
+        augment=spec.augment,
+        patience=5,
+        target_accuracy=spec.target_accuracy,
+        seed=seed,
+        test_batch_size=32,
+        progress=False,
+    )
+    config = _config_yaml(cfg, k)
     atomic_write_text(run_dir / "config.yaml", _yaml(config))
     final_acc = base_acc + (0.0006 if schedule == "plateau" else 0.0) + float(rng.normal(0, 0.0007))
     final_acc = min(final_acc, 0.9995)
@@ -197,61 +189,57 @@ def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.
     atomic_write_text(run_dir / "steps.csv", _metrics_csv(steps))
     best = max(rows, key=lambda r: r["val_acc"] if not math.isnan(r["val_acc"]) else -1)
     train_time = rows[-1]["train_time_s"]
-    summary: dict[str, Any] = {
-        "model": model,
-        "dataset": dataset,
-        "status": "diverged" if failed else ("early_stopped" if epochs < spec.epochs else "completed"),
-        "error": f"loss became NaN at epoch {epochs} (lr 1e+06); the last good checkpoint is kept" if failed else None,
-        "test_accuracy": None if failed else final_acc,
-        "test_loss": None if failed else 0.012 + (1 - final_acc) * 2.5 + float(rng.normal(0, 0.0005)),
-        "test_top5": None if failed else min(1.0, 0.9990 + (final_acc - 0.99) * 0.1),
-        "test_mean_class_accuracy": None if failed else final_acc - 0.0002,
-        "best_val_accuracy": None if failed else best["val_acc"],
-        "train_accuracy": None if failed else best["train_acc"],
-        "epochs_run": epochs,
-        "best_epoch": None if failed else int(best["epoch"]),
-        "train_time_s": train_time,
-        "time_per_epoch_s": train_time / epochs,
-        "target_accuracy": spec.target_accuracy,
-        "epochs_to_target": reach[0],
-        "time_to_target_s": reach[1],
-        "test_time_s": None if failed else 1.9 + float(rng.uniform(0, 0.2)),
-        "params": params,
-        "size_mb": params * 4 / 2**20,
-        "flops": flops,
-        "device": {"type": "cuda", "name": "NVIDIA H100 80GB HBM3", "memory_gb": 79.1},
-        "versions": {"python": "3.11.2", "cnnbench": "0.1.0", "torch": "2.14.1", "timm": "1.0.20", "numpy": "2.4.6"},
-        "seed": seed,
-        "schedule": schedule,
-        "batch_size": 128,
-        "lr": config["lr"],
-        "notes": [],
-        "config_hash": hashlib.sha256(run_id.encode()).hexdigest()[:16],
-    }
-    atomic_write_json(run_dir / "summary.json", summary)
+    summary = RunSummary(
+        model=model,
+        dataset=dataset,
+        status="diverged" if failed else ("early_stopped" if epochs < spec.epochs else "completed"),
+        error=f"loss became NaN at epoch {epochs} (lr 1e+06); the last good checkpoint is kept" if failed else None,
+        test_accuracy=None if failed else final_acc,
+        test_loss=None if failed else 0.012 + (1 - final_acc) * 2.5 + float(rng.normal(0, 0.0005)),
+        test_top5=None if failed else min(1.0, 0.9990 + (final_acc - 0.99) * 0.1),
+        test_mean_class_accuracy=None if failed else final_acc - 0.0002,
+        best_val_accuracy=None if failed else best["val_acc"],
+        train_accuracy=None if failed else best["train_acc"],
+        epochs_run=epochs,
+        best_epoch=None if failed else int(best["epoch"]),
+        train_time_s=train_time,
+        time_per_epoch_s=train_time / epochs,
+        target_accuracy=spec.target_accuracy,
+        epochs_to_target=reach[0],
+        time_to_target_s=reach[1],
+        test_time_s=None if failed else 1.9 + float(rng.uniform(0, 0.2)),
+        test_batch_size=None if failed else cfg.test_batch_size,
+        test_samples=None if failed else 10_000,
+        params=params,
+        size_mb=params * 4 / 2**20,
+        flops=flops,
+        input_size=28,
+        device={"type": "cuda", "name": "NVIDIA H100 80GB HBM3", "memory_gb": 79.1},
+        versions={"python": "3.11.2", "cnnbench": "0.1.0", "torch": "2.14.1", "timm": "1.0.20", "numpy": "2.4.6"},
+        seed=seed,
+        schedule=schedule,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        steps=int(steps[-1]["step"]),
+        world_size=1,
+        notes=[],
+        config_hash=config["resolved"]["config_hash"],
+        recipe_hash=config["resolved"]["recipe_hash"],
+    )
+    atomic_write_json(run_dir / "summary.json", summary.to_dict())
     if not failed:
         confusion = _confusion(k, final_acc, rng)
         atomic_write_json(
             run_dir / "test_metrics.json",
             {
                 "classes": list(spec.classes),
+                "samples": int(confusion.sum()),
                 "confusion_matrix": confusion.tolist(),
                 "per_class_accuracy": (np.diag(confusion) / confusion.sum(axis=1)).tolist(),
             },
         )
-    atomic_write_json(run_dir / "model.json", _model_json(model, params, flops))
-    atomic_write_json(
-        run_dir / "data.json",
-        {
-            "name": dataset,
-            "source": "/usr/share/datasets/fashion-mnist (synthetic figures)",
-            "train": 54000,
-            "val": 6000,
-            "test": 10000,
-            "num_classes": k,
-            "image_shape": [1, 28, 28],
-        },
-    )
+    atomic_write_json(run_dir / "model.json", _model_json(model, params, flops, k))
+    atomic_write_json(run_dir / "data.json", _data_json(dataset, spec.classes))
     if spec.analysis and seed == min(spec.seeds) and not failed:
         ari = 0.55 + (final_acc - 0.985) * 25 + float(rng.normal(0, 0.03))
         tsne = {
@@ -289,6 +277,29 @@ def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.
         )
         atomic_write_bytes(run_dir / "knn_distance.png", tsne_png)
         atomic_write_bytes(run_dir / "tsne.png", tsne_png)
+
+
+def _config_yaml(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
+    """config.yaml as the engine writes it (engine/trainer.py ``_write_config``), for a made-up H100."""
+    config = cfg.to_dict()
+    config["model_args"] = {
+        "name": cfg.model,
+        "num_classes": num_classes,
+        "in_chans": 1,
+        "input_size": 28,
+        "drop_rate": cfg.drop_rate,
+        "head": cfg.head,
+    }
+    config["data_config"] = cfg.data_config().to_dict()
+    config["resolved"] = {
+        "device": "cuda",
+        "world_size": 1,
+        "amp": "bfloat16",
+        "channels_last": True,
+        "config_hash": cfg.hash(),
+        "recipe_hash": recipe_hash(cfg.to_dict()),
+    }
+    return config
 
 
 def _curves(
@@ -390,22 +401,48 @@ def _confusion(k: int, acc: float, rng: np.random.Generator, per_class: int = 10
     return m
 
 
-def _model_json(model: str, params: int, flops: float) -> dict[str, Any]:
+def _model_json(model: str, params: int, flops: float, num_classes: int) -> dict[str, Any]:
+    """model.json as ``cnnbench.models.summarize`` writes it, with made-up layers."""
     layers = [
-        {"name": "stem.conv", "type": "Conv2d", "output_shape": [-1, 32, 28, 28], "params": 320},
-        {"name": "stem.bn", "type": "BatchNorm2d", "output_shape": [-1, 32, 28, 28], "params": 64},
-        {"name": "features", "type": "Sequential", "output_shape": [-1, 256, 4, 4], "params": max(0, params - 3_000)},
-        {"name": "pool", "type": "AdaptiveAvgPool2d", "output_shape": [-1, 256, 1, 1], "params": 0},
-        {"name": "classifier", "type": "Linear", "output_shape": [-1, 10], "params": 2_570},
+        {"name": "stem.conv", "type": "Conv2d", "depth": 2, "output_shape": [32, 28, 28], "params": 320},
+        {"name": "stem.bn", "type": "BatchNorm2d", "depth": 2, "output_shape": [32, 28, 28], "params": 64},
+        {"name": "features", "type": "Sequential", "depth": 1, "output_shape": [256, 4, 4], "params": params - 3_000},
+        {"name": "pool", "type": "AdaptiveAvgPool2d", "depth": 1, "output_shape": [256, 1, 1], "params": 0},
+        {"name": "classifier", "type": "Linear", "depth": 1, "output_shape": [num_classes], "params": 2_570},
     ]
+    summary = ModelSummary(
+        model=model,
+        input_shape=[1, 28, 28],
+        params=params,
+        trainable_params=params,
+        size_mb=params * 4 / 2**20,
+        flops=int(flops),
+        final_feature_map=[256, 4, 4],
+        num_features=256,
+        num_classes=num_classes,
+        adaptation=[] if model == "lenet5" else ["conv1 stride 2→1", "maxpool removed"],
+        layers=layers,
+    )
+    return summary.to_dict()
+
+
+def _data_json(dataset: str, classes: Sequence[str]) -> dict[str, Any]:
+    """data.json as ``Dataset.info()`` writes it, for MNIST-sized splits."""
     return {
-        "params": params,
-        "trainable_params": params,
-        "size_mb": params * 4 / 2**20,
-        "flops": flops,
-        "final_feature_map": [256, 4, 4],
-        "adaptation": [] if model == "lenet5" else ["conv1 stride 2→1", "maxpool removed"],
-        "layers": layers,
+        "name": dataset,
+        "kind": "digits",
+        "train_size": 54_000,
+        "val_size": 6_000,
+        "test_size": 10_000,
+        "num_classes": len(classes),
+        "classes": list(classes),
+        "image_shape": [1, 28, 28],
+        "mean": [0.1307],
+        "std": [0.3081],
+        "source": "/usr/share/datasets/fashion-mnist (synthetic figures)",
+        "skipped": [],
+        "notes": ["split: 54000 train / 6000 val (0.1 of train, stratified, seed 0) / 10000 test"],
+        "split_file": None,
     }
 
 
