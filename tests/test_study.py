@@ -156,7 +156,7 @@ def test_a_second_study_on_the_same_directory_is_refused_naming_the_first(tmp_pa
     [
         ("name: x\nmodelz: [lenet5]\n", "unknown key 'modelz'; allowed keys: name, preset, data"),
         ("models: [lenet5, resnet19]\n", "resnet19"),
-        ("data: [mnistt]\nmodels: [lenet5]\n", "unknown dataset 'mnistt'"),
+        ("data: [mnistt]\nmodels: [lenet5]\n", "unknown dataset 'mnistt' (did you mean mnist?)"),
         ("models: [lenet5]\nschedules: [cosine, linear]\n", "schedules: 'linear' is not a schedule"),
         ("models: [lenet5]\nrecipe: {epochs: -3}\n", "--epochs -3: expected a whole number"),
         ("models: [lenet5]\nrecipe: {epoch: 3}\n", "recipe: unknown key 'epoch'"),

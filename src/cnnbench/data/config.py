@@ -41,8 +41,19 @@ def canonical_name(name: str) -> str:
     key = name.lower()
     key = _ALIASES.get(key, key)
     if key not in DATASET_NAMES or key == "imagefolder:PATH":
-        raise ConfigError(f"--data {name!r}: unknown dataset; expected one of {', '.join(DATASET_NAMES)}")
+        raise ConfigError(
+            f"--data {name!r}: unknown dataset{did_you_mean(name)}; expected one of {', '.join(DATASET_NAMES)}"
+        )
     return key
+
+
+def did_you_mean(name: str) -> str:
+    """``" (did you mean fashion-mnist?)"`` for a near miss of a dataset name or alias, else ``""``."""
+    import difflib
+
+    candidates = [n for n in DATASET_NAMES if n != "imagefolder:PATH"] + list(_ALIASES)
+    close = difflib.get_close_matches(name.strip().lower(), candidates, n=1, cutoff=0.75)
+    return f" (did you mean {_ALIASES.get(close[0], close[0])}?)" if close else ""
 
 
 @dataclass

@@ -296,6 +296,7 @@ def validate_study(spec: StudySpec, fetch_weights: bool = False) -> list[str]:
         The resolved model names.
     """
     from cnnbench.data import list_datasets
+    from cnnbench.data.config import did_you_mean
     from cnnbench.models import resolve_model_names
 
     models = resolve_model_names(",".join(spec.models))
@@ -303,7 +304,8 @@ def validate_study(spec: StudySpec, fetch_weights: bool = False) -> list[str]:
     for name in spec.data:
         base = name.split(":", 1)[0] + (":" if ":" in name else "")
         if name not in known and base not in ("imagefolder:",):
-            raise ConfigError(f"data: unknown dataset {name!r}; allowed: {', '.join(known)}, imagefolder:PATH")
+            allowed = ", ".join(dict.fromkeys([*known, "imagefolder:PATH"]))
+            raise ConfigError(f"data: unknown dataset {name!r}{did_you_mean(name)}; allowed: {allowed}")
     spec.run_config(spec.data[0], models[0], spec.schedules[0], spec.seeds[0])  # the recipe itself
     _check_weights(spec, models, fetch_weights)
     return models
