@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from cnnbench.engine.config import TrainConfig
@@ -22,7 +24,7 @@ from cnnbench.errors import ConfigError
     ],
 )
 def test_invalid_options_name_the_flag(values, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         TrainConfig(**values)
 
 
