@@ -347,3 +347,24 @@ def test_ddp_two_gloo_ranks_write_one_run_directory(tmp_path, isolated_cache):
     rows = _metrics(out)
     assert len(rows) == 3 and all(0 <= float(r["val_acc"]) <= 1 for r in rows)
     assert summary["test_samples"] == json.loads((out / "data.json").read_text())["test_size"]
+
+
+@pytest.mark.slow  # trains two runs of a few steps
+def test_a_dataset_given_to_fit_is_recorded_as_loaded_so_eval_reloads_the_same_images(tmp_path):
+    import dataclasses
+
+    from cnnbench.data import DataConfig, load_dataset
+    from cnnbench.runs import run_data_config
+
+    ds = load_dataset(DataConfig(name="synthetic", synthetic_train=300, synthetic_test=100))
+    cfg = TrainConfig(model="lenet5", data="synthetic", epochs=1, max_steps=2, device="cpu", progress=False)
+    summary = fit(cfg, tmp_path / "run", dataset=ds, quiet=True)
+    reloaded = load_dataset(run_data_config(tmp_path / "run"))
+    assert (len(reloaded.train), len(reloaded.test)) == (len(ds.train), 100)  # not the flags' 2,000 / 500
+    assert any("synthetic_train=300" in n and "synthetic_test=100" in n for n in summary["notes"])
+    # a Dataset built by hand has no DataConfig: the flags' one is recorded, and the run says so
+    by_hand = dataclasses.replace(ds, config=None)
+    summary = fit(cfg, tmp_path / "by-hand", dataset=by_hand, quiet=True)
+    assert any("without the DataConfig it was loaded with" in n for n in summary["notes"])
+    plain = fit(cfg, tmp_path / "plain", quiet=True)  # loaded from the flags: nothing to say
+    assert not any("DataConfig" in n or "other options" in n for n in plain["notes"])

@@ -60,7 +60,9 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         DataError: a file is malformed, too many images are unreadable, or a label is out of range.
         ChecksumError: a download or a CIFAR batch does not have its published checksum.
     """
-    return _limit_eval(cfg, _load(cfg))
+    ds = _limit_eval(cfg, _load(cfg))
+    ds.config = cfg  # a run records it, so that eval and embed reload exactly these splits
+    return ds
 
 
 def _limit_eval(cfg: DataConfig, ds: Dataset) -> Dataset:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cnnbench.errors import DataError
+
+if TYPE_CHECKING:
+    from cnnbench.data.config import DataConfig
 
 KINDS = ("digits", "natural")
 
@@ -68,6 +71,7 @@ class Dataset:
     skipped: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     split_file: str | None = None  # where the chosen split lists were saved (None: not saved)
+    config: DataConfig | None = None  # what load_dataset loaded it with; None for a Dataset built by hand
 
     @property
     def num_classes(self) -> int:

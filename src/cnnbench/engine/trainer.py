@@ -58,6 +58,25 @@ class RunState:
     notes: list[str] = field(default_factory=list)
 
 
+def _recorded_data_config(dataset, cfg: TrainConfig):
+    """The DataConfig config.yaml records, and a note when it is not simply the one the flags give.
+
+    A dataset passed to ``fit`` carries what it was loaded with (``Dataset.config``); recording that
+    makes ``eval``, ``embed`` and the report reload exactly the images the run saw, even when it was
+    loaded with options no training flag sets (``synthetic_train``, ``color_mode`` …).
+    """
+    from_flags = cfg.data_config()
+    loaded = getattr(dataset, "config", None)
+    if loaded is None:
+        return from_flags, (
+            "the dataset was given without the DataConfig it was loaded with: config.yaml records the one "
+            "the flags give, which eval and embed reload"
+        )
+    changed = [f"{k}={v!r}" for k, v in loaded.to_dict().items() if getattr(from_flags, k) != v]
+    note = f"the dataset was loaded with other options than the flags give: {', '.join(changed)}" if changed else ""
+    return loaded, note
+
+
 def _check_splits(dataset, cfg: TrainConfig) -> list[str]:
     """An empty split is an error; a split that lacks classes trains, with a note in the run and report."""
     import numpy as np
@@ -117,6 +136,8 @@ class Trainer:
         self.dataset = dataset if dataset is not None else load_dataset(cfg.data_config())
         self.train_split = self.dataset.train  # already subset by DataConfig.max_train_samples
         self.split_notes = _check_splits(self.dataset, cfg)
+        self.data_config, note = _recorded_data_config(self.dataset, cfg)
+        self.split_notes += [note] if note else []
         c, h, _ = self.dataset.image_shape
         self.input_size = cfg.image_size or h
         self.model_args = {
@@ -272,7 +293,7 @@ class Trainer:
 def _write_config(trainer: Trainer, out: Path) -> None:
     config = trainer.cfg.to_dict()
     config["model_args"] = trainer.model_args
-    config["data_config"] = dataclasses.asdict(trainer.cfg.data_config())
+    config["data_config"] = dataclasses.asdict(trainer.data_config)
     config["resolved"] = {
         "device": str(trainer.device),
         "world_size": trainer.dist.world_size,
