@@ -20,6 +20,7 @@ from cnnbench.errors import ConfigError
         ({"per_class": 0}, "--per-class 0: expected a whole number ≥ 1"),
         ({"max_train_samples": 2.5}, "--max-train-samples 2.5: expected a whole number ≥ 1"),
         ({"data_image_size": 4}, "--data-image-size 4: expected a whole number ≥ 8"),
+        ({"val_fraction": 0}, "--val-fraction 0: a training run validates on a held-out slice of train"),
         ({"data": "fashon-mnist"}, "--data 'fashon-mnist': unknown dataset (did you mean fashion-mnist?)"),
     ],
 )

@@ -71,3 +71,26 @@ def test_a_mistyped_flag_names_the_flag_it_was_probably_meant_to_be(capsys: pyte
     with pytest.raises(SystemExit) as exc:
         main(["--bogus"])
     assert exc.value.code == 2 and "cnnbench: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["run", "--dry-run", "--seed", "3"], "--seed: did you mean --seeds?"),  # never a silent --seeds 3
+        (["train", "--dry-run", "--epoch", "3"], "--epoch: did you mean --epochs?"),
+        (["train", "--dry-run", "--val-frac", "0.2"], "--val-frac: did you mean --val-fraction?"),
+    ],
+)
+def test_a_cut_off_flag_is_an_error_not_a_prefix_match(argv, hint, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "unrecognized arguments" in err and hint in err
+
+
+def test_a_word_for_a_whole_number_names_the_flag_in_plain_words(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--batch-size", "abc"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--batch-size/--batch_size/-b: expected a whole number, got 'abc'" in err
+    assert "_int" not in err

@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from cnnbench import __version__
 
@@ -31,8 +32,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser without prefix matching, for every command and sub-command (sub-parsers are
+    made of their parent's class): ``cnnbench run --seed 3`` must be an error, never ``--seeds 3``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cnnbench",
         description="Train, measure and explain CNN image classifiers side by side.",
         epilog="Run 'cnnbench COMMAND --help' for a command's flags. Errors exit with status 2.",
@@ -56,7 +66,10 @@ def _reject_unknown(parser: argparse.ArgumentParser, args: argparse.Namespace, u
     hints = []
     for arg in unknown:
         name = arg.split("=", 1)[0]
-        close = difflib.get_close_matches(name, flags, n=1, cutoff=0.75) if name.startswith("-") else []
+        longer = [f for f in flags if f.startswith(name)] if name.startswith("--") else []
+        # a cut-off flag (--seed for --seeds) names the one it starts; else the closest spelling
+        close = longer if len(longer) == 1 else difflib.get_close_matches(name, flags, n=1, cutoff=0.75)
+        close = close if name.startswith("-") else []
         if close:
             hints.append(f"{name}: did you mean {close[0]}?")
     target.error(" ".join(["unrecognized arguments:", *unknown]) + "".join(f"\n  {h}" for h in hints))

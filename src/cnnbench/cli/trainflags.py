@@ -149,10 +149,14 @@ def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
+        pass
+    try:
         value = float(text)  # accept "1e3"
-        if not value.is_integer():
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        return int(value)
+    except ValueError:
+        value = float("nan")
+    if not value.is_integer():  # also NaN, inf and words: argparse would call them "invalid _int value"
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(value)
 
 
 def given_train_flags(args: argparse.Namespace) -> dict[str, Any]:

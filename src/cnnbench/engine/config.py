@@ -99,6 +99,11 @@ class TrainConfig:
         self._check_run_length()
         self._check_optional_limits()
         self.data_config()  # the data flags are checked where they are defined, with the same flag names
+        if self.val_fraction == 0:  # `cnnbench data` may split without validation; a training run may not
+            raise ConfigError(
+                "--val-fraction 0: a training run validates on a held-out slice of train (best checkpoint, "
+                "early stopping); expected a number > 0 and < 1"
+            )
         self._check_target_accuracy()
         self._check_pretrained()
 
