@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -171,6 +172,20 @@ def test_an_unreadable_summary_is_listed_or_with_strict_an_error_naming_it(study
     assert any(str(bad) in p for p in results.problems)
     with pytest.raises(ResultsError, match="summary.json is not valid JSON"):
         collect(copy, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [('"0.95"', "test_accuracy '0.95': expected a number"), ("95.0", "expected a fraction between 0 and 1")],
+)
+def test_a_hand_edited_accuracy_is_listed_as_unreadable_not_averaged(study, tmp_path, value, message):
+    copy = _copy(study, tmp_path)
+    path = copy / "runs" / "mnist__lenet5__cosine__s1" / "summary.json"
+    path.write_text(re.sub(r'"test_accuracy": [0-9.e-]+', f'"test_accuracy": {value}', path.read_text()))
+    record = {r.run_id: r for r in collect(copy).runs}["mnist__lenet5__cosine__s1"]
+    assert record.status == "unreadable" and str(path) in record.error and message in record.error
+    with pytest.raises(ResultsError, match=re.escape(message)):
+        RunSummary.read(path.parent)
 
 
 def test_missing_or_empty_directories_raise_errors_naming_them(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -168,6 +169,7 @@ class RunSummary:
         known = {k: v for k, v in data.items() if k in names}
         if known.get("notes") is None:
             known["notes"] = []
+        _check_figures(known)
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
 
     @classmethod
@@ -190,6 +192,34 @@ class RunSummary:
         """The summary.json object (``extra`` merged back in)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         return {**out, **self.extra}
+
+
+# The accuracies of a summary: fractions of 1, whatever a report prints them as.
+_FRACTIONS = (
+    "test_accuracy",
+    "test_top5",
+    "test_mean_class_accuracy",
+    "best_val_accuracy",
+    "train_accuracy",
+    "target_accuracy",
+)
+
+
+def _check_figures(values: Mapping[str, Any]) -> None:
+    """A damaged or hand-edited summary must not enter a mean: every figure a number, accuracies in [0, 1].
+
+    Raises:
+        ResultsError: naming the key and its value.
+    """
+    numeric = [f.name for f in dataclasses.fields(RunSummary) if f.type in ("float | None", "int | None")]
+    for key in numeric:
+        value = values.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ResultsError(f"{key} {value!r}: expected a number")
+        if key in _FRACTIONS and math.isfinite(value) and not 0 <= value <= 1:
+            raise ResultsError(f"{key} {value!r}: expected a fraction between 0 and 1")
 
 
 #: Recipe options added after run directories were first written, with the value that means "not

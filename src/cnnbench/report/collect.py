@@ -19,7 +19,7 @@ from typing import Any
 
 from cnnbench.errors import ResultsError
 from cnnbench.report.runfiles import read_config, read_json_file, read_yaml_file
-from cnnbench.rundir import STATUS_OK, RunId, describe_recipe, recipe_differences, recipe_hash
+from cnnbench.rundir import STATUS_OK, RunId, RunSummary, describe_recipe, recipe_differences, recipe_hash
 from cnnbench.utils.lock import pid_alive
 
 ID_COLUMNS = ("run_id", "dataset", "model", "schedule", "seed", "status", "error", "recipe_hash", "recipe")
@@ -349,6 +349,10 @@ def _read_summary(
         loaded = read_json_file(summary_path)
         if not isinstance(loaded, dict):
             raise ResultsError(f"{summary_path} is not a run summary: expected a JSON object")
+        try:
+            RunSummary.from_dict(loaded)  # a figure that is not a number, or an accuracy above 1, stays out of means
+        except ResultsError as exc:
+            raise ResultsError(f"{summary_path}: {exc}") from exc
     except ResultsError as exc:
         if strict:
             raise
