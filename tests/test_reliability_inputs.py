@@ -100,6 +100,9 @@ def test_metrics_csv_with_a_garbage_row_resumes_from_the_rows_that_parse(tmp_pat
         ("name: 123\n", "name: 123: expected text"),
         ("recipe: {lr: fast}\n", "recipe: lr 'fast': expected a number"),
         ("recipe: {epochs: 2.5}\n", "recipe: epochs 2.5: expected a whole number"),
+        # a value out of range is named as the file's key, not as a flag nobody typed
+        ("recipe: {val_fraction: 2}\n", "study.yaml: recipe: val_fraction 2: expected a number ≥ 0 and < 1"),
+        ("recipe: {time_budget_s: -5}\n", "recipe: time_budget_s -5"),
         ("targets: [1, 2]\n", "targets: expected a mapping of dataset to accuracy"),
         ("model_recipes: {lenet5: [1]}\n", "model_recipes.lenet5: expected a mapping of training options"),
         ("embed_max_points: lots\n", "embed_max_points 'lots': expected a whole number"),

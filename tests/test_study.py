@@ -158,7 +158,7 @@ def test_a_second_study_on_the_same_directory_is_refused_naming_the_first(tmp_pa
         ("models: [lenet5, resnet19]\n", "resnet19"),
         ("data: [mnistt]\nmodels: [lenet5]\n", "unknown dataset 'mnistt' (did you mean mnist?)"),
         ("models: [lenet5]\nschedules: [cosine, linear]\n", "schedules: 'linear' is not a schedule"),
-        ("models: [lenet5]\nrecipe: {epochs: -3}\n", "--epochs -3: expected a whole number"),
+        ("models: [lenet5]\nrecipe: {epochs: -3}\n", "study.yaml: recipe: epochs -3: expected a whole number"),
         ("models: [lenet5]\nrecipe: {epoch: 3}\n", "recipe: unknown key 'epoch'"),
         ("models: [lenet5]\nseeds: 0\n", "seeds: 0: expected a count ≥ 1"),
         ("models: [lenet5\n  data: x", "is not valid YAML at line"),

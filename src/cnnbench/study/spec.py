@@ -281,7 +281,23 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
         raise ConfigError(f"{where}: {exc}") from None
     except TypeError as exc:  # pragma: no cover - unknown keys are caught above
         raise ConfigError(f"{where}: {exc}") from exc
+    _check_file_recipe((preset or {}).get("recipe") or {}, file_values.get("recipe") or {}, where)
     return spec
+
+
+def _check_file_recipe(base: dict[str, Any], file_recipe: dict[str, Any], where: str) -> None:
+    """A bad value in a study file's ``recipe`` is named as that file's key (``recipe: epochs -1``), not
+    as a flag the user never typed; a bad flag keeps the flag's name (the runs' check, later)."""
+    if not file_recipe:
+        return
+    try:
+        TrainConfig(**{**base, **file_recipe})
+    except ConfigError as exc:
+        flag, _, rest = str(exc).partition(" ")
+        key = {"--time-budget": "time_budget_s"}.get(flag, flag.removeprefix("--").replace("-", "_"))
+        if key in file_recipe:
+            raise ConfigError(f"{where}: recipe: {key} {rest}") from None
+        raise ConfigError(f"{where}: recipe: {exc}") from None
 
 
 def validate_study(spec: StudySpec, fetch_weights: bool = False) -> list[str]:
