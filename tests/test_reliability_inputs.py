@@ -19,7 +19,7 @@ import pytest
 from cnnbench.engine.config import TrainConfig
 from cnnbench.engine.runlog import MetricsLog
 from cnnbench.engine.trainer import _check_splits
-from cnnbench.errors import ConfigError, DataError
+from cnnbench.errors import CnnbenchError, ConfigError, DataError
 from cnnbench.study import resolve_spec
 from cnnbench.utils.io import atomic_write_text
 from conftest import run_cli
@@ -383,3 +383,31 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path, isolated_cache):
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and not (out / ".lock").exists()
+
+
+def test_a_path_of_the_wrong_kind_is_named_as_such_not_as_missing(tmp_path):
+    from cnnbench.report import collect
+    from cnnbench.runs import open_run
+    from cnnbench.study.spec import load_study_file
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(CnnbenchError, match="notes.txt is a file, not a run directory"):
+        open_run(a_file)
+    with pytest.raises(CnnbenchError, match="notes.txt is a file, not a directory"):
+        collect(a_file)
+    with pytest.raises(ConfigError, match=f"study file {tmp_path} is a directory, not a YAML file"):
+        load_study_file(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: lenet5\ndata: mnist\nepochs: 3\n")  # cut off before model_args
+    with pytest.raises(CnnbenchError, match="has no model_args section: it is truncated or damaged"):
+        open_run(run)
+
+
+def test_data_info_names_its_argument_not_a_flag(capsys):
+    from cnnbench.cli import main
+
+    assert main(["data", "info", "mnist-sampel"]) == 2
+    err = capsys.readouterr().err
+    assert "NAME 'mnist-sampel': unknown dataset (did you mean mnist-sample?)" in err and "--data" not in err

@@ -42,6 +42,8 @@ def open_run(path: str | os.PathLike[str]) -> RunDir:
     path = Path(path)
     cfg_path = path / "config.yaml"
     if not path.is_dir():
+        if path.exists():
+            raise CnnbenchError(f"{path} is a file, not a run directory")
         raise CnnbenchError(f"run directory {path} does not exist")
     if not cfg_path.is_file():
         raise CnnbenchError(f"{path} is not a run directory: {cfg_path.name} is missing")
@@ -50,7 +52,9 @@ def open_run(path: str | os.PathLike[str]) -> RunDir:
     except yaml.YAMLError as exc:
         raise CnnbenchError(f"{cfg_path} is not valid YAML: {exc}") from exc
     if not isinstance(config, dict) or "model_args" not in config:
-        raise CnnbenchError(f"{cfg_path} has no model_args section; it was not written by cnnbench train")
+        raise CnnbenchError(
+            f"{cfg_path} has no model_args section: it is truncated or damaged, or was not written by cnnbench train"
+        )
     return RunDir(path=path, config=config)
 
 

@@ -49,7 +49,13 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def data_config_from_args(name: str, args: argparse.Namespace):
     """A validated ``DataConfig`` from the flags of ``add_data_arguments``."""
     from cnnbench.data import DataConfig
+    from cnnbench.data.config import canonical_name
+    from cnnbench.errors import ConfigError
 
+    try:
+        canonical_name(name)
+    except ConfigError as exc:  # NAME is this command's argument, not a --data flag
+        raise ConfigError(str(exc).replace("--data ", "NAME ", 1)) from None
     return DataConfig.from_flags(
         {**vars(args), "data": name},
         split_seed=args.split_seed,

@@ -245,7 +245,8 @@ def _label_recipes(runs: list[RunRecord], several_studies: bool) -> None:
 
 def _run_dirs(study_dir: Path) -> list[Path]:
     if not study_dir.is_dir():
-        raise ResultsError(f"study directory {study_dir} does not exist")
+        what = "is a file, not a directory" if study_dir.exists() else "does not exist"
+        raise ResultsError(f"study directory {study_dir} {what}")
     root = study_dir / "runs" if (study_dir / "runs").is_dir() else study_dir
     markers = ("summary.json", "config.yaml", "metrics.csv")
     return sorted(p for p in root.iterdir() if p.is_dir() and any((p / m).is_file() for m in markers))

@@ -188,7 +188,8 @@ def load_study_file(path: str | Path) -> dict[str, Any]:
     """Read a study YAML file into a mapping (validated later, together with flags)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"study file {path} does not exist")
+        what = "is a directory, not a YAML file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"study file {path} {what}")
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -281,21 +282,24 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
         raise ConfigError(f"{where}: {exc}") from None
     except TypeError as exc:  # pragma: no cover - unknown keys are caught above
         raise ConfigError(f"{where}: {exc}") from exc
-    _check_file_recipe((preset or {}).get("recipe") or {}, file_values.get("recipe") or {}, where)
+    _check_file_recipe(spec.recipe, set(file_values.get("recipe") or {}), where)
     return spec
 
 
-def _check_file_recipe(base: dict[str, Any], file_recipe: dict[str, Any], where: str) -> None:
+def _check_file_recipe(recipe: dict[str, Any], file_keys: set[str], where: str) -> None:
     """A bad value in a study file's ``recipe`` is named as that file's key (``recipe: epochs -1``), not
-    as a flag the user never typed; a bad flag keeps the flag's name (the runs' check, later)."""
-    if not file_recipe:
+    as a flag the user never typed; a bad flag keeps the flag's name (the runs' check, later).
+
+    ``recipe``: the preset's and the file's recipe merged (values already coerced); ``file_keys``: the file's.
+    """
+    if not file_keys:
         return
     try:
-        TrainConfig(**{**base, **file_recipe})
+        TrainConfig(**recipe)
     except ConfigError as exc:
         flag, _, rest = str(exc).partition(" ")
         key = {"--time-budget": "time_budget_s"}.get(flag, flag.removeprefix("--").replace("-", "_"))
-        if key in file_recipe:
+        if key in file_keys:
             raise ConfigError(f"{where}: recipe: {key} {rest}") from None
         raise ConfigError(f"{where}: recipe: {exc}") from None
 
