@@ -66,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for model in resolve_model_names(args.models):
-            for batch, lr in parse_recipes(args.recipes):
+            for i, (batch, lr) in enumerate(parse_recipes(args.recipes)):
                 steps = max(1, args.images // batch)
                 cfg = base.replace(model=model, batch_size=batch, lr=lr, max_steps=steps)
-                out = Path(tmp) / f"{model}-{batch}-{lr}"
+                out = Path(tmp) / f"{model}-{i}-{batch}-{lr}"  # a recipe may repeat (timing rounds)
                 s = fit(cfg, out, dataset=ds, quiet=True)
                 acc = s.get("test_accuracy")
                 print(
