@@ -25,7 +25,10 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
     on_gpu = device.type == "cuda"
     # fused kernels on a GPU: one launch for the whole update; capturable keeps lr/step on the device
     # so the update can live inside a CUDA graph.
-    extra: dict = {}
+    # On the CPU, foreach: the same arithmetic as the per-parameter loop (bit-identical updates), a few
+    # kernels for all parameters instead of ~10 per tensor (LeNet-5's step 5-10 % faster; not fused,
+    # whose CPU kernel rounds differently).
+    extra: dict = {"foreach": True}
     if on_gpu:
         extra = {"capturable": True, "foreach": True} if capturable else {"fused": True}
     if cfg.optimizer == "sgd":

@@ -154,10 +154,12 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- building
     def build_model(self) -> None:
-        from cnnbench.models import create_model
+        from cnnbench.models import create_model, pad_small_depthwise
 
         seed_everything(self.cfg.seed)  # weight initialisation depends on the seed only
         self.model = create_model(**self.model_args, pretrained=self.cfg.pretrained).to(self.device)
+        # oneDNN's slow weight-gradient fallback on maps smaller than a depthwise kernel (models/cpu_conv.py)
+        self.padded_depthwise = pad_small_depthwise(self.model) if self.device.type == "cpu" else 0
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = ModelEma(self.model, self.cfg.ema) if self.cfg.ema else None
@@ -488,6 +490,11 @@ class _FitRun:
             notes.append("small-input adaptation: " + "; ".join(meta.adaptation))
         if meta is not None:
             notes.extend(f"model: {n}" for n in getattr(meta, "notes", []))
+        if trainer.padded_depthwise:
+            notes.append(
+                f"CPU: {trainer.padded_depthwise} depthwise convolutions pad inputs smaller than their kernel "
+                "explicitly, for oneDNN's fast weight-gradient kernel (same outputs; docs/models.md)"
+            )
         if self.cfg.compile and trainer.device.type == "cpu":
             # never switched on for the user: on the CPU it did not repay its compile time (docs/benchmarks.md)
             notes.append(

@@ -1,0 +1,124 @@
+"""CPU training step: depthwise convolutions padded explicitly on small maps, and AdamW's foreach update.
+
+Two engine choices for the CPU, each measured against the stock path in the same process,
+alternating (``--rounds`` rounds of ``--steps`` timed steps each, after 2 untimed ones; median of
+the rounds), on random 1×28×28 batches of 64 (the MNIST study's batch), channels-last as
+``cnnbench train`` builds it:
+
+1. ``models/cpu_conv.py``: oneDNN's depthwise weight-gradient kernel refuses inputs smaller than
+   the kernel (the 2×2 and 4×4 maps of the lightweight models at 28×28) and falls back to a GEMM per
+   channel; padding explicitly keeps the fast kernel. Stock ``nn.Conv2d`` vs ``pad_small_depthwise``.
+2. ``engine/optim.py``: AdamW as PyTorch's per-parameter loop (its CPU default) vs ``foreach=True``
+   (the same arithmetic, fewer kernel launches).
+
+    python benchmarks/depthwise_cpu.py
+    python benchmarks/depthwise_cpu.py --models mobilenet_v3_small --rounds 5 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+DEPTHWISE = "mobilenet_v3_small,shufflenet_v2_x1_0,mnasnet1_0,efficientnet_b0"
+OPTIMIZER = "lenet5,mobilenet_v3_small"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=DEPTHWISE, help="models for the depthwise comparison")
+    parser.add_argument("--optimizer-models", default=OPTIMIZER, help="models for the AdamW comparison ('' = skip)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", default=None, help="intra-op threads (default: torch's)")
+    args = parser.parse_args()
+
+    from cnnbench.utils.threads import configure_cpu_threads
+
+    configure_cpu_threads(int(args.threads) if args.threads else None)  # as the CLI does, before torch loads
+    import torch
+
+    from cnnbench.models import create_model, pad_small_depthwise
+
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (args.batch,))
+
+    def build(name: str, padded: bool, foreach: bool):
+        torch.manual_seed(0)
+        model = create_model(name, num_classes=10, in_chans=1, input_size=28, drop_rate=0.5)
+        converted = pad_small_depthwise(model) if padded else 0
+        model = model.to(memory_format=torch.channels_last).train()
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=foreach), converted
+
+    def step(model, opt) -> None:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def per_step(model, opt, n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step(model, opt)
+        return (time.perf_counter() - t0) / n
+
+    def compare(name: str, variants: dict[str, tuple[bool, bool]], steps: int) -> dict:
+        built = {label: build(name, *flags) for label, flags in variants.items()}
+        for model, opt, _ in built.values():
+            for _ in range(2):
+                step(model, opt)
+        times: dict[str, list[float]] = {label: [] for label in built}
+        loads = [os.getloadavg()[0]]
+        for _ in range(args.rounds):
+            for label, (model, opt, _) in built.items():
+                times[label].append(per_step(model, opt, steps))
+        loads.append(os.getloadavg()[0])
+        medians = {label: statistics.median(t) for label, t in times.items()}
+        converted = max(c for _, _, c in built.values())
+        return {"model": name, "median": medians, "rounds": times, "converted": converted, "load": loads}
+
+    load_before = os.getloadavg()
+    dw_rows, opt_rows = [], []
+    for name in [m for m in args.models.split(",") if m]:
+        row = compare(name, {"stock": (False, True), "padded": (True, True)}, args.steps)
+        dw_rows.append(row)
+        print(f"  {name:20s} " + "  ".join(f"{k} {v * 1e3:7.1f} ms" for k, v in row["median"].items()), flush=True)
+    for name in [m for m in args.optimizer_models.split(",") if m]:
+        steps = args.steps * (20 if name == "lenet5" else 1)  # LeNet-5 steps take milliseconds
+        row = compare(name, {"loop": (True, False), "foreach": (True, True)}, steps)
+        opt_rows.append(row)
+        print(f"  {name:20s} " + "  ".join(f"{k} {v * 1e3:7.2f} ms" for k, v in row["median"].items()), flush=True)
+    load_after = os.getloadavg()
+
+    print()
+    print(f"device: CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU used")
+    print(f"versions: python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"load average (1/5/15 min): before {load_before}, after {load_after}")
+    print(f"batch {args.batch} of 1×28×28, AdamW, channels-last; median of {args.rounds} alternating rounds")
+    print()
+    if dw_rows:
+        print("| model | depthwise layers padded | stock ms/step | padded ms/step | speed-up | load |")
+        print("|---|---|---|---|---|---|")
+        for r in dw_rows:
+            s, p = r["median"]["stock"], r["median"]["padded"]
+            load = "–".join(f"{v:.2f}" for v in r["load"])
+            print(f"| {r['model']} | {r['converted']} | {s * 1e3:.1f} | {p * 1e3:.1f} | {s / p:.2f}× | {load} |")
+        print()
+    if opt_rows:
+        print("| model | AdamW loop ms/step | AdamW foreach ms/step | speed-up | load |")
+        print("|---|---|---|---|---|")
+        for r in opt_rows:
+            lo, fe = r["median"]["loop"], r["median"]["foreach"]
+            load = "–".join(f"{v:.2f}" for v in r["load"])
+            print(f"| {r['model']} | {lo * 1e3:.2f} | {fe * 1e3:.2f} | {lo / fe:.2f}× | {load} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
