@@ -1,4 +1,4 @@
-"""Depthwise convolutions padded explicitly on small CPU maps (models/cpu_conv.py)."""
+"""Convolutions padded explicitly on CPU maps smaller than their kernel (models/cpu_conv.py)."""
 
 import os
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnbench.models import PaddedDepthwiseConv2d, create_model, pad_small_depthwise
+from cnnbench.models import PaddedConv2d, create_model, pad_small_maps
 
 
 def _grads(conv: nn.Module, x: torch.Tensor, g: torch.Tensor):
@@ -25,37 +25,48 @@ def _grads(conv: nn.Module, x: torch.Tensor, g: torch.Tensor):
         (48, 2, 5, 1, True),  # MobileNetV3-Small's last 5x5 layers on 2x2 maps
         (24, 4, 5, 2, True),
         (16, 2, 3, 1, False),
-        (16, 7, 5, 1, True),  # map larger than the kernel: the stock path
+        (16, 7, 5, 1, True),  # map larger than the kernel: left as it is
+        (32, 2, 3, 1, True),  # a dense layer (ResNet-18's last stage on 2x2 maps)
     ],
 )
-def test_padded_depthwise_matches_the_stock_layer(channels, size, kernel, stride, channels_last):
+def test_padded_convs_matches_the_stock_layer(channels, size, kernel, stride, channels_last):
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    stock = nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=channels).to(memory_format=fmt)
-    padded = nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=channels).to(memory_format=fmt)
+    groups = 1 if channels == 32 else channels
+    stock = nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=groups).to(memory_format=fmt)
+    padded = nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=groups).to(memory_format=fmt)
     padded.load_state_dict(stock.state_dict())
-    assert pad_small_depthwise(padded) == 1 and type(padded) is PaddedDepthwiseConv2d
+    converted = pad_small_maps(padded, (channels, size, size))
+    assert converted == (1 if size < kernel else 0)
+    assert type(padded) is (PaddedConv2d if size < kernel else nn.Conv2d)
     x = torch.randn(8, channels, size, size).contiguous(memory_format=fmt)
     g = torch.randn_like(stock(x))
     out, gx, gw = _grads(stock, x, g)
     out2, gx2, gw2 = _grads(padded, x, g)
-    # same products summed in the same order for the output and the input gradient; the weight
-    # gradient is summed in another order by the other oneDNN kernel
-    assert torch.equal(out, out2) and torch.equal(gx, gx2)
+    # the same forward kernel over the same products; the gradients come from other oneDNN kernels
+    # that sum in another order (for depthwise layers the input gradient is still bit-identical)
+    assert torch.equal(out, out2)
+    if groups > 1:
+        assert torch.equal(gx, gx2)
+    torch.testing.assert_close(gx2, gx, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(gw2, gw, rtol=1e-5, atol=1e-5)
 
 
-def test_only_zero_padded_depthwise_layers_are_converted():
-    model = nn.Sequential(
-        nn.Conv2d(8, 8, 3, padding=1, groups=8),  # depthwise: converted
-        nn.Conv2d(8, 8, 3, padding=1),  # dense
-        nn.Conv2d(8, 16, 3, padding=1, groups=4),  # grouped, not depthwise
-        nn.Conv2d(8, 8, 3, padding=0, groups=8),  # nothing to pad
-        nn.Conv2d(8, 8, 3, padding=1, groups=8, padding_mode="reflect"),
-        nn.Conv2d(8, 8, 3, padding="same", groups=8),
-    )
-    assert pad_small_depthwise(model) == 1
-    assert [type(m).__name__ for m in model] == ["PaddedDepthwiseConv2d"] + ["Conv2d"] * 5
+@pytest.mark.parametrize(
+    "layer,converted",
+    [
+        (nn.Conv2d(8, 8, 3, padding=1, groups=8), True),  # depthwise
+        (nn.Conv2d(8, 8, 3, padding=1), True),  # dense
+        (nn.Conv2d(8, 16, 3, padding=1, groups=4), True),  # grouped
+        (nn.Conv2d(8, 8, 1), False),  # 1x1: never smaller than its input
+        (nn.Conv2d(8, 8, 3, padding=1, groups=8, padding_mode="reflect"), False),
+        (nn.Conv2d(8, 8, 3, padding="same", groups=8), False),
+    ],
+)
+def test_only_zero_padded_layers_on_small_inputs_are_converted(layer, converted):
+    assert pad_small_maps(layer, (8, 2, 2)) == int(converted)
+    assert type(layer) is (PaddedConv2d if converted else nn.Conv2d)
+    assert pad_small_maps(nn.Conv2d(8, 8, 3, padding=1), (8, 3, 3)) == 0  # as large as the kernel
 
 
 def test_a_zoo_model_keeps_its_weights_and_outputs():
@@ -65,13 +76,20 @@ def test_a_zoo_model_keeps_its_weights_and_outputs():
     x = torch.randn(4, 1, 28, 28)
     with torch.no_grad():
         before = model(x)
-    assert pad_small_depthwise(model) == 11  # every depthwise layer of MobileNetV3-Small
+    training = model.train().training
+    # its seven 5x5 depthwise layers on 4x4 and 2x2 maps, found by a blank forward pass
+    assert pad_small_maps(model, (1, 28, 28)) == 7
+    assert model.training == training
+    model.eval()
     assert list(model.state_dict()) == keys
     with torch.no_grad():
         assert torch.equal(model(x), before)
-    assert pad_small_depthwise(create_model("lenet5", num_classes=10, in_chans=1, input_size=28)) == 0
+    broken = create_model("resnet18", num_classes=10, in_chans=1, input_size=28)
+    assert pad_small_maps(broken, (3, 28, 28)) == 0  # a forward that fails converts nothing, raises nothing
+    assert pad_small_maps(create_model("lenet5", num_classes=10, in_chans=1, input_size=28), (1, 28, 28)) == 0
 
 
+@pytest.mark.slow  # two fresh Python processes with torch
 def test_onednn_takes_its_fast_weight_gradient_kernel_once_padded(tmp_path):
     """The reason for the class: oneDNN's depthwise weight-gradient kernel refuses an input smaller
     than the kernel (a GEMM per channel instead). Seen through ONEDNN_VERBOSE in a fresh process."""
@@ -81,10 +99,10 @@ def test_onednn_takes_its_fast_weight_gradient_kernel_once_padded(tmp_path):
             """
             import sys, torch
             from torch import nn
-            from cnnbench.models import pad_small_depthwise
+            from cnnbench.models import pad_small_maps
             conv = nn.Conv2d(64, 64, 5, 1, 2, groups=64).to(memory_format=torch.channels_last)
             if sys.argv[1] == "padded":
-                pad_small_depthwise(conv)
+                pad_small_maps(conv, (64, 2, 2))
             x = torch.randn(16, 64, 2, 2).contiguous(memory_format=torch.channels_last)
             conv(x).sum().backward()
             """
@@ -119,9 +137,9 @@ def test_cpu_training_pads_and_says_so(tmp_path):
         progress=False,
     )
     summary = fit(cfg, tmp_path / "run", quiet=True)
-    assert any(n.startswith("CPU: 11 depthwise convolutions pad") for n in summary["notes"]), summary["notes"]
+    assert any(n.startswith("CPU: 7 convolutions pad their input") for n in summary["notes"]), summary["notes"]
     # the checkpoint is the stock layer's state_dict: a plain model loads it
     from cnnbench.runs import build_run_model
 
     model = build_run_model(tmp_path / "run")
-    assert not any(isinstance(m, PaddedDepthwiseConv2d) for m in model.modules())
+    assert not any(isinstance(m, PaddedConv2d) for m in model.modules())

@@ -64,3 +64,16 @@ def test_samples_writes_the_grid(tmp_path):
     assert json.loads(proc.stdout)["path"] == str(out)
     with Image.open(out) as img:
         assert img.format == "PNG" and img.size[0] > 200 and img.size[1] > 300
+
+
+def test_samples_into_a_directory_is_refused_before_loading_and_never_mentions_a_previous_version(tmp_path):
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    proc = run_cli("data", "samples", "synthetic", "-o", str(figs), env=_env(tmp_path), check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    # was: cannot write DIR: Is a directory; the previous version is kept
+    assert f"--out {figs}: is a directory; expected the PNG file to write, e.g. {figs / 'samples.png'}" in proc.stderr
+    assert "previous version" not in proc.stderr and "split:" not in proc.stderr  # the data was not loaded
+    proc = run_cli("data", "samples", "synthetic", "-o", f"{tmp_path / 'new'}/", env=_env(tmp_path), check=False)
+    assert proc.returncode == 2 and f"--out {tmp_path / 'new'}/: names a directory (it ends with '/')" in proc.stderr
+    assert not (tmp_path / "new").exists() and list(figs.iterdir()) == []

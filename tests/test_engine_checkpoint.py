@@ -80,9 +80,11 @@ def test_corrupted_last_falls_back_to_previous_with_a_note(tmp_path):
 
 
 def test_no_usable_checkpoint_names_every_file(tmp_path):
-    (tmp_path / "last.pt").write_bytes(b"garbage")
-    (tmp_path / "last.prev.pt").write_bytes(b"more garbage")
-    with pytest.raises(CheckpointError, match=r"last\.pt is damaged.*last\.prev\.pt is damaged"):
+    (tmp_path / "last.pt").write_bytes(b"garbage")  # never written by torch.save
+    (tmp_path / "last.prev.pt").write_bytes(b"PK\x03\x04 more garbage")  # an archive that does not open
+    with pytest.raises(
+        CheckpointError, match=r"last\.pt is not a cnnbench checkpoint.*last\.prev\.pt is damaged or truncated"
+    ):
         load_resume_checkpoint(tmp_path)
 
 
@@ -90,6 +92,44 @@ def test_not_a_cnnbench_checkpoint(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "x.pt")
     with pytest.raises(CheckpointError, match=r"x\.pt is not a cnnbench checkpoint"):
         load_checkpoint(tmp_path / "x.pt")
+
+
+EXPECTED = (
+    "expected a .pt file written by cnnbench train: a torch.save dict with the keys 'format' "
+    "('cnnbench-checkpoint-v1') and 'model' (the weights)"
+)
+
+
+@pytest.mark.parametrize(
+    ("write", "found"),
+    [
+        (lambda p: p.write_text("hello world, not a checkpoint\n"), "it is not a file written by torch.save"),
+        (lambda p: p.write_bytes(bytes(range(105, 205))), "it is not a file written by torch.save"),
+        (lambda p: torch.save({"a": 1, "b": torch.zeros(2)}, p), "its keys are 'a', 'b'"),
+        (lambda p: torch.save({}, p), "it is an empty dict"),
+        (lambda p: torch.save([1, 2], p), "it holds a list"),
+        (lambda p: torch.save({"format": "other-v2", "model": {}}, p), "its format is 'other-v2'"),
+    ],
+)
+def test_a_file_that_is_not_a_checkpoint_says_what_a_checkpoint_holds(tmp_path, write, found):
+    path = tmp_path / "x.pt"
+    write(path)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert str(err.value) == f"{path} is not a cnnbench checkpoint: {found}; {EXPECTED}"
+
+
+def test_a_checkpoint_that_fails_to_unpickle_is_damaged_or_truncated(tmp_path):
+    good = save_checkpoint(tmp_path, "best", _state(1))
+    data = good.read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {cut} is damaged or truncated \(RuntimeError: "):
+        load_checkpoint(cut)
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {empty} is damaged or truncated \(the file is empty\)$"):
+        load_checkpoint(empty)
 
 
 def test_rng_state_round_trips_through_weights_only_load(tmp_path):

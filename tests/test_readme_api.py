@@ -80,6 +80,20 @@ def test_run_summary_errors_name_the_file(tmp_path):
         RunSummary.read(tmp_path)
 
 
+@pytest.mark.slow  # calls fit (the suite's rule), though fit refuses before any work
+def test_fit_given_a_mapping_or_anything_but_a_train_config_names_the_argument_and_the_type(tmp_path):
+    with pytest.raises(TypeError) as err:
+        cnnbench.fit({"model": "lenet5", "data": "synthetic"}, tmp_path / "run")  # was AttributeError: 'dict' ...
+    assert str(err.value) == (
+        "cnnbench.fit: cfg is a dict, expected a cnnbench.TrainConfig; build one from the mapping with "
+        "cnnbench.TrainConfig(**cfg) (TrainConfig takes the training options as keywords: model=..., data=..., "
+        "epochs=...; fit itself takes none)"
+    )
+    with pytest.raises(TypeError, match=r"^cnnbench.fit: cfg is None, expected a cnnbench.TrainConfig, e.g. "):
+        cnnbench.fit(None, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
 @pytest.mark.slow
 def test_top_level_names_load_lazily():
     import subprocess

@@ -50,6 +50,22 @@ def test_full_disk_never_leaves_a_half_written_summary(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temp file left behind
 
 
+def test_a_failed_write_says_the_previous_version_is_kept_only_when_there_was_one(tmp_path, monkeypatch):
+    def fsync_enospc(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(cio.os, "fsync", fsync_enospc)
+        with pytest.raises(OutputError) as err:
+            cio.atomic_write_json(tmp_path / "new.json", {"a": 1})
+    assert str(err.value) == f"cannot write {tmp_path / 'new.json'}: the disk is full"
+    assert list(tmp_path.iterdir()) == []  # no temp file left behind
+    (tmp_path / "figs").mkdir()
+    with pytest.raises(OutputError) as err:  # a directory where the file goes: nothing was there to keep
+        cio.atomic_write_bytes(tmp_path / "figs", b"png")
+    assert str(err.value) == f"cannot write {tmp_path / 'figs'}: it is a directory, not a file"
+
+
 @pytest.mark.slow
 def test_full_disk_during_training_stops_with_a_clear_error_and_keeps_the_last_checkpoint(
     tmp_path, isolated_cache, monkeypatch
@@ -158,6 +174,14 @@ def test_evaluating_a_corrupted_checkpoint_names_the_file(tmp_path):
     proc = run_cli("eval", str(bad), check=False)
     assert proc.returncode == 2 and f"checkpoint {bad} is damaged or truncated" in proc.stderr
     assert "Traceback" not in proc.stderr
+    text = tmp_path / "notes.pt"
+    text.write_text("hello world, not a checkpoint\n")  # was "damaged or truncated (KeyError: 101)"
+    proc = run_cli("eval", str(text), check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        f"{text} is not a cnnbench checkpoint: it is not a file written by torch.save; expected a .pt file "
+        "written by cnnbench train: a torch.save dict with the keys 'format' ('cnnbench-checkpoint-v1') and 'model'"
+    ) in proc.stderr
 
 
 @pytest.mark.slow

@@ -256,7 +256,8 @@ def test_the_torch_writer_failing_on_a_full_disk_is_said_plainly(tmp_path, monke
 
     monkeypatch.setattr(ckpt_mod.torch, "save", full)
     monkeypatch.setattr("shutil.disk_usage", lambda p: SimpleNamespace(total=1, used=1, free=0))
-    with pytest.raises(OutputError, match=r"last\.pt: the disk is full; the previous version is kept"):
+    # the first last.pt: there is no previous version to keep, and the message does not claim one
+    with pytest.raises(OutputError, match=r"last\.pt: the disk is full$"):
         ckpt_mod.save_checkpoint(tmp_path, "last", {"model": {"w": torch.ones(1)}})
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
@@ -403,6 +404,30 @@ def test_a_path_of_the_wrong_kind_is_named_as_such_not_as_missing(tmp_path):
     (run / "config.yaml").write_text("model: lenet5\ndata: mnist\nepochs: 3\n")  # cut off before model_args
     with pytest.raises(CnnbenchError, match="has no model_args section: it is truncated or damaged"):
         open_run(run)
+
+
+@pytest.mark.slow
+def test_a_file_as_out_is_refused_by_the_dry_run_as_by_the_run(tmp_path, isolated_cache):
+    from cnnbench.utils.io import check_dir_path, check_writable_dir
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    message = f"--out {a_file}: is a file, not a directory"  # was "cannot write there (File exists)", run only
+    for check in (check_dir_path, check_writable_dir):
+        with pytest.raises(CnnbenchError) as err:
+            check(a_file)
+        assert str(err.value) == message
+    with pytest.raises(CnnbenchError) as err:
+        check_dir_path(a_file / "study")
+    assert str(err.value) == f"--out {a_file / 'study'}: {a_file} is a file, not a directory"
+    study = ["run", "--data", "synthetic", "--models", "lenet5", "--no-embed", "--no-speed", "--out", str(a_file)]
+    for args in ([*study, "--dry-run"], study, [*TINY_TRAIN, "--dry-run", "--out", str(a_file)]):
+        proc = run_cli(*(args if args[0] == "run" else ["train", *args]), check=False)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert a_file.read_text() == "x"
+    check_dir_path(tmp_path / "new" / "study")  # a directory still to make: fine, and nothing is made
+    assert not (tmp_path / "new").exists()
 
 
 def test_data_info_names_its_argument_not_a_flag(capsys):

@@ -154,7 +154,10 @@ def test_a_second_study_on_the_same_directory_is_refused_naming_the_first(tmp_pa
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("name: x\nmodelz: [lenet5]\n", "unknown key 'modelz'; allowed keys: name, preset, data"),
+        (
+            "name: x\nmodelz: [lenet5]\n",
+            "unknown key 'modelz' (did you mean models?); allowed keys: name, preset, data",
+        ),
         ("models: [lenet5, resnet19]\n", "resnet19"),
         ("data: [mnistt]\nmodels: [lenet5]\n", "unknown dataset 'mnistt' (did you mean mnist?)"),
         ("models: [lenet5]\nschedules: [cosine, linear]\n", "schedules: 'linear' is not a schedule"),
@@ -162,6 +165,15 @@ def test_a_second_study_on_the_same_directory_is_refused_naming_the_first(tmp_pa
         ("models: [lenet5]\nrecipe: {epoch: 3}\n", "recipe: unknown key 'epoch'"),
         ("models: [lenet5]\nseeds: 0\n", "seeds: 0: expected a count ≥ 1"),
         ("models: [lenet5\n  data: x", "is not valid YAML at line"),
+        (
+            "models: [lenet5]\nmodel_recipes:\n  resnet18:\n    lrr: 0.1\n",
+            "study.yaml: model_recipes.resnet18: unknown key 'lrr' (did you mean lr?); allowed keys: data_dir, epochs,",
+        ),
+        (
+            "data: [synthetic]\nmodels: [lenet5]\ntargets: {mnist-sampl: 0.9}\n",
+            "study.yaml: targets: unknown dataset 'mnist-sampl' (did you mean mnist-sample?); expected a dataset name, "
+            "one of mnist, fashion-mnist, cifar10, mnist-sample, caltech256, imagefolder:PATH, synthetic",
+        ),
     ],
 )
 def test_a_bad_study_file_is_rejected_before_any_work(tmp_path, content, message):
@@ -171,6 +183,26 @@ def test_a_bad_study_file_is_rejected_before_any_work(tmp_path, content, message
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_recipes_and_targets_may_name_models_and_datasets_the_study_does_not_train_but_not_unknown_keys(tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "data: [synthetic]\nmodels: [lenet5]\n"
+        "model_recipes: {resnet18: {lr: 0.1}}\n"  # a model the study drops: allowed, as presets do
+        "targets: {fashion-mnist: 0.9, 'imagefolder:/data/x': 0.5, synthetic: 0.8}\n"
+    )
+    spec = resolve_spec(None, study, {})
+    assert spec.model_recipes == {"resnet18": {"lr": 0.1}} and spec.targets["fashion-mnist"] == 0.9
+    assert spec.run_config("synthetic", "lenet5", "cosine", 0).target_accuracy == 0.8
+    study.write_text("models: [lenet5]\ntargets: {fmnist: 0.9}\n")  # an alias never matches a study's dataset
+    with pytest.raises(
+        ConfigError, match=r"study.yaml: targets: unknown dataset 'fmnist' \(did you mean fashion-mnist\?\)"
+    ):
+        resolve_spec(None, study, {})
+    study.write_text("models: [lenet5]\nmodel_recipes: {lenet5: {pateince: 3}}\n")
+    with pytest.raises(ConfigError, match=r"model_recipes.lenet5: unknown key 'pateince' \(did you mean patience\?\)"):
+        resolve_spec(None, study, {})
 
 
 def test_flags_override_the_preset_key_by_key():

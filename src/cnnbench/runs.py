@@ -20,6 +20,13 @@ import yaml
 from cnnbench.errors import CheckpointError, CnnbenchError
 
 CHECKPOINT_FORMAT = "cnnbench-checkpoint-v1"
+# what a cnnbench checkpoint is, said when a file is not one
+CHECKPOINT_EXPECTED = (
+    f"expected a .pt file written by cnnbench train: a torch.save dict with the keys 'format' "
+    f"({CHECKPOINT_FORMAT!r}) and 'model' (the weights)"
+)
+# the first bytes of what torch.save writes: a zip archive (torch ≥ 1.6), or a pickle (the legacy format)
+_TORCH_SAVE_MAGIC = (b"PK\x03\x04", b"\x80")
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     _verify_checksum(path)
+    _check_torch_save_file(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -84,9 +92,33 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         first_line = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         reason = f"{type(exc).__name__}: {first_line}"
         raise CheckpointError(f"checkpoint {path} is damaged or truncated ({reason})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
-        raise CheckpointError(f"{path} is not a cnnbench checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(
+            f"{path} is not a cnnbench checkpoint: it holds a {type(ckpt).__name__}; {CHECKPOINT_EXPECTED}"
+        )
+    if ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
+        keys = ", ".join(repr(k) for k in list(ckpt)[:8]) + (", ..." if len(ckpt) > 8 else "")
+        found = f"its keys are {keys}" if ckpt else "it is an empty dict"
+        if "format" in ckpt and ckpt["format"] != CHECKPOINT_FORMAT:
+            found = f"its format is {ckpt['format']!r}"
+        raise CheckpointError(f"{path} is not a cnnbench checkpoint: {found}; {CHECKPOINT_EXPECTED}")
     return ckpt
+
+
+def _check_torch_save_file(path: Path) -> None:
+    """A file that torch.save did not write (text, an image, ...) is named as not a checkpoint; a file
+    that starts like one and still fails to load is damaged or truncated (said by ``load_checkpoint``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {exc.strerror or exc}") from exc
+    if not head:
+        raise CheckpointError(f"checkpoint {path} is damaged or truncated (the file is empty)")
+    if not head.startswith(_TORCH_SAVE_MAGIC):
+        raise CheckpointError(
+            f"{path} is not a cnnbench checkpoint: it is not a file written by torch.save; {CHECKPOINT_EXPECTED}"
+        )
 
 
 def checksum_path(path: str | os.PathLike[str]) -> Path:

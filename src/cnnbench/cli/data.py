@@ -198,9 +198,14 @@ def _samples(args: argparse.Namespace) -> int:
         raise ConfigError(f"--split {args.split}: --augmented shows training images (augmentation is for training)")
     if args.augmented and (args.draws < 1 or (args.image_size is not None and args.image_size < 1)):
         raise ConfigError("--draws and --image-size: expected whole numbers ≥ 1")
+    import os
     from pathlib import Path
 
     out = Path(args.out)
+    if out.is_dir() or args.out.endswith(("/", os.sep)):
+        # refused before the data is loaded, not after as a failed write
+        what = "is a directory" if out.is_dir() else "names a directory (it ends with '/')"
+        raise ConfigError(f"--out {args.out}: {what}; expected the PNG file to write, e.g. {out / 'samples.png'}")
     check_writable_dir(out.parent if str(out.parent) else Path("."), "--out")
     if args.augmented:
         return _augmented_samples(args, out)

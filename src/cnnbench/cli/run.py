@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cnnbench.study import default_study_values, resolve_spec, run_study
     from cnnbench.study.spec import check_workers_flag, parse_shard
+    from cnnbench.utils.io import check_dir_path
 
     flags = _study_flags(args)
     workers = check_workers_flag(args.workers)
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         note(message)
     spec = resolve_spec(preset, args.study_file, flags)
     out = Path(args.out) if args.out else Path("studies") / spec.name
+    check_dir_path(out, "--out")  # a dry run refuses what the run would refuse
     if args.dry_run:
         return _dry_run(spec, out, shard, args.json)
     from cnnbench.report import update_results

@@ -66,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from cnnbench.models import get_spec
         from cnnbench.rundir import recipe_hash
+        from cnnbench.utils.io import check_dir_path
 
         get_spec(cfg.model)
+        check_dir_path(out, "--out")  # what the run would refuse
         plan = {"out_dir": str(out), "recipe_hash": recipe_hash(cfg.to_dict()), "config": cfg.to_dict()}
         if args.json:
             emit_json(plan)

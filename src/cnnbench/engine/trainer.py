@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,12 +155,14 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- building
     def build_model(self) -> None:
-        from cnnbench.models import create_model, pad_small_depthwise
+        from cnnbench.models import create_model, pad_small_maps
 
         seed_everything(self.cfg.seed)  # weight initialisation depends on the seed only
         self.model = create_model(**self.model_args, pretrained=self.cfg.pretrained).to(self.device)
         # oneDNN's slow weight-gradient fallback on maps smaller than a depthwise kernel (models/cpu_conv.py)
-        self.padded_depthwise = pad_small_depthwise(self.model) if self.device.type == "cpu" else 0
+        on_cpu = self.device.type == "cpu"
+        shape = (self.dataset.image_shape[0], self.input_size, self.input_size)
+        self.padded_convs = pad_small_maps(self.model, shape) if on_cpu else 0
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = ModelEma(self.model, self.cfg.ema) if self.cfg.ema else None
@@ -311,6 +314,20 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
+def _check_config_type(cfg: object) -> None:
+    """A dict or None given as the config is named as such, not met as an AttributeError from inside."""
+    if isinstance(cfg, TrainConfig):
+        return
+    hint = (
+        "; build one from the mapping with cnnbench.TrainConfig(**cfg) (TrainConfig takes the training options "
+        "as keywords: model=..., data=..., epochs=...; fit itself takes none)"
+        if isinstance(cfg, Mapping)
+        else ", e.g. cnnbench.TrainConfig(model='lenet5', data='mnist-sample', epochs=1)"
+    )
+    got = "None" if cfg is None else f"a {type(cfg).__name__}"
+    raise TypeError(f"cnnbench.fit: cfg is {got}, expected a cnnbench.TrainConfig{hint}")
+
+
 def fit(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -337,6 +354,7 @@ def fit(
     """
     from cnnbench.models import get_spec
 
+    _check_config_type(cfg)
     get_spec(cfg.model)  # an unknown model fails before any data is decoded or directory made
     out = Path(out_dir)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun the other ranks follow rank 0
@@ -490,10 +508,10 @@ class _FitRun:
             notes.append("small-input adaptation: " + "; ".join(meta.adaptation))
         if meta is not None:
             notes.extend(f"model: {n}" for n in getattr(meta, "notes", []))
-        if trainer.padded_depthwise:
+        if trainer.padded_convs:
             notes.append(
-                f"CPU: {trainer.padded_depthwise} depthwise convolutions pad inputs smaller than their kernel "
-                "explicitly, for oneDNN's fast weight-gradient kernel (same outputs; docs/models.md)"
+                f"CPU: {trainer.padded_convs} convolutions pad their input, smaller than their kernel, explicitly "
+                "for oneDNN's fast weight-gradient kernels (same outputs; docs/models.md)"
             )
         if self.cfg.compile and trainer.device.type == "cpu":
             # never switched on for the user: on the CPU it did not repay its compile time (docs/benchmarks.md)

@@ -18,7 +18,7 @@ from cnnbench.models._registry import (
     resolve_model_names,
 )
 from cnnbench.models.adapt import MIN_FINAL_MAP, feature_map_shape
-from cnnbench.models.cpu_conv import PaddedDepthwiseConv2d, pad_small_depthwise
+from cnnbench.models.cpu_conv import PaddedConv2d, pad_small_maps
 from cnnbench.models.factory import ModelInfo, create_model, model_info
 from cnnbench.models.finetune import freeze_backbone, get_classifier, param_groups
 from cnnbench.models.net import ClassifierNet, LoadReport, ModelMeta, TimmNet, unwrap_model
@@ -40,7 +40,7 @@ __all__ = [
     "ModelMeta",
     "ModelSpec",
     "ModelSummary",
-    "PaddedDepthwiseConv2d",
+    "PaddedConv2d",
     "TimmNet",
     "check_pretrained_available",
     "create_model",
@@ -56,7 +56,7 @@ __all__ = [
     "load_pretrained",
     "model_groups",
     "model_info",
-    "pad_small_depthwise",
+    "pad_small_maps",
     "param_groups",
     "read_state_dict",
     "register_model",

@@ -1,17 +1,18 @@
-"""Depthwise convolutions that keep oneDNN's fast weight-gradient kernel on small maps (CPU).
+"""Convolutions that keep oneDNN's fast weight-gradient kernels on maps smaller than the kernel (CPU).
 
-At 28×28 the lightweight seed-mnist models end on 2×2 and 4×4 maps, where their 5×5 (and 3×3)
-depthwise convolutions see an input smaller than the kernel. oneDNN (PyTorch's CPU convolutions)
-then refuses its depthwise weight-gradient kernel and falls back to one small GEMM per channel:
-20-25 ms instead of 4-12 ms for a 576-channel 5×5 layer on 2×2 maps at batch 64 (2-core AMD EPYC,
-torch 2.14; ``ONEDNN_VERBOSE=1`` names ``x64:gemm:jit`` instead of ``jit:avx2``). Padding the input
-explicitly and convolving without padding gives oneDNN an input at least as large as the kernel,
-and it takes the fast kernel again. MobileNetV3-Small trained 1.4× faster per step, MNASNet 1.8×,
-EfficientNet-B0 1.5×, ShuffleNetV2 1.25× (``benchmarks/depthwise_cpu.py``, docs/benchmarks.md).
+At 28×28 the seed-mnist models end on 2×2 and 4×4 maps, where their 3×3 and 5×5 convolutions see
+an input smaller than the kernel. oneDNN (PyTorch's CPU convolutions) then refuses its direct
+weight-gradient kernels and falls back to GEMMs (``ONEDNN_VERBOSE=1`` names ``x64:gemm:jit``
+instead of ``jit:avx2``); for depthwise layers that is one small GEMM per channel: 20-25 ms instead
+of 4-12 ms for MobileNetV3-Small's 576-channel 5×5 layer on 2×2 maps at batch 64 (2-core AMD EPYC,
+torch 2.14). Padding the input explicitly and convolving without padding gives oneDNN an input at
+least as large as the kernel, and it takes the fast kernel again. Per training step (measured by
+``benchmarks/small_maps_cpu.py``, figures in docs/benchmarks.md) the lightweight models gain most.
 
-The output and the input gradient are bit-identical (the same products summed in the same order);
-the weight gradient is summed in another order (about 1e-6 relative), so a CPU run's last digits
-differ from the stock layer's, and are as reproducible. The layer's parameters and ``state_dict``
+The output is bit-identical (the same forward kernel over the same products); the gradients come
+from other kernels that sum in another order (about 1e-6 relative; a depthwise layer's input
+gradient stays bit-identical), so a CPU run's last digits differ from the stock layer's, and are as
+reproducible. The layer's parameters and ``state_dict``
 are unchanged: checkpoints load either way. On a GPU, or on maps at least as large as the kernel,
 the layer runs exactly as ``nn.Conv2d``.
 """
@@ -23,11 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class PaddedDepthwiseConv2d(nn.Conv2d):
-    """``nn.Conv2d`` (depthwise, zero padding) that pads explicitly when a CPU input is smaller than its kernel."""
+class PaddedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (zero padding) that pads explicitly when a CPU input is smaller than its kernel."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kh, kw = (d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size, strict=True))
+        kh, kw = _effective_kernel(self)
         if x.device.type == "cpu" and (x.shape[-2] < kh or x.shape[-1] < kw):
             ph, pw = self.padding  # type: ignore[misc]  # ints: only such layers are converted
             x = F.pad(x, (pw, pw, ph, ph))
@@ -35,25 +36,47 @@ class PaddedDepthwiseConv2d(nn.Conv2d):
         return super().forward(x)
 
 
+def _effective_kernel(conv: nn.Conv2d) -> tuple[int, int]:
+    kh, kw = (d * (k - 1) + 1 for d, k in zip(conv.dilation, conv.kernel_size, strict=True))
+    return kh, kw
+
+
 def _convertible(module: nn.Module) -> bool:
     return (
         type(module) is nn.Conv2d  # subclasses (timm's Conv2dSame, ...) have their own forward
-        and module.groups > 1
-        and module.groups == module.in_channels
         and module.padding_mode == "zeros"
         and isinstance(module.padding, tuple)
         and any(module.padding)
     )
 
 
-def pad_small_depthwise(model: nn.Module) -> int:
-    """Make every zero-padded depthwise ``nn.Conv2d`` of ``model`` a ``PaddedDepthwiseConv2d``, in place.
+@torch.no_grad()
+def pad_small_maps(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Make the zero-padded ``nn.Conv2d`` layers of ``model`` whose input is smaller than their kernel,
+    for images of ``input_shape`` (C, H, W), ``PaddedConv2d`` layers, in place; how many there were.
 
-    Returns how many layers were converted. Parameters, buffers and ``state_dict`` keys stay the same.
+    The input sizes come from one forward pass of a blank image on the CPU, in eval mode (no batch-norm
+    statistics change). Parameters, buffers and ``state_dict`` keys stay the same.
     """
+    sizes: dict[nn.Module, tuple[int, int]] = {}
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, args: sizes.__setitem__(mod, tuple(args[0].shape[-2:])))
+        for m in model.modules()
+        if _convertible(m)
+    ]
+    was_training = model.training
+    try:
+        model.eval()(torch.zeros(1, *input_shape))
+    except Exception:  # noqa: BLE001  # a speed-up only: the run itself meets (and reports) the failure
+        sizes.clear()
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
     converted = 0
-    for module in model.modules():
-        if _convertible(module):
-            module.__class__ = PaddedDepthwiseConv2d
+    for module, (h, w) in sizes.items():
+        kh, kw = _effective_kernel(module)  # type: ignore[arg-type]
+        if h < kh or w < kw:
+            module.__class__ = PaddedConv2d
             converted += 1
     return converted

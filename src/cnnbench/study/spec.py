@@ -79,6 +79,8 @@ class StudySpec:
         if not isinstance(self.targets, dict):
             raise ConfigError(f"targets: expected a mapping of dataset to accuracy, got {self.targets!r}")
         self.targets = {str(k): _target(k, v) for k, v in self.targets.items()}
+        for dataset in self.targets:
+            _check_target_dataset(dataset, self.data)
         scalars = ("embed_max_points", "embed", "speed", "onnx", "native_resolution", "keep_last_checkpoint")
         for key, value in coerce_fields(StudySpec, {k: getattr(self, k) for k in scalars}, "study").items():
             setattr(self, key, value)
@@ -137,6 +139,28 @@ def _target(dataset: Any, value: Any) -> float:
     return number
 
 
+def _check_target_dataset(dataset: str, study_data: list[str]) -> None:
+    """A ``targets`` key is a dataset name; one of a dataset the study does not train is allowed (presets
+    set targets for every dataset), a name that is no dataset at all (a typo, an alias) is refused: its
+    target would silently never apply."""
+    from cnnbench.data.config import DATASET_NAMES, did_you_mean
+
+    if dataset in study_data or dataset.startswith("imagefolder:") or dataset in DATASET_NAMES:
+        return
+    raise ConfigError(
+        f"targets: unknown dataset {dataset!r}{did_you_mean(dataset)}; expected a dataset name, "
+        f"one of {', '.join(DATASET_NAMES)}"
+    )
+
+
+def _close_match(name: Any, allowed: list[str]) -> str:
+    """``" (did you mean lr?)"`` for a near miss of a key, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def _is_photo_folder(dataset: str) -> bool:
     return dataset == "caltech256" or dataset.startswith("imagefolder:")
 
@@ -149,7 +173,9 @@ def _check_recipe_keys(recipe: dict[str, Any], where: str) -> None:
         if key in PER_RUN_KEYS:
             raise ConfigError(f"{where}: {key!r} is set per run; use the study's {PER_RUN_KEYS[key]!r} list instead")
         if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{_close_match(key, allowed)}; allowed keys: {', '.join(allowed)}"
+            )
 
 
 def _as_list(value: Any, key: str) -> list[str]:
@@ -247,7 +273,9 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
     file_values = {k: v for k, v in file_values.items() if k not in OUTPUT_KEYS}
     for key in file_values:
         if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{_close_match(key, allowed)}; allowed keys: {', '.join(allowed)}"
+            )
     merged: dict[str, Any] = {}
     recipe: dict[str, Any] = {}
     targets: dict[str, float] = {}

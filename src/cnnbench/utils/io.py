@@ -24,6 +24,7 @@ _REASONS = {
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
     errno.EROFS: "the file system is read-only",
+    errno.EISDIR: "it is a directory, not a file",
 }
 
 
@@ -40,6 +41,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         OutputError: naming ``path`` when the directory cannot be created or written.
     """
     path = Path(path)
+    # said on a failed write only when there is one: a new file has no previous version to keep
+    kept = "; the previous version is kept" if path.is_file() else ""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -55,14 +58,14 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         os.replace(tmp, path)
     except OSError as exc:
         _unlink_quietly(tmp)
-        raise OutputError(f"cannot write {path}: {describe_os_error(exc)}; the previous version is kept") from exc
+        raise OutputError(f"cannot write {path}: {describe_os_error(exc)}{kept}") from exc
     except RuntimeError as exc:
         _unlink_quietly(tmp)
         # torch's zip writer reports a failed write as RuntimeError ("[enforce fail at inline_container.cc]
         # unexpected pos", "PytorchStreamWriter failed writing file"), most often because the disk is full
         if "inline_container" not in str(exc) and "PytorchStreamWriter" not in str(exc):
             raise
-        raise OutputError(f"cannot write {path}: {_write_failure_reason(path)}; the previous version is kept") from exc
+        raise OutputError(f"cannot write {path}: {_write_failure_reason(path)}{kept}") from exc
     except BaseException:
         _unlink_quietly(tmp)
         raise
@@ -148,13 +151,29 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise CnnbenchError(f"{path} is not valid JSON: {exc}") from exc
 
 
+def check_dir_path(path: str | os.PathLike[str], flag: str = "--out") -> Path:
+    """Refuse a directory path that is a file, or lies under one, creating nothing (a dry run's check).
+
+    Raises:
+        OutputError: naming the flag and the file in the way, as ``check_writable_dir`` does.
+    """
+    path = Path(path)
+    for existing in (path, *path.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                where = "" if existing == path else f"{existing} "
+                raise OutputError(f"{flag} {path}: {where}is a file, not a directory")
+            break
+    return path
+
+
 def check_writable_dir(path: str | os.PathLike[str], flag: str = "--out") -> Path:
     """Create ``path`` if needed and prove it is writable, before any long work starts.
 
     Raises:
         OutputError: naming the flag and the directory.
     """
-    path = Path(path)
+    path = check_dir_path(path, flag)
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)

@@ -1,18 +1,19 @@
-"""CPU training step: depthwise convolutions padded explicitly on small maps, and AdamW's foreach update.
+"""CPU training step: convolutions padded explicitly on maps smaller than their kernel, and AdamW's foreach update.
 
 Two engine choices for the CPU, each measured against the stock path in the same process,
 alternating (``--rounds`` rounds of ``--steps`` timed steps each, after 2 untimed ones; median of
 the rounds), on random 1×28×28 batches of 64 (the MNIST study's batch), channels-last as
 ``cnnbench train`` builds it:
 
-1. ``models/cpu_conv.py``: oneDNN's depthwise weight-gradient kernel refuses inputs smaller than
-   the kernel (the 2×2 and 4×4 maps of the lightweight models at 28×28) and falls back to a GEMM per
-   channel; padding explicitly keeps the fast kernel. Stock ``nn.Conv2d`` vs ``pad_small_depthwise``.
+1. ``models/cpu_conv.py``: oneDNN's direct weight-gradient kernels refuse inputs smaller than the
+   kernel (the 2×2 and 4×4 maps of the seed-mnist models at 28×28) and fall back to GEMMs (one per
+   channel for depthwise layers); padding explicitly keeps the fast kernel. Stock ``nn.Conv2d`` vs
+   ``pad_small_maps``, for every model with such a layer (VGG-11, SqueezeNet and LeNet-5 have none).
 2. ``engine/optim.py``: AdamW as PyTorch's per-parameter loop (its CPU default) vs ``foreach=True``
    (the same arithmetic, fewer kernel launches).
 
-    python benchmarks/depthwise_cpu.py
-    python benchmarks/depthwise_cpu.py --models mobilenet_v3_small --rounds 5 --steps 10
+    python benchmarks/small_maps_cpu.py
+    python benchmarks/small_maps_cpu.py --models mobilenet_v3_small --rounds 5 --steps 10
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import statistics
 import sys
 import time
 
-DEPTHWISE = "mobilenet_v3_small,shufflenet_v2_x1_0,mnasnet1_0,efficientnet_b0"
+SMALL_MAPS = "mobilenet_v3_small,shufflenet_v2_x1_0,mnasnet1_0,efficientnet_b0,resnet18,googlenet,alexnet"
 OPTIMIZER = "lenet5,mobilenet_v3_small"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=DEPTHWISE, help="models for the depthwise comparison")
+    parser.add_argument("--models", default=SMALL_MAPS, help="models for the padding comparison")
     parser.add_argument("--optimizer-models", default=OPTIMIZER, help="models for the AdamW comparison ('' = skip)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
@@ -43,7 +44,7 @@ def main() -> int:
     configure_cpu_threads(int(args.threads) if args.threads else None)  # as the CLI does, before torch loads
     import torch
 
-    from cnnbench.models import create_model, pad_small_depthwise
+    from cnnbench.models import create_model, pad_small_maps
 
     torch.manual_seed(0)
     x = torch.randn(args.batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
@@ -52,7 +53,7 @@ def main() -> int:
     def build(name: str, padded: bool, foreach: bool):
         torch.manual_seed(0)
         model = create_model(name, num_classes=10, in_chans=1, input_size=28, drop_rate=0.5)
-        converted = pad_small_depthwise(model) if padded else 0
+        converted = pad_small_maps(model, (1, 28, 28)) if padded else 0
         model = model.to(memory_format=torch.channels_last).train()
         return model, torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=foreach), converted
 
@@ -103,7 +104,7 @@ def main() -> int:
     print(f"batch {args.batch} of 1×28×28, AdamW, channels-last; median of {args.rounds} alternating rounds")
     print()
     if dw_rows:
-        print("| model | depthwise layers padded | stock ms/step | padded ms/step | speed-up | load |")
+        print("| model | layers padded | stock ms/step | padded ms/step | speed-up | load |")
         print("|---|---|---|---|---|---|")
         for r in dw_rows:
             s, p = r["median"]["stock"], r["median"]["padded"]
