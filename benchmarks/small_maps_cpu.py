@@ -29,6 +29,22 @@ SMALL_MAPS = "mobilenet_v3_small,shufflenet_v2_x1_0,mnasnet1_0,efficientnet_b0,r
 OPTIMIZER = "lenet5,mobilenet_v3_small"
 
 
+def _table(rows: list[dict], base: str, new: str, count: str | None, fmt: str, names=None) -> None:
+    """A markdown table: per model, the two variants' ms/step, the speed-up of ``new`` and the load."""
+    if not rows:
+        return
+    names = names or (base, new)
+    head = ["model"] + ([count] if count else []) + [f"{names[0]} ms/step", f"{names[1]} ms/step", "speed-up", "load"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        b, n = r["median"][base], r["median"][new]
+        cells = [r["model"]] + ([str(r["converted"])] if count else [])
+        cells += [f"{b * 1e3:{fmt}}", f"{n * 1e3:{fmt}}", f"{b / n:.2f}×", "–".join(f"{v:.2f}" for v in r["load"])]
+        print("| " + " | ".join(cells) + " |")
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=SMALL_MAPS, help="models for the padding comparison")
@@ -103,21 +119,8 @@ def main() -> int:
     print(f"load average (1/5/15 min): before {load_before}, after {load_after}")
     print(f"batch {args.batch} of 1×28×28, AdamW, channels-last; median of {args.rounds} alternating rounds")
     print()
-    if dw_rows:
-        print("| model | layers padded | stock ms/step | padded ms/step | speed-up | load |")
-        print("|---|---|---|---|---|---|")
-        for r in dw_rows:
-            s, p = r["median"]["stock"], r["median"]["padded"]
-            load = "–".join(f"{v:.2f}" for v in r["load"])
-            print(f"| {r['model']} | {r['converted']} | {s * 1e3:.1f} | {p * 1e3:.1f} | {s / p:.2f}× | {load} |")
-        print()
-    if opt_rows:
-        print("| model | AdamW loop ms/step | AdamW foreach ms/step | speed-up | load |")
-        print("|---|---|---|---|---|")
-        for r in opt_rows:
-            lo, fe = r["median"]["loop"], r["median"]["foreach"]
-            load = "–".join(f"{v:.2f}" for v in r["load"])
-            print(f"| {r['model']} | {lo * 1e3:.2f} | {fe * 1e3:.2f} | {lo / fe:.2f}× | {load} |")
+    _table(dw_rows, "stock", "padded", "layers padded", ".1f")
+    _table(opt_rows, "loop", "foreach", None, ".2f", names=("AdamW loop", "AdamW foreach"))
     return 0
 
 
