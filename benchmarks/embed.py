@@ -27,6 +27,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,28 @@ def device_line(info: dict, device: str = "cpu") -> str:
         f"device: features on {device}, analysis on CPU ({info['cpu']}, {info['usable_cores']} usable cores); "
         f"GOMP_SPINCOUNT={info['omp_spin_count']}; load 1-min {info['load_average_1min']}"
     )
+
+
+def host_speed() -> float:
+    """Seconds for a fixed workload: 50 Barnes-Hut t-SNE iterations on one thread over 2,000 seeded
+    50-D blob points (exact neighbours), the fastest of three (~0.5 s on the development machine).
+
+    This shared host's speed moved by up to 40 % between hours with nothing else running, more than
+    some of the changes measured here, so every run prints it: compare figures of different runs
+    after dividing by it, or compare ratios from one run.
+    """
+    from openTSNE import TSNE
+    from sklearn.datasets import make_blobs
+
+    x, _ = make_blobs(2000, 50, centers=10, cluster_std=8.0, random_state=0)
+    tsne = TSNE(perplexity=30, n_jobs=1, random_state=0, neighbors="exact", negative_gradient_method="bh")
+    times = []
+    for _ in range(3):  # the fastest of three: what the host can do, less the moments it was taken away
+        embedding = tsne.prepare_initial(x.astype(np.float32))
+        start = time.perf_counter()
+        embedding.optimize(n_iter=50, exaggeration=12, momentum=0.5, inplace=True)
+        times.append(time.perf_counter() - start)
+    return round(min(times), 3)
 
 
 def _load() -> float:
@@ -173,6 +196,10 @@ def compare_legacy(run_once, warm_up, repeats: int, perplexity: float, seed: int
             load1, cpu = _load(), _cpu_seconds() - cpu0
             sc = scores(result)
             sc["tsne.exact_kl"] = exact_kl_divergence(result.features, result.coords, perplexity, seed)
+            # the same with P from exact neighbours: the two recipes' own P differ from 1,000 points
+            sc["tsne.exact_kl_exact_p"] = exact_kl_divergence(
+                result.features, result.coords, perplexity, seed, neighbors="exact"
+            )
             runs[variant].append(
                 {"seconds": dict(result.seconds), "cpu_s": cpu, "load_start": load0, "load_end": load1, "scores": sc}
             )
@@ -270,6 +297,8 @@ def main() -> int:
     from cnnbench.analysis import AnalysisConfig, analyze, embed_run
 
     out = {"benchmark": "embed", **machine()}
+    out["host_speed_s"] = host_speed()
+    print(f"host speed: fixed t-SNE workload {out['host_speed_s']:.3f} s (lower is faster)", file=sys.stderr)
     device = "cpu"
     if args.run:
 

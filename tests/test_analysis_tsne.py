@@ -111,9 +111,35 @@ def test_the_recipe_from_5000_points_is_seeded_thread_free_and_separates_real_di
     assert knn_accuracy(one.coords, y, k=10) > 0.98
 
 
-def test_below_5000_points_the_map_is_the_legacy_one(digits):
+def test_below_1000_points_the_map_is_the_legacy_one(digits):
+    """openTSNE's own neighbour search ("auto", the legacy one) is exact below 1,000 points too."""
     x, _ = digits
     new = tsne_2d(x[:600], perplexity=30, seed=0)
     old = tsne_2d(x[:600], perplexity=30, seed=0, legacy=True)
-    assert (new.gradient, new.neighbors) == (old.gradient, old.neighbors) == ("bh", "auto")
+    assert (new.gradient, new.neighbors, old.neighbors) == ("bh", "exact", "auto")
     np.testing.assert_array_equal(new.coords, old.coords)
+
+
+def test_from_1000_points_neighbours_are_exact_and_the_map_does_not_depend_on_threads(digits):
+    """Annoy (the legacy search from 1,000 points) built its trees on n_jobs threads, so its map changed
+    with the thread count; exact neighbours give one map, and t-SNE then uses every core by default."""
+    from cnnbench.analysis import tsne
+    from cnnbench.analysis.neighbors import default_n_jobs
+
+    x, y = digits
+    x = x[:1200]
+    assert tsne.tsne_threads(1200) == default_n_jobs() and tsne.tsne_threads(999) == 1
+    assert tsne.tsne_threads(1200, legacy=True) == 1
+    one = tsne.tsne_map(x, perplexity=30, seed=0, n_jobs=1)
+    two = tsne.tsne_map(x, perplexity=30, seed=0, n_jobs=2)
+    assert (one.neighbors, one.gradient) == ("exact", "bh")
+    np.testing.assert_array_equal(one.coords, two.coords)
+    assert one.kl_divergence == two.kl_divergence
+    old = tsne.tsne_map(x, perplexity=30, seed=0, legacy=True)
+    assert old.neighbors == "auto"
+    # the same P (exact neighbours) for both maps: the exact search does not give a worse map
+    assert (
+        exact_kl_divergence(x, one.coords, 30, neighbors="exact")
+        < exact_kl_divergence(x, old.coords, 30, neighbors="exact") + 0.01
+    )
+    assert kmeans_scores(one.coords, y[:1200], seed=0).scores.ari > 0.8

@@ -12,6 +12,7 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from cnnbench.analysis.analyze import Analysis, SpaceAnalysis
@@ -85,20 +86,33 @@ PROJECTIONS_3D = ((0, 1), (0, 2), (1, 2))
 
 
 def _scatter_groups(ax, coords, groups, colors, names, size, dims=(0, 1)):
-    """One scatter per group so that each gets a legend entry; noise and unmatched drawn first, underneath.
+    """All points in one scatter, group by group (noise and unmatched first, underneath), and an empty
+    scatter per group that carries its legend entry.
 
+    One collection of N points draws in a fraction of the time of one collection per group (a third
+    of the figure's 1.1 s at 1,000 points went to per-group collections and their legend).
     ``dims``: the two columns of ``coords`` (N, 2 or 3) to draw.
     """
     i, j = dims
-    for g in sorted(np.unique(groups), key=lambda v: (v >= 0, v)):
-        pts = coords[groups == g]
-        ax.scatter(pts[:, i], pts[:, j], s=size, color=colors[g], label=names[g], linewidths=0, rasterized=True)
+    order = sorted(np.unique(groups), key=lambda v: (v >= 0, v))
+    rank = np.empty(len(groups), dtype=np.int64)
+    for r, g in enumerate(order):
+        rank[groups == g] = r
+    idx = np.argsort(rank, kind="stable")
+    palette = np.array([to_rgba(colors[g]) for g in order])
+    ax.scatter(coords[idx, i], coords[idx, j], s=size, c=palette[rank[idx]], linewidths=0, rasterized=True)
+    for g in order:  # legend entries, in the same order
+        ax.scatter([], [], s=size, color=colors[g], label=names[g], linewidths=0)
 
 
 def _finish_panel(ax, title: str, n_groups: int, dims=(0, 1), legend: str | None = "below") -> None:
     """Axis labels, equal aspect, the title, and the legend ``below`` the panel, ``right`` of it, or none."""
     ax.set_xlabel(f"t-SNE {dims[0] + 1}")
     ax.set_ylabel(f"t-SNE {dims[1] + 1}")
+    # t-SNE coordinates have no unit or scale worth reading (only neighbourhoods mean something), and
+    # tick labels were a third of the figure's drawing time (every layout pass measures each one)
+    ax.set_xticks([])
+    ax.set_yticks([])
     ax.set_aspect("equal", adjustable="datalim")
     if n_groups > MAX_LEGEND_ENTRIES:
         title = f"{title}\n(legend left out: {n_groups} groups)"

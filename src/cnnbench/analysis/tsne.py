@@ -4,17 +4,18 @@ openTSNE is the default: on 10,000 points of this project's 2-core CPU it ran 1.
 scikit-learn's Barnes-Hut TSNE at an equal or lower KL divergence (figures in docs/analysis.md).
 scikit-learn stays available as ``backend="sklearn"`` for comparison.
 
-How openTSNE is driven from 5,000 points (issue 19, measured in docs/analysis.md): exact nearest
-neighbours for the affinities (a brute-force search on the 50 PCA components: 1 s at 10,000 points
-where Annoy's 50 trees took 3-6 s, and exact); the early-exaggeration phase with FFT gradients in
-2-D (the map is still small, so the FFT grid is); the main phase with Barnes-Hut: once the map has
-spread out (a span of ~160 at 10,000 points) the FFT grid costs twice Barnes-Hut per iteration,
-and the Barnes-Hut map ends at a lower KL. Below 5,000 points nothing changed: Barnes-Hut
-throughout and openTSNE's own neighbour search, so those maps are the ones issue 6 drew. Both
-gradients give the same map on any number of threads: the thread count changes the speed, never
-the result. ``legacy=True`` runs the issue-6 recipe at every size (openTSNE's Annoy neighbours,
-FFT gradients in both phases from 5,000 points), kept so that ``benchmarks/embed.py`` can time the
-two in one run.
+How openTSNE is driven (issue 19, measured in docs/analysis.md): exact nearest neighbours for the
+affinities at every size (a brute-force search on the 50 PCA components: 1 s at 10,000 points where
+Annoy's 50 trees took 3-6 s, 0.05 s at 1,000 where Annoy took 0.3 s; and exact, so the map no longer
+depends on the thread count Annoy was built with). Barnes-Hut gradients, on every core from 1,000
+points. From 5,000 points, in 2-D, the early-exaggeration phase uses FFT gradients instead (the map
+is still small, so the FFT grid is); the main phase stays on Barnes-Hut: once the map has spread out
+(a span of ~160 at 10,000 points) the FFT grid costs twice Barnes-Hut per iteration, and the
+Barnes-Hut map ends at a lower KL. Both gradients give the same map on any number of threads: the
+thread count changes the speed, never the result. ``legacy=True`` runs the issue-6 recipe at every
+size (openTSNE's "auto" neighbours, Annoy from 1,000 points; one thread below 5,000 points; FFT
+gradients in both phases from 5,000 points), kept so that ``benchmarks/embed.py`` can time the two
+in one run.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ DEFAULT_PCA_DIMS = 50
 #: Iterations in all: 250 with early exaggeration, then 500 (openTSNE's defaults).
 DEFAULT_MAX_ITER = 750
 _EARLY_ITER = 250
-#: Below this many points t-SNE runs on one thread: its 750 iterations are then so short that
-#: thread synchronisation costs more than it saves (3-8x slower with 2 threads on a busy 2-core CPU).
-PARALLEL_MIN_POINTS = 5000
+#: Below this many points t-SNE runs on one thread: its iterations are then so short that thread
+#: synchronisation costs more than it saves. At 1,000 points two threads ran the 750 iterations
+#: 1.2-1.6x faster on a quiet 2-core CPU and as fast with two busy processes beside them (with the
+#: CLI's bounded OpenMP spin); the issue-6 recipe (``legacy=True``) keeps one thread below 5,000.
+PARALLEL_MIN_POINTS = 1000
+_LEGACY_PARALLEL_MIN_POINTS = 5000
 #: Below this many points openTSNE's Barnes-Hut gradients beat its FFT ones, whose interpolation grid
 #: costs about the same at any size (2 cores, 64-D blobs: 1,000 points 1.1 s vs 8.0 s, 3,000 points
 #: 4.0 s vs 8.7 s, 5,000 points 7.8 s vs 8.1 s, KL equal or lower with Barnes-Hut). From this size on,
@@ -119,20 +123,21 @@ def tsne_map(
         seed: seeds the neighbour search, the PCA and the optimisation.
         backend: "opentsne" (default) or "sklearn".
         pca_dims: reduce wider features to this many PCA components first; None keeps them.
-        n_jobs: CPU threads (default: every core this process may use from 5,000 points, else 1).
-            The map does not depend on it.
+        n_jobs: CPU threads (default: every core this process may use from 1,000 points, else 1).
+            The map does not depend on it (with ``legacy``, below 5,000 points, it does: Annoy).
         max_iter: iterations in all, the 250 early-exaggeration ones included (as scikit-learn counts).
         n_components: 2 or 3 dimensions. openTSNE's FFT gradients exist for 2-D only, so a 3-D map
             always uses its Barnes-Hut gradients.
-        legacy: openTSNE as issue 6 ran it (Annoy neighbours from 1,000 points, FFT gradients in
-            both phases from 5,000 points in 2-D), for timing the old recipe against the new one.
+        legacy: openTSNE as issue 6 ran it (Annoy neighbours from 1,000 points, one thread below
+            5,000, FFT gradients in both phases from 5,000 points in 2-D), for timing the old recipe
+            against the new one.
 
     Raises:
         ConfigError: for a bad perplexity, backend, dimension, iteration count or input shape.
     """
     x = _checked_input(features, backend, max_iter, n_components)
     perp = effective_perplexity(perplexity, len(x))
-    n_jobs = n_jobs or tsne_threads(len(x))
+    n_jobs = n_jobs or tsne_threads(len(x), legacy)
     start = time.perf_counter()
     x, used_pca = _reduce(x, pca_dims, seed)
     stages = {"pca": time.perf_counter() - start}
@@ -180,19 +185,22 @@ def _checked_input(features: np.ndarray, backend: str, max_iter: int, n_componen
     return x
 
 
-def tsne_threads(n_points: int) -> int:
-    """Threads t-SNE uses by default: every core this process may use from 5,000 points, else one."""
-    return default_n_jobs() if n_points >= PARALLEL_MIN_POINTS else 1
+def tsne_threads(n_points: int, legacy: bool = False) -> int:
+    """Threads t-SNE uses by default: every core this process may use from 1,000 points (5,000 with
+    ``legacy``), else one."""
+    least = _LEGACY_PARALLEL_MIN_POINTS if legacy else PARALLEL_MIN_POINTS
+    return default_n_jobs() if n_points >= least else 1
 
 
 def tsne_neighbors(n_points: int, legacy: bool = False) -> str:
-    """openTSNE's neighbour search for the affinities: "exact" from 5,000 points, else its default "auto".
+    """openTSNE's neighbour search for the affinities: "exact" (``legacy``: its default "auto").
 
     "auto" is exact below 1,000 points and Annoy (50 random-projection trees) from there: at 10,000
-    points Annoy took 3-6 s where the exact search takes 1 s. Below 5,000 points the whole recipe stays
-    as it was, so those maps (a quick study's 1,000 points) are the same as before, point for point.
+    points Annoy took 3-6 s where the exact search takes 1 s, at 1,000 points 0.3 s against 0.05 s.
+    Annoy also builds its trees on ``n_jobs`` threads, so its neighbours, and the map, changed with
+    the thread count; with exact neighbours the map is the same on any number of threads.
     """
-    return "auto" if legacy or n_points < BH_MAX_POINTS else "exact"
+    return "auto" if legacy else "exact"
 
 
 def tsne_gradients(n_points: int, n_components: int = 2, legacy: bool = False) -> tuple[str, str]:
@@ -299,19 +307,23 @@ def _sklearn_tsne(
     return coords, kl
 
 
-def exact_kl_divergence(features: np.ndarray, coords: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> float:
+def exact_kl_divergence(
+    features: np.ndarray, coords: np.ndarray, perplexity: float = 30.0, seed: int = 0, neighbors: str = "auto"
+) -> float:
     """KL(P || Q) of a 2-D or 3-D map, computed the same way for any t-SNE implementation.
 
     P: openTSNE's symmetric perplexity-based affinities of ``features`` (sparse, 3 × perplexity
-    neighbours). Q: the Student-t similarities of ``coords``, normalised over all N² pairs exactly
-    (in row blocks, O(N²) time, O(N) memory). Used to compare backends fairly, since each one
-    reports its own approximation.
+    neighbours, found by ``neighbors``: openTSNE's "auto", Annoy from 1,000 points, as the figures
+    recorded so far used; or "exact"). Q: the Student-t similarities of ``coords``, normalised over
+    all N² pairs exactly (in row blocks, O(N²) time, O(N) memory). Used to compare backends and
+    recipes fairly, since each one reports its own approximation.
     """
     from openTSNE.affinity import PerplexityBasedNN
 
     x = np.ascontiguousarray(features, dtype=np.float32)
     y = np.asarray(coords, dtype=np.float64)
-    p = PerplexityBasedNN(x, perplexity=effective_perplexity(perplexity, len(x)), random_state=seed).P.tocoo()
+    perp = effective_perplexity(perplexity, len(x))
+    p = PerplexityBasedNN(x, perplexity=perp, method=neighbors, random_state=seed, n_jobs=1).P.tocoo()
     sq = (y**2).sum(1)
     z = 0.0
     for s in range(0, len(y), 2048):
