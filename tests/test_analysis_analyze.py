@@ -7,7 +7,13 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from cnnbench.analysis.analyze import AnalysisConfig, analyze
-from cnnbench.analysis.figures import figure_png_bytes, match_clusters, plot_knn_distance, plot_tsne_panels
+from cnnbench.analysis.figures import (
+    class_colors,
+    figure_png_bytes,
+    match_clusters,
+    plot_knn_distance,
+    plot_tsne_panels,
+)
 from cnnbench.analysis.schema import ANALYSIS_FORMAT, ANALYSIS_KEYS, SECONDS_KEYS, analysis_value
 from cnnbench.errors import ConfigError
 from cnnbench.utils.io import dumps_json
@@ -94,6 +100,18 @@ def test_tsne_figure_has_three_labelled_panels_with_legends(result):
     # a K-means cluster matched to class "two" is drawn in class two's colour
     km_texts = [t.get_text() for t in axes[1].get_legend().get_texts()]
     assert sorted(t.split(" ≈ ")[1] for t in km_texts) == sorted(CLASSES)
+    # every point has its class's colour (truth) and its legend entry's colour (K-means)
+    palette = class_colors(len(CLASSES))
+    order = np.argsort(result.labels, kind="stable")
+    np.testing.assert_allclose(axes[0].collections[0].get_facecolors(), palette[result.labels[order]])
+    km = result.map.kmeans.labels
+    drawn = axes[1].collections[0].get_facecolors()  # clusters in ascending id order
+    legend = axes[1].get_legend()
+    for text, handle in zip(legend.get_texts(), legend.legend_handles, strict=True):
+        cid, name = text.get_text().split(" ≈ ")
+        points = drawn[np.flatnonzero(np.sort(km, kind="stable") == int(cid))]
+        np.testing.assert_allclose(points, np.broadcast_to(handle.get_facecolor()[0], points.shape))
+        np.testing.assert_allclose(handle.get_facecolor()[0], palette[CLASSES.index(name)])
     png = figure_png_bytes(fig)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
@@ -112,6 +130,10 @@ def test_noise_is_grey_and_labelled(result):
     assert "noise (25)" in names
     noise_handle = ax.get_legend().legend_handles[names.index("noise (25)")]
     assert tuple(np.round(noise_handle.get_facecolor()[0][:3], 2)) == (0.62, 0.62, 0.62)
+    # the noise points themselves are grey and drawn first, under the clusters
+    colors = ax.collections[0].get_facecolors()
+    np.testing.assert_allclose(colors[:25, :3], 0.62, atol=0.01)
+    assert not np.allclose(colors[25:, :3], 0.62, atol=0.01)
 
 
 def test_knn_distance_figure_marks_knee_and_chosen_eps(result):

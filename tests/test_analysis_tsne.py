@@ -120,7 +120,7 @@ def test_below_1000_points_the_map_is_the_legacy_one(digits):
     np.testing.assert_array_equal(new.coords, old.coords)
 
 
-def test_from_1000_points_neighbours_are_exact_and_the_map_does_not_depend_on_threads(digits):
+def test_from_1000_points_neighbours_are_exact_and_the_map_does_not_depend_on_threads(digits, monkeypatch):
     """Annoy (the legacy search from 1,000 points) built its trees on n_jobs threads, so its map changed
     with the thread count; exact neighbours give one map, and t-SNE then uses every core by default."""
     from cnnbench.analysis import tsne
@@ -128,8 +128,12 @@ def test_from_1000_points_neighbours_are_exact_and_the_map_does_not_depend_on_th
 
     x, y = digits
     x = x[:1200]
-    assert tsne.tsne_threads(1200) == default_n_jobs() and tsne.tsne_threads(999) == 1
-    assert tsne.tsne_threads(1200, legacy=True) == 1
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")  # what the CLI sets: idle threads sleep soon
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert tsne.tsne_threads(1000) == default_n_jobs() and tsne.tsne_threads(999) == 1
+    assert tsne.tsne_threads(1200, legacy=True) == 1 and tsne.tsne_threads(5000, legacy=True) == default_n_jobs()
+    monkeypatch.delenv("GOMP_SPINCOUNT")  # libgomp's long default spin: one thread below 5,000 points
+    assert tsne.tsne_threads(1200) == 1 and tsne.tsne_threads(5000) == default_n_jobs()
     one = tsne.tsne_map(x, perplexity=30, seed=0, n_jobs=1)
     two = tsne.tsne_map(x, perplexity=30, seed=0, n_jobs=2)
     assert (one.neighbors, one.gradient) == ("exact", "bh")
@@ -137,9 +141,9 @@ def test_from_1000_points_neighbours_are_exact_and_the_map_does_not_depend_on_th
     assert one.kl_divergence == two.kl_divergence
     old = tsne.tsne_map(x, perplexity=30, seed=0, legacy=True)
     assert old.neighbors == "auto"
-    # the same P (exact neighbours) for both maps: the exact search does not give a worse map
-    assert (
-        exact_kl_divergence(x, one.coords, 30, neighbors="exact")
-        < exact_kl_divergence(x, old.coords, 30, neighbors="exact") + 0.01
+    # the same P (exact neighbours) for both maps: on these points the exact search gives the lower
+    # KL (0.6192 against 0.6210 with Annoy's neighbours)
+    assert exact_kl_divergence(x, one.coords, 30, neighbors="exact") < exact_kl_divergence(
+        x, old.coords, 30, neighbors="exact"
     )
     assert kmeans_scores(one.coords, y[:1200], seed=0).scores.ari > 0.8

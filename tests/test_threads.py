@@ -10,7 +10,13 @@ import sys
 import pytest
 
 from cnnbench.errors import ConfigError
-from cnnbench.utils.threads import SPIN_COUNT, check_threads, configure_cpu_threads, threads_from_argv
+from cnnbench.utils.threads import (
+    SPIN_COUNT,
+    check_threads,
+    configure_cpu_threads,
+    openmp_waits_briefly,
+    threads_from_argv,
+)
 
 CLEAN_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CNNBENCH_THREADS")
 
@@ -36,6 +42,16 @@ def test_a_users_own_openmp_settings_win() -> None:
     assert (s.wait_policy, s.source) == ("ACTIVE", "user environment")
     env = {"GOMP_SPINCOUNT": "5"}
     assert configure_cpu_threads(None, env=env).spin_count == "5"
+
+
+def test_openmp_waits_briefly_reads_the_wait_policy_and_spin_count() -> None:
+    env: dict[str, str] = {}
+    assert not openmp_waits_briefly(env)  # libgomp's default: 300,000 spins
+    configure_cpu_threads(None, env=env)
+    assert openmp_waits_briefly(env)
+    assert openmp_waits_briefly({"OMP_WAIT_POLICY": "PASSIVE"})
+    assert not openmp_waits_briefly({"OMP_WAIT_POLICY": "active", "GOMP_SPINCOUNT": "0"})
+    assert not openmp_waits_briefly({"GOMP_SPINCOUNT": "300000"}) and not openmp_waits_briefly({"GOMP_SPINCOUNT": "3M"})
 
 
 def test_threads_default_from_the_environment_variable() -> None:

@@ -47,8 +47,9 @@ class AnalysisConfig:
     raw: bool = True  # --no-raw skips the scores on the raw features
     n_jobs: int | None = None  # CPU threads; None = every core this process may use
     #: The issue-6 implementation, kept so that benchmarks/embed.py can time it against this one in the
-    #: same run: t-SNE with Annoy neighbours and FFT gradients in both phases from 5,000 points,
-    #: scikit-learn's DBSCAN on every grid point, BLAS on every core during the clustering.
+    #: same run: t-SNE with Annoy neighbours from 1,000 points, one thread below 5,000 points and FFT
+    #: gradients in both phases from 5,000, scikit-learn's DBSCAN on every grid point, BLAS on every
+    #: core during the clustering.
     legacy: bool = False
 
     def __post_init__(self) -> None:

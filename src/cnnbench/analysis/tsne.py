@@ -6,16 +6,17 @@ scikit-learn stays available as ``backend="sklearn"`` for comparison.
 
 How openTSNE is driven (issue 19, measured in docs/analysis.md): exact nearest neighbours for the
 affinities at every size (a brute-force search on the 50 PCA components: 1 s at 10,000 points where
-Annoy's 50 trees took 3-6 s, 0.05 s at 1,000 where Annoy took 0.3 s; and exact, so the map no longer
-depends on the thread count Annoy was built with). Barnes-Hut gradients, on every core from 1,000
-points. From 5,000 points, in 2-D, the early-exaggeration phase uses FFT gradients instead (the map
-is still small, so the FFT grid is); the main phase stays on Barnes-Hut: once the map has spread out
-(a span of ~160 at 10,000 points) the FFT grid costs twice Barnes-Hut per iteration, and the
-Barnes-Hut map ends at a lower KL. Both gradients give the same map on any number of threads: the
-thread count changes the speed, never the result. ``legacy=True`` runs the issue-6 recipe at every
-size (openTSNE's "auto" neighbours, Annoy from 1,000 points; one thread below 5,000 points; FFT
-gradients in both phases from 5,000 points), kept so that ``benchmarks/embed.py`` can time the two
-in one run.
+Annoy's 50 trees took 3-6 s; at 1,000 points the whole affinities stage takes 0.09-0.11 s against
+0.28-0.40 s with Annoy; and exact, so the map no longer depends on the thread count Annoy was built
+with). Barnes-Hut gradients, on every core from 1,000 points when idle OpenMP threads sleep soon
+(the CLI's bounded spin), else from 5,000. From 5,000 points, in 2-D, the early-exaggeration phase
+uses FFT gradients instead (the map is still small, so the FFT grid is); the main phase stays on
+Barnes-Hut: once the map has spread out (a span of ~160 at 10,000 points) the FFT grid costs twice
+Barnes-Hut per iteration, and the Barnes-Hut map ends at a lower KL. Both gradients give the same
+map on any number of threads: the thread count changes the speed, never the result.
+``legacy=True`` runs the issue-6 recipe at every size (openTSNE's "auto" neighbours, Annoy from
+1,000 points; one thread below 5,000 points; FFT gradients in both phases from 5,000 points), kept
+so that ``benchmarks/embed.py`` can time the two in one run.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 from cnnbench.analysis.neighbors import default_n_jobs
 from cnnbench.errors import ConfigError
+from cnnbench.utils.threads import openmp_waits_briefly
 
 TSNE_BACKENDS = ("opentsne", "sklearn")
 #: Dimensions of the map: 2 (the MNIST study's) or 3 (drawn as three 2-D projections).
@@ -39,10 +41,13 @@ DEFAULT_MAX_ITER = 750
 _EARLY_ITER = 250
 #: Below this many points t-SNE runs on one thread: its iterations are then so short that thread
 #: synchronisation costs more than it saves. At 1,000 points two threads ran the 750 iterations
-#: 1.2-1.6x faster on a quiet 2-core CPU and as fast with two busy processes beside them (with the
-#: CLI's bounded OpenMP spin); the issue-6 recipe (``legacy=True``) keeps one thread below 5,000.
+#: 1.2-1.7x faster on a quiet 2-core CPU, and as fast as one with two busy processes beside them
+#: when OpenMP threads sleep soon (the CLI's bounded spin); with libgomp's default spin they were
+#: 1.6-4x slower there, so from 1,000 to 5,000 points t-SNE uses every core only when idle threads
+#: sleep soon (``openmp_waits_briefly``). The issue-6 recipe (``legacy=True``) keeps one thread
+#: below 5,000 points.
 PARALLEL_MIN_POINTS = 1000
-_LEGACY_PARALLEL_MIN_POINTS = 5000
+_ALWAYS_PARALLEL_POINTS = 5000
 #: Below this many points openTSNE's Barnes-Hut gradients beat its FFT ones, whose interpolation grid
 #: costs about the same at any size (2 cores, 64-D blobs: 1,000 points 1.1 s vs 8.0 s, 3,000 points
 #: 4.0 s vs 8.7 s, 5,000 points 7.8 s vs 8.1 s, KL equal or lower with Barnes-Hut). From this size on,
@@ -123,8 +128,8 @@ def tsne_map(
         seed: seeds the neighbour search, the PCA and the optimisation.
         backend: "opentsne" (default) or "sklearn".
         pca_dims: reduce wider features to this many PCA components first; None keeps them.
-        n_jobs: CPU threads (default: every core this process may use from 1,000 points, else 1).
-            The map does not depend on it (with ``legacy``, below 5,000 points, it does: Annoy).
+        n_jobs: CPU threads (default: :func:`tsne_threads`). The map does not depend on it (with
+            ``legacy`` from 1,000 points it does: Annoy builds its trees on these threads).
         max_iter: iterations in all, the 250 early-exaggeration ones included (as scikit-learn counts).
         n_components: 2 or 3 dimensions. openTSNE's FFT gradients exist for 2-D only, so a 3-D map
             always uses its Barnes-Hut gradients.
@@ -186,17 +191,23 @@ def _checked_input(features: np.ndarray, backend: str, max_iter: int, n_componen
 
 
 def tsne_threads(n_points: int, legacy: bool = False) -> int:
-    """Threads t-SNE uses by default: every core this process may use from 1,000 points (5,000 with
-    ``legacy``), else one."""
-    least = _LEGACY_PARALLEL_MIN_POINTS if legacy else PARALLEL_MIN_POINTS
-    return default_n_jobs() if n_points >= least else 1
+    """Threads t-SNE uses by default: every core this process may use from 5,000 points; from 1,000
+    points too when idle OpenMP threads sleep soon (as the CLI sets up; not with ``legacy``); else
+    one. The map is the same on any number of threads."""
+    if n_points >= _ALWAYS_PARALLEL_POINTS or (
+        n_points >= PARALLEL_MIN_POINTS and not legacy and openmp_waits_briefly()
+    ):
+        return default_n_jobs()
+    return 1
 
 
 def tsne_neighbors(n_points: int, legacy: bool = False) -> str:
-    """openTSNE's neighbour search for the affinities: "exact" (``legacy``: its default "auto").
+    """openTSNE's neighbour search for the affinities: "exact" (``legacy``: its default "auto"). The
+    choice no longer depends on ``n_points``; the argument stays for callers that pass it.
 
     "auto" is exact below 1,000 points and Annoy (50 random-projection trees) from there: at 10,000
-    points Annoy took 3-6 s where the exact search takes 1 s, at 1,000 points 0.3 s against 0.05 s.
+    points Annoy took 3-6 s where the exact search takes 1 s; at 1,000 points the affinities stage took
+    0.28-0.40 s with Annoy against 0.09-0.11 s.
     Annoy also builds its trees on ``n_jobs`` threads, so its neighbours, and the map, changed with
     the thread count; with exact neighbours the map is the same on any number of threads.
     """

@@ -113,6 +113,20 @@ def configure_cpu_threads(threads: int | None = None, env: dict[str, str] | None
     )
 
 
+def openmp_waits_briefly(env: dict[str, str] | None = None) -> bool:
+    """Whether idle OpenMP threads go to sleep soon: ``OMP_WAIT_POLICY=passive``, or a
+    ``GOMP_SPINCOUNT`` of at most 100,000 (``configure_cpu_threads`` sets 10,000; libgomp's own
+    default is 300,000). With long spins, short parallel regions on a busy machine wait for
+    descheduled threads, so callers that can choose use one thread then.
+    """
+    env = os.environ if env is None else env
+    policy = env.get("OMP_WAIT_POLICY", "").strip().lower()
+    if policy in ("passive", "active"):
+        return policy == "passive"
+    spin = env.get("GOMP_SPINCOUNT", "").strip()
+    return spin.isdigit() and int(spin) <= 100_000
+
+
 def threads_from_argv(argv: Sequence[str]) -> str | None:
     """The value of ``--threads`` in a command line, read before argparse (and torch) runs."""
     for i, arg in enumerate(argv):
