@@ -42,3 +42,20 @@ def test_bad_k_is_named():
     x = np.zeros((5, 2))
     with pytest.raises(ConfigError, match="k-NN k=5"):
         knn_accuracy(x, np.arange(5), k=5)
+
+
+def test_default_threads_follow_omp_num_threads(monkeypatch):
+    """--threads N sets OMP_NUM_THREADS: the analysis's neighbour searches and t-SNE then use at most N."""
+    import os
+
+    from cnnbench.analysis.neighbors import default_n_jobs
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert default_n_jobs() == cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_n_jobs() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", str(cores + 8))
+    assert default_n_jobs() == cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    assert default_n_jobs() == cores

@@ -45,7 +45,7 @@ class AnalysisConfig:
     silhouette_sample: int = DEFAULT_SILHOUETTE_SAMPLE  # points per silhouette (seeded sample)
     kmeans_n_init: int = 4  # k-means++ restarts, the best inertia kept
     raw: bool = True  # --no-raw skips the scores on the raw features
-    n_jobs: int | None = None  # CPU threads; None = every core this process may use
+    n_jobs: int | None = None  # CPU threads; None = every core this process may use (at most OMP_NUM_THREADS)
     #: The issue-6 implementation, kept so that benchmarks/embed.py can time it against this one in the
     #: same run: t-SNE with Annoy neighbours from 1,000 points, one thread below 5,000 points and FFT
     #: gradients in both phases from 5,000, scikit-learn's DBSCAN on every grid point, BLAS on every

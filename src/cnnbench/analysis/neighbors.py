@@ -11,11 +11,14 @@ from scipy import sparse
 
 
 def default_n_jobs() -> int:
-    """The CPU cores this process may use (2 on the development machine)."""
+    """The CPU cores this process may use (2 on the development machine), at most ``OMP_NUM_THREADS``
+    when that is set (``--threads N`` sets it: a user who asked for one thread gets one here too)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(cores, int(limit)) if limit.isdigit() and int(limit) > 0 else cores
 
 
 @dataclass(frozen=True)
