@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
@@ -89,42 +88,75 @@ def test_a_zoo_model_keeps_its_weights_and_outputs():
     assert pad_small_maps(create_model("lenet5", num_classes=10, in_chans=1, input_size=28), (1, 28, 28)) == 0
 
 
-@pytest.mark.slow  # two fresh Python processes with torch
-def test_onednn_takes_its_fast_weight_gradient_kernel_once_padded(tmp_path):
-    """The reason for the class: oneDNN's depthwise weight-gradient kernel refuses an input smaller
-    than the kernel (a GEMM per channel instead). Seen through ONEDNN_VERBOSE in a fresh process."""
+_PROBE = """
+import sys, torch
+from torch import nn
+from cnnbench.models import onednn_refuses_small_maps, pad_small_maps
+print("refuses", onednn_refuses_small_maps())
+conv = nn.Conv2d(64, 64, 5, 1, 2, groups=64).to(memory_format=torch.channels_last)
+if sys.argv[1] == "padded":
+    pad_small_maps(conv, (64, 2, 2))
+x = torch.randn(16, 64, 2, 2).contiguous(memory_format=torch.channels_last)
+conv(x).sum().backward()
+"""
+
+
+def _weight_gradient_kernels(script, variant: str, isa: str | None) -> tuple[bool, set[str]]:
+    """In a fresh process (oneDNN reads its settings once): whether cnnbench would pad, and the kernels
+    oneDNN ran for the depthwise layer's weight gradient, seen through ONEDNN_VERBOSE."""
+    env = {**os.environ, "ONEDNN_VERBOSE": "1"}
+    env.pop("ONEDNN_MAX_CPU_ISA", None)
+    env.pop("DNNL_MAX_CPU_ISA", None)
+    if isa:
+        env["ONEDNN_MAX_CPU_ISA"] = isa
+    out = subprocess.run([sys.executable, str(script), variant], env=env, capture_output=True, text=True, check=True)
+    lines = [ln.split(",") for ln in out.stdout.splitlines() if ",exec,cpu,convolution," in ln]
+    return "refuses True" in out.stdout, {f[6] for f in lines if "backward_weights" in f}
+
+
+@pytest.mark.slow  # four fresh Python processes with torch
+@pytest.mark.parametrize("isa", [None, "AVX2"], ids=["this-cpu", "avx2"])
+def test_padding_is_chosen_exactly_where_onednn_falls_back(tmp_path, isa):
+    """The reason for the class: oneDNN's AVX2 weight-gradient kernel refuses an input smaller than the
+    kernel (a GEMM per channel instead); its AVX-512 kernel does not, and there padding only costs.
+    On this CPU as it is, and capped at AVX2 (ONEDNN_MAX_CPU_ISA) as an AVX2-only CPU runs."""
+    if isa and torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("this CPU has no AVX2")
     script = tmp_path / "probe.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import sys, torch
-            from torch import nn
-            from cnnbench.models import pad_small_maps
-            conv = nn.Conv2d(64, 64, 5, 1, 2, groups=64).to(memory_format=torch.channels_last)
-            if sys.argv[1] == "padded":
-                pad_small_maps(conv, (64, 2, 2))
-            x = torch.randn(16, 64, 2, 2).contiguous(memory_format=torch.channels_last)
-            conv(x).sum().backward()
-            """
-        )
-    )
-    impls = {}
-    for variant in ("stock", "padded"):
-        env = {**os.environ, "ONEDNN_VERBOSE": "1"}
-        out = subprocess.run(
-            [sys.executable, str(script), variant], env=env, capture_output=True, text=True, check=True
-        )
-        lines = [ln.split(",") for ln in out.stdout.splitlines() if ",exec,cpu,convolution," in ln]
-        impls[variant] = {f[6] for f in lines if "backward_weights" in f}
-    if not impls["stock"]:
+    script.write_text(_PROBE)
+    refuses, stock = _weight_gradient_kernels(script, "stock", isa)
+    if not stock:
         pytest.skip("this torch build prints no oneDNN verbose lines")
-    assert any("gemm" in i for i in impls["stock"]), impls  # the slow fallback this module avoids
-    assert impls["padded"] and not any("gemm" in i for i in impls["padded"]), impls
+    # cnnbench pads exactly where the stock layer takes the slow fallback
+    assert refuses == any("gemm" in i for i in stock), stock
+    if isa == "AVX2":
+        assert refuses
+    if refuses:
+        _, padded = _weight_gradient_kernels(script, "padded", isa)
+        assert padded and not any("gemm" in i for i in padded), padded
+
+
+def test_the_isa_cap_decides_where_the_cpu_allows(monkeypatch):
+    from cnnbench.models import onednn_refuses_small_maps
+
+    hardware = torch.backends.cpu.get_cpu_capability()
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert onednn_refuses_small_maps() == (hardware == "AVX2")
+    for cap, expected in (("avx2", True), ("AVX2_VNNI", True), ("AVX", False), ("SSE41", False)):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        assert onednn_refuses_small_maps() == (expected and hardware in ("AVX2", "AVX512")), cap
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # a cap above an AVX2 CPU leaves it AVX2
+    assert onednn_refuses_small_maps() == (hardware == "AVX2")
 
 
 @pytest.mark.slow  # two optimiser steps of MobileNetV3-Small
-def test_cpu_training_pads_and_says_so(tmp_path):
+def test_cpu_training_pads_and_says_so(tmp_path, monkeypatch):
     from cnnbench.engine import TrainConfig, fit
+
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("this CPU has no AVX2")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # padded as on an AVX2 CPU, whatever this one is
 
     cfg = TrainConfig(
         model="mobilenet_v3_small",

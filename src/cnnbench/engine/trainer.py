@@ -155,14 +155,15 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- building
     def build_model(self) -> None:
-        from cnnbench.models import create_model, pad_small_maps
+        from cnnbench.models import create_model, onednn_refuses_small_maps, pad_small_maps
 
         seed_everything(self.cfg.seed)  # weight initialisation depends on the seed only
         self.model = create_model(**self.model_args, pretrained=self.cfg.pretrained).to(self.device)
-        # oneDNN's slow weight-gradient fallback on maps smaller than a depthwise kernel (models/cpu_conv.py)
-        on_cpu = self.device.type == "cpu"
+        # oneDNN's slow weight-gradient fallback on maps smaller than a depthwise kernel, which its AVX2
+        # kernels take and its AVX-512 ones do not (models/cpu_conv.py)
+        pad = self.device.type == "cpu" and onednn_refuses_small_maps()
         shape = (self.dataset.image_shape[0], self.input_size, self.input_size)
-        self.padded_convs = pad_small_maps(self.model, shape) if on_cpu else 0
+        self.padded_convs = pad_small_maps(self.model, shape) if pad else 0
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = ModelEma(self.model, self.cfg.ema) if self.cfg.ema else None
