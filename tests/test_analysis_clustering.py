@@ -156,3 +156,26 @@ def test_fast_and_legacy_dbscan_search_agree(blobs_2d):
     fast, legacy = dbscan_search(x, y, seed=0), dbscan_search(x, y, seed=0, legacy=True)
     np.testing.assert_array_equal(fast.labels, legacy.labels)
     assert fast.to_dict() == legacy.to_dict()
+
+
+def test_pair_counts_are_exact_with_every_row_for_radii_in_any_order(blobs):
+    x, _ = blobs
+    d = np.sqrt(((x[:, None, :].astype(np.float64) - x[None]) ** 2).sum(-1))
+    radii = np.array([6.0, 2.5, 40.0, 6.0, 12.0])  # unsorted, one repeated
+    est = pair_counts(x, radii, sample=len(x))
+    np.testing.assert_allclose(est, [(d <= r).sum() for r in radii], rtol=1e-3)
+
+
+def test_wide_features_take_elkans_kmeans_with_lloyds_result():
+    """From 1,024 dimensions k-means runs Elkan's algorithm (faster there); it converges to the same
+    clustering as scikit-learn's default Lloyd from the same seeds."""
+    from sklearn.cluster import KMeans
+
+    from cnnbench.analysis.clustering import ELKAN_MIN_DIMS
+
+    x, y = make_blobs(300, ELKAN_MIN_DIMS, centers=4, cluster_std=6.0, random_state=0)
+    x = x.astype(np.float32)
+    res = kmeans_scores(x, y, seed=0, n_init=4)
+    lloyd = KMeans(4, n_init=4, random_state=0, algorithm="lloyd").fit(x.astype(np.float64))
+    np.testing.assert_array_equal(res.labels, lloyd.labels_)
+    assert res.inertia == pytest.approx(lloyd.inertia_, rel=1e-9)

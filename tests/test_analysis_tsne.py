@@ -148,3 +148,19 @@ def test_from_1000_points_neighbours_are_exact_and_the_map_does_not_depend_on_th
         x, old.coords, 30, neighbors="exact"
     )
     assert kmeans_scores(one.coords, y[:1200], seed=0).scores.ari > 0.8
+
+
+def test_pca_before_tsne_does_not_depend_on_the_blas_threads(digits):
+    """The PCA runs on one BLAS thread whatever the caller allows (faster on 2 cores, and with two
+    threads its components changed in the 6th digit)."""
+    from threadpoolctl import threadpool_limits
+
+    from cnnbench.analysis.tsne import _reduce
+
+    x = np.tile(digits[0][:600], (1, 2))  # 128-D
+    with threadpool_limits(limits=2, user_api="blas"):
+        two, dims = _reduce(x, 50, 0)
+    with threadpool_limits(limits=1, user_api="blas"):
+        one, _ = _reduce(x, 50, 0)
+    assert dims == 50 and two.shape == (600, 50)
+    np.testing.assert_array_equal(one, two)

@@ -26,6 +26,10 @@ DEFAULT_EPS_FACTORS: tuple[float, ...] = tuple(float(f) for f in np.round(np.geo
 DEFAULT_MIN_SAMPLES: tuple[int, ...] = (5, 10, 20, 40)
 #: Points drawn (seeded) for the silhouette: it costs O(N²) distances.
 DEFAULT_SILHOUETTE_SAMPLE = 5000
+#: From this feature width on, k-means runs Elkan's algorithm (the same result as Lloyd's, fewer distance
+#: computations): on 1,000 points, 4096-D 0.27 s instead of 0.43 s, 1024-D 0.14 s instead of 0.20 s;
+#: Lloyd's stays faster on narrow points (2-D map 8 ms vs 19 ms, 84-D 18 ms vs 29 ms, 512-D even).
+ELKAN_MIN_DIMS = 1024
 #: Cap on the stored pairs of the shared eps-neighbourhood graph (~12 bytes each, ~120 MB): a mean
 #: neighbourhood of 1,000 points at N = 10,000, where ten equal classes must already merge.
 DEFAULT_MAX_GRAPH_ENTRIES = 10_000_000
@@ -155,7 +159,9 @@ def silhouette(
     n_clusters = len(np.unique(clusters[keep]))
     if n_clusters < 2 or n_clusters >= len(keep):
         return None
-    return float(silhouette_score(features[keep], clusters[keep]))
+    # float64 in: scikit-learn would otherwise upcast float32 features block by block for its distances
+    # (1,000 AlexNet features, 4096-D: 81 ms instead of 130 ms, the same score to 1e-7)
+    return float(silhouette_score(np.asarray(features[keep], dtype=np.float64), clusters[keep]))
 
 
 def score_clustering(
@@ -201,7 +207,10 @@ def kmeans_scores(
     # last digits depended on the core count; on one thread they do not. No slower on the shared
     # 2-core CPU (10,000 x 84: 0.27 s vs 0.37 s with two threads; 1,000 x 4096: 0.8 s either way).
     with threadpool_limits(limits=1, user_api="openmp"):
-        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x.astype(np.float64, copy=False))
+        algorithm = "elkan" if x.shape[1] >= ELKAN_MIN_DIMS else "lloyd"
+        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed, algorithm=algorithm).fit(
+            x.astype(np.float64, copy=False)
+        )
     clusters = km.labels_.astype(np.int64)
     return KMeansResult(
         labels=clusters,
