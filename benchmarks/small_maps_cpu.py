@@ -14,7 +14,7 @@ the rounds), on random 1×28×28 batches of 64 (the MNIST study's batch), channe
 
     python benchmarks/small_maps_cpu.py
     python benchmarks/small_maps_cpu.py --models mobilenet_v3_small --rounds 5 --steps 10
-    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/small_maps_cpu.py   # an AVX-512 CPU run as an AVX2 one
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/small_maps_cpu.py   # oneDNN's AVX2 kernels on an AVX-512 CPU
 
 The padding only pays where oneDNN runs its AVX2 kernels; on an AVX-512 CPU it costs (the script
 says which the engine does on this machine).
@@ -64,7 +64,7 @@ def main() -> int:
     configure_cpu_threads(int(args.threads) if args.threads else None)  # as the CLI does, before torch loads
     import torch
 
-    from cnnbench.models import create_model, onednn_refuses_small_maps, pad_small_maps
+    from cnnbench.models import cpu_vector_isa, create_model, onednn_refuses_small_maps, pad_small_maps
 
     torch.manual_seed(0)
     x = torch.randn(args.batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
@@ -120,10 +120,11 @@ def main() -> int:
     print()
     print(f"device: CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU used")
     print(f"versions: python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "unset"
+    pads = "yes (oneDNN's AVX2 kernels)" if onednn_refuses_small_maps() else "no (only oneDNN's AVX2 kernels need it)"
     print(
-        f"vector ISA: {torch.backends.cpu.get_cpu_capability()}, ONEDNN_MAX_CPU_ISA="
-        f"{os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}; cnnbench train pads here: "
-        + ("yes (oneDNN's AVX2 kernels)" if onednn_refuses_small_maps() else "no (only oneDNN's AVX2 kernels need it)")
+        f"vector ISA: {cpu_vector_isa()} (PyTorch's level {torch.backends.cpu.get_cpu_capability()}), "
+        f"oneDNN cap {cap}; cnnbench train pads: {pads}"
     )
     print(f"load average (1/5/15 min): before {load_before}, after {load_after}")
     print(f"batch {args.batch} of 1×28×28, AdamW, channels-last; median of {args.rounds} alternating rounds")

@@ -101,62 +101,74 @@ conv(x).sum().backward()
 """
 
 
-def _weight_gradient_kernels(script, variant: str, isa: str | None) -> tuple[bool, set[str]]:
-    """In a fresh process (oneDNN reads its settings once): whether cnnbench would pad, and the kernels
-    oneDNN ran for the depthwise layer's weight gradient, seen through ONEDNN_VERBOSE."""
+def _weight_gradient_kernels(script, variant: str, isa: str | None) -> tuple[bool, bool]:
+    """In a fresh process (oneDNN reads its settings once): whether cnnbench would pad, and whether
+    oneDNN computed the depthwise layer's weight gradient with a GEMM (seen through ONEDNN_VERBOSE)."""
     env = {**os.environ, "ONEDNN_VERBOSE": "1"}
-    env.pop("ONEDNN_MAX_CPU_ISA", None)
-    env.pop("DNNL_MAX_CPU_ISA", None)
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        env.pop(name, None)
     if isa:
         env["ONEDNN_MAX_CPU_ISA"] = isa
     out = subprocess.run([sys.executable, str(script), variant], env=env, capture_output=True, text=True, check=True)
-    lines = [ln.split(",") for ln in out.stdout.splitlines() if ",exec,cpu,convolution," in ln]
-    return "refuses True" in out.stdout, {f[6] for f in lines if "backward_weights" in f}
+    kernels = []
+    for line in out.stdout.splitlines():
+        fields = line.split(",")
+        if ",exec,cpu,convolution," in line and "backward_weights" in fields:
+            kernels.append(fields[fields.index("convolution") + 1])  # the implementation's name
+    if not kernels:
+        pytest.skip("this torch build prints no oneDNN verbose lines")
+    return "refuses True" in out.stdout, any("gemm" in k for k in kernels)
 
 
-@pytest.mark.slow  # four fresh Python processes with torch
-@pytest.mark.parametrize("isa", [None, "AVX2"], ids=["this-cpu", "avx2"])
-def test_padding_is_chosen_exactly_where_onednn_falls_back(tmp_path, isa):
+@pytest.mark.slow  # up to six fresh Python processes with torch
+@pytest.mark.parametrize("isa", [None, "AVX2", "AVX"], ids=["this-cpu", "avx2", "avx"])
+def test_padding_is_chosen_exactly_where_it_avoids_onednns_fallback(tmp_path, isa):
     """The reason for the class: oneDNN's AVX2 weight-gradient kernel refuses an input smaller than the
-    kernel (a GEMM per channel instead); its AVX-512 kernel does not, and there padding only costs.
-    On this CPU as it is, and capped at AVX2 (ONEDNN_MAX_CPU_ISA) as an AVX2-only CPU runs."""
-    if isa and torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
-        pytest.skip("this CPU has no AVX2")
+    kernel (a GEMM per channel instead) and takes it padded; its AVX-512 kernel takes it either way,
+    and below AVX2 both are GEMMs. cnnbench pads exactly where padding turns the GEMM into the direct
+    kernel: on this CPU as it is, capped at AVX2 (as an AVX2-only CPU runs oneDNN) and at AVX."""
+    from cnnbench.models import cpu_vector_isa
+
+    if isa and cpu_vector_isa() == "older":
+        pytest.skip("this CPU has no AVX2: the cap cannot raise oneDNN to it")
     script = tmp_path / "probe.py"
     script.write_text(_PROBE)
-    refuses, stock = _weight_gradient_kernels(script, "stock", isa)
-    if not stock:
-        pytest.skip("this torch build prints no oneDNN verbose lines")
-    # cnnbench pads exactly where the stock layer takes the slow fallback
-    assert refuses == any("gemm" in i for i in stock), stock
-    if isa == "AVX2":
-        assert refuses
-    if refuses:
-        _, padded = _weight_gradient_kernels(script, "padded", isa)
-        assert padded and not any("gemm" in i for i in padded), padded
+    refuses, stock_gemm = _weight_gradient_kernels(script, "stock", isa)
+    _, padded_gemm = _weight_gradient_kernels(script, "padded", isa)
+    assert refuses == (stock_gemm and not padded_gemm), (stock_gemm, padded_gemm)
+    if isa:  # what each cap must give on any AVX2 or AVX-512 CPU
+        assert refuses == (isa == "AVX2")
 
 
 def test_the_isa_cap_decides_where_the_cpu_allows(monkeypatch):
-    from cnnbench.models import onednn_refuses_small_maps
+    from cnnbench.models import cpu_vector_isa, onednn_refuses_small_maps
 
-    hardware = torch.backends.cpu.get_cpu_capability()
+    hardware = cpu_vector_isa()
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    assert onednn_refuses_small_maps() == (hardware == "AVX2")
-    for cap, expected in (("avx2", True), ("AVX2_VNNI", True), ("AVX", False), ("SSE41", False)):
-        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
-        assert onednn_refuses_small_maps() == (expected and hardware in ("AVX2", "AVX512")), cap
+    assert onednn_refuses_small_maps() == (hardware == "avx2")
+    for cap, expected in (("avx2", True), ("AVX2_VNNI", True), ("AVX", False), ("SSE41", False), ("", None)):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)  # "" = unset: the hardware decides
+        want = hardware == "avx2" if expected is None else expected and hardware != "older"
+        assert onednn_refuses_small_maps() == want, cap
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # a cap above an AVX2 CPU leaves it AVX2
-    assert onednn_refuses_small_maps() == (hardware == "AVX2")
+    assert onednn_refuses_small_maps() == (hardware == "avx2")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")  # oneDNN's older name for the same setting
+    assert onednn_refuses_small_maps() == (hardware != "older")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")  # steers PyTorch's kernels, not oneDNN's
+    assert cpu_vector_isa() == hardware
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")  # not measured there: never pads
+    assert cpu_vector_isa() == "older" and not onednn_refuses_small_maps()
 
 
 @pytest.mark.slow  # two optimiser steps of MobileNetV3-Small
 def test_cpu_training_pads_and_says_so(tmp_path, monkeypatch):
     from cnnbench.engine import TrainConfig, fit
 
-    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
-        pytest.skip("this CPU has no AVX2")
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # padded as on an AVX2 CPU, whatever this one is
+    # padded as on an AVX2 CPU, whatever this one is (patched where the engine looks it up: setting
+    # ONEDNN_MAX_CPU_ISA here would cap oneDNN for the rest of this process if it had not started yet)
+    monkeypatch.setattr("cnnbench.models.onednn_refuses_small_maps", lambda: True)
 
     cfg = TrainConfig(
         model="mobilenet_v3_small",

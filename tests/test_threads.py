@@ -123,6 +123,8 @@ def test_train_threads_flag_reaches_torch_and_the_summary(tmp_path) -> None:
     assert device["omp_spin_count"] == str(SPIN_COUNT)
     assert device["omp_wait_policy"] is None
     assert isinstance(device["load_average"], float)
+    assert device["cpu_capability"] in ("AVX2", "AVX512", "DEFAULT", "NO AVX", "VSX", "ZVECTOR", "SVE256")
+    assert device["onednn_max_cpu_isa"] == (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"))
 
 
 @pytest.mark.slow

@@ -205,7 +205,7 @@ def kmeans_scores(
         raise ConfigError(f"k-means k={k}: expected 2 <= k < {len(x)} (the number of points)")
     # One OpenMP thread: scikit-learn adds up each thread's share of the centre sums, so the inertia's
     # last digits depended on the core count; on one thread they do not. No slower on the shared
-    # 2-core CPU (10,000 x 84: 0.27 s vs 0.37 s with two threads; 1,000 x 4096: 0.8 s either way).
+    # 2-core CPU (10,000 x 84: 0.27 s vs 0.37 s with two threads; 1,000 x 4096 with Lloyd: 0.8 s either way).
     with threadpool_limits(limits=1, user_api="openmp"):
         algorithm = "elkan" if x.shape[1] >= ELKAN_MIN_DIMS else "lloyd"
         km = KMeans(n_clusters=k, n_init=n_init, random_state=seed, algorithm=algorithm).fit(

@@ -58,7 +58,7 @@ def nearest_neighbors(features: np.ndarray, k: int, n_jobs: int | None = None) -
 
 
 def pair_counts(features: np.ndarray, radii: np.ndarray, sample: int = 1000, seed: int = 0) -> np.ndarray:
-    """Estimated number of ordered pairs (self pairs included) closer than each radius, from a sample of rows.
+    """Estimated number of ordered pairs (self pairs included) at most each radius apart, from a sample of rows.
 
     Returns:
         (R,) estimates, one per radius, for sizing a neighbourhood graph before building it.
@@ -68,7 +68,7 @@ def pair_counts(features: np.ndarray, radii: np.ndarray, sample: int = 1000, see
     rows = x[rng.choice(len(x), size=min(sample, len(x)), replace=False)]
     # (S, N) squared distances by the dot-product identity; float32 is enough for a count.
     d2 = ((rows**2).sum(1)[:, None] + (x**2).sum(1)[None, :] - 2.0 * rows @ x.T).ravel()
-    radii = np.asarray(radii, dtype=np.float64)
+    radii = np.atleast_1d(np.asarray(radii, dtype=np.float64))
     order = np.argsort(radii)
     r2 = radii[order] ** 2
     # Each distance counts for every radius at least as large: bin the distances between the sorted

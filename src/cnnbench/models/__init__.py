@@ -18,7 +18,7 @@ from cnnbench.models._registry import (
     resolve_model_names,
 )
 from cnnbench.models.adapt import MIN_FINAL_MAP, feature_map_shape
-from cnnbench.models.cpu_conv import PaddedConv2d, onednn_refuses_small_maps, pad_small_maps
+from cnnbench.models.cpu_conv import PaddedConv2d, cpu_vector_isa, onednn_refuses_small_maps, pad_small_maps
 from cnnbench.models.factory import ModelInfo, create_model, model_info
 from cnnbench.models.finetune import freeze_backbone, get_classifier, param_groups
 from cnnbench.models.net import ClassifierNet, LoadReport, ModelMeta, TimmNet, unwrap_model
@@ -56,6 +56,7 @@ __all__ = [
     "load_pretrained",
     "model_groups",
     "model_info",
+    "cpu_vector_isa",
     "onednn_refuses_small_maps",
     "pad_small_maps",
     "param_groups",

@@ -1,13 +1,14 @@
 """Convolutions that keep oneDNN's fast weight-gradient kernels on maps smaller than the kernel (CPU).
 
-At 28×28 the seed-mnist models end on 2×2 and 4×4 maps, where their 3×3 and 5×5 convolutions see
-an input smaller than the kernel. oneDNN (PyTorch's CPU convolutions) then refuses its direct
-weight-gradient kernels and falls back to GEMMs (``ONEDNN_VERBOSE=1`` names ``x64:gemm:jit``
-instead of ``jit:avx2``); for depthwise layers that is one small GEMM per channel: 20-25 ms instead
-of 4-12 ms for MobileNetV3-Small's 576-channel 5×5 layer on 2×2 maps at batch 64 (2-core AMD EPYC,
-torch 2.14). Padding the input explicitly and convolving without padding gives oneDNN an input at
-least as large as the kernel, and it takes the fast kernel again. Per training step (measured by
-``benchmarks/small_maps_cpu.py``, figures in docs/benchmarks.md) the lightweight models gain most.
+At 28×28 the seed-mnist models end on 2×2 and 4×4 maps, where their 3×3 and 5×5 convolutions see an
+input smaller than the kernel. oneDNN's AVX2 kernels (PyTorch's CPU convolutions on a CPU without
+AVX-512) then refuse their direct weight-gradient path and fall back to GEMMs (``ONEDNN_VERBOSE=1``
+names ``x64:gemm:jit`` instead of ``jit:avx2``); for depthwise layers that is one small GEMM per
+channel: 20-25 ms instead of 4-12 ms for MobileNetV3-Small's 576-channel 5×5 layer on 2×2 maps at
+batch 64 (2-core AMD EPYC, torch 2.14). Padding the input explicitly and convolving without padding
+gives oneDNN an input at least as large as the kernel, and it takes the fast kernel again. Per
+training step (measured by ``benchmarks/small_maps_cpu.py``, figures in docs/benchmarks.md) the
+lightweight models gain most.
 
 The output is bit-identical (the same forward kernel over the same products); the gradients come
 from other kernels that sum in another order (about 1e-6 relative; a depthwise layer's input
@@ -48,27 +49,46 @@ class PaddedConv2d(nn.Conv2d):
 #: oneDNN's ISA names (``ONEDNN_MAX_CPU_ISA``) of its AVX2 family, whose direct weight-gradient
 #: kernels refuse inputs smaller than the kernel (checked with ``ONEDNN_VERBOSE=1``).
 _AVX2_ISAS = ("AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
+#: CPU features oneDNN's ``avx512_core`` kernels need (their absence leaves it on AVX2).
+_AVX512_CORE = ("avx512_f", "avx512_bw", "avx512_vl", "avx512_dq")
+
+
+def cpu_vector_isa() -> str:
+    """The CPU's widest vector ISA as oneDNN would use it: "avx512", "avx2" or "older" (x86 without
+    AVX2, or not x86). Read from the hardware (``torch.cpu.get_capabilities()``, cpuinfo), so
+    ``ATEN_CPU_CAPABILITY``, which only steers PyTorch's own kernels, does not change it."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "x86", "i686"):
+        return "older"
+    caps = getattr(torch.cpu, "get_capabilities", None)
+    if caps is not None:
+        features = caps()
+        if all(features.get(name) for name in _AVX512_CORE):
+            return "avx512"
+        return "avx2" if features.get("avx2") else "older"
+    level = torch.backends.cpu.get_cpu_capability().upper()  # older torch: ATen's level, close enough
+    return {"AVX512": "avx512", "AVX2": "avx2"}.get(level, "older")
 
 
 def onednn_refuses_small_maps() -> bool:
-    """Whether oneDNN's CPU convolutions in this process run its AVX2 kernels, the ones that fall back to
-    GEMMs for a weight gradient on an input smaller than the kernel (so :func:`pad_small_maps` pays).
+    """Whether oneDNN's CPU convolutions run its AVX2 kernels, the ones that fall back to GEMMs for a
+    weight gradient on an input smaller than the kernel (so :func:`pad_small_maps` pays).
 
-    The CPU's vector ISA as PyTorch detects it (``AVX2`` or ``AVX512``), capped by oneDNN's own
-    ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``) when set. False on other architectures, where it
-    has not been measured.
+    The CPU's vector ISA (:func:`cpu_vector_isa`), capped by oneDNN's own ``ONEDNN_MAX_CPU_ISA`` (or
+    ``DNNL_MAX_CPU_ISA``) when set. oneDNN reads that variable once, at its first convolution: set it
+    before then, as for oneDNN itself. False where oneDNN is off, below AVX2 (the GEMMs either way)
+    and on other architectures (not measured).
     """
-    if platform.machine().lower() not in ("x86_64", "amd64", "x86", "i686"):
+    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
         return False
-    capability = torch.backends.cpu.get_cpu_capability().upper()
-    if capability not in ("AVX2", "AVX512"):
-        return False  # no AVX2: oneDNN takes the GEMMs for these layers, padded or not
+    hardware = cpu_vector_isa()
+    if hardware == "older":
+        return False
     cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
     if cap in _AVX2_ISAS:
         return True
     if cap in ("SSE41", "AVX"):
         return False
-    return capability == "AVX2"  # unset, "ALL"/"DEFAULT" or an AVX-512 name: the hardware decides
+    return hardware == "avx2"  # unset, "ALL"/"DEFAULT" or an AVX-512 name: the hardware decides
 
 
 def _effective_kernel(conv: nn.Conv2d) -> tuple[int, int]:

@@ -64,6 +64,10 @@ def device_info(device: torch.device | str = "auto") -> dict[str, Any]:
         "omp_spin_count": os.environ.get("GOMP_SPINCOUNT"),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "load_average": load_average(),
+        # which CPU kernels ran: PyTorch's dispatch level, and oneDNN's cap when set (it decides, for
+        # one, whether the engine pads small-map convolutions: models/cpu_conv.py)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
