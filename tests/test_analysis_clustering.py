@@ -169,24 +169,24 @@ def test_pair_counts_are_exact_with_every_row_for_radii_in_any_order(blobs):
 def test_wide_features_take_elkans_kmeans_with_lloyds_result(monkeypatch):
     """From 1,024 dimensions k-means runs Elkan's algorithm (faster there); it converges to the same
     clustering as scikit-learn's default Lloyd from the same seeds."""
-    import sklearn.cluster
     from sklearn.cluster import KMeans
 
     from cnnbench.analysis.clustering import ELKAN_MIN_DIMS
 
-    used = []
-
-    class Spy(KMeans):
-        def fit(self, x, y=None, sample_weight=None):
-            used.append((x.shape[1], self.algorithm))
-            return super().fit(x, y, sample_weight)
-
-    monkeypatch.setattr(sklearn.cluster, "KMeans", Spy)
     x, y = make_blobs(300, ELKAN_MIN_DIMS, centers=4, cluster_std=6.0, random_state=0)
     x = x.astype(np.float32)
+    lloyd = KMeans(4, n_init=4, random_state=0, algorithm="lloyd")
+    lloyd_labels = lloyd.fit_predict(x.astype(np.float64))
+    used = []
+    original = KMeans.fit
+
+    def spy(self, points, y=None, sample_weight=None):
+        used.append((points.shape[1], self.algorithm))
+        return original(self, points, y, sample_weight)
+
+    monkeypatch.setattr(KMeans, "fit", spy)
     kmeans_scores(x[:, : ELKAN_MIN_DIMS - 1], y, seed=0, n_init=1)
     res = kmeans_scores(x, y, seed=0, n_init=4)
     assert used == [(ELKAN_MIN_DIMS - 1, "lloyd"), (ELKAN_MIN_DIMS, "elkan")]
-    lloyd = KMeans(4, n_init=4, random_state=0, algorithm="lloyd").fit(x.astype(np.float64))
-    np.testing.assert_array_equal(res.labels, lloyd.labels_)
+    np.testing.assert_array_equal(res.labels, lloyd_labels)
     assert res.inertia == pytest.approx(lloyd.inertia_, rel=1e-9)
