@@ -215,3 +215,83 @@ def test_the_analysis_is_repeatable_and_below_1000_points_equals_the_legacy_one(
     assert legacy["tsne"].pop("neighbors") == "auto"
     assert first == again == legacy
     assert first["raw"]["kmeans"]["ari"] > 0.6 and first["tsne"]["knn_accuracy"] > 0.9
+
+
+def test_raw_kmeans_runs_beside_the_other_stages_on_two_threads_and_changes_nothing(monkeypatch):
+    """With two threads to use, K-means on the raw features runs on a side thread; the numbers, and the
+    stages listed in ``seconds`` (in their order), are those of the one-thread analysis."""
+    import threading
+
+    from sklearn.datasets import load_digits
+
+    from cnnbench.analysis import analyze as analyze_module
+
+    x, y = load_digits(return_X_y=True)
+    x, y = x[:400], y[:400]
+    seen: dict[int, str] = {}  # feature width -> the thread that ran its K-means
+    real = analyze_module.kmeans_scores
+
+    def spy(points, *args, **kwargs):
+        seen[points.shape[1]] = threading.current_thread().name
+        return real(points, *args, **kwargs)
+
+    monkeypatch.setattr(analyze_module, "kmeans_scores", spy)
+    one = analyze(x, y, AnalysisConfig(seed=0, n_jobs=1)).to_dict()
+    assert seen == {2: "MainThread", 64: "MainThread"}
+    two = analyze(x, y, AnalysisConfig(seed=0, n_jobs=2)).to_dict()
+    assert seen[2] == "MainThread" and seen[64].startswith("cnnbench-kmeans")
+    assert list(one["seconds"]) == list(two["seconds"])
+    assert two["seconds"]["raw_kmeans"] > 0
+    one.pop("seconds"), two.pop("seconds")
+    assert one == two
+
+
+def test_one_thread_asked_for_means_no_side_thread(monkeypatch):
+    from cnnbench.analysis import analyze as analyze_module
+
+    monkeypatch.setattr(analyze_module, "default_n_jobs", lambda: 1)  # e.g. --threads 1 (OMP_NUM_THREADS=1)
+    assert not analyze_module.uses_side_thread(None)
+    assert analyze_module.uses_side_thread(2)
+    monkeypatch.setattr(analyze_module, "default_n_jobs", lambda: 2)
+    assert analyze_module.uses_side_thread(None)
+    assert not analyze_module.uses_side_thread(1)
+
+
+@pytest.mark.parametrize(("n_jobs", "thread"), [(1, "MainThread"), (2, "cnnbench-npz")])
+def test_embedding_npz_is_written_beside_the_figures_on_two_threads(result, tmp_path, monkeypatch, n_jobs, thread):
+    import dataclasses
+    import threading
+
+    from cnnbench.analysis import embed
+
+    seen: list[str] = []
+    real = embed.embedding_npz_bytes
+
+    def spy(*args):
+        seen.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(embed, "embedding_npz_bytes", spy)
+    config = dataclasses.replace(result.config, n_jobs=n_jobs)
+    embed.write_outputs(dataclasses.replace(result, config=config, seconds=dict(result.seconds)), tmp_path)
+    assert len(seen) == 1 and seen[0].startswith(thread)
+    with np.load(tmp_path / "embedding.npz") as npz:
+        assert np.array_equal(npz["features"], result.features) and np.array_equal(npz["coords"], result.coords)
+    written = json.loads((tmp_path / "analysis.json").read_text())
+    assert {"figures", "files"} <= set(written["seconds"])
+    assert (tmp_path / "tsne.png").stat().st_size > 0 and (tmp_path / "knn_distance.png").stat().st_size > 0
+
+
+def test_a_failure_on_the_side_thread_surfaces_and_leaves_no_analysis_json(result, tmp_path, monkeypatch):
+    import dataclasses
+
+    from cnnbench.analysis import embed
+
+    def broken(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(embed, "embedding_npz_bytes", broken)
+    config = dataclasses.replace(result.config, n_jobs=2)
+    with pytest.raises(OSError, match="No space left"):
+        embed.write_outputs(dataclasses.replace(result, config=config, seconds=dict(result.seconds)), tmp_path)
+    assert not (tmp_path / "analysis.json").exists() and not (tmp_path / "embedding.npz").exists()

@@ -190,3 +190,23 @@ def test_wide_features_take_elkans_kmeans_with_lloyds_result(monkeypatch):
     assert used == [(ELKAN_MIN_DIMS - 1, "lloyd"), (ELKAN_MIN_DIMS, "elkan")]
     np.testing.assert_array_equal(res.labels, lloyd_labels)
     assert res.inertia == pytest.approx(lloyd.inertia_, rel=1e-9)
+
+
+def test_no_graph_size_estimate_when_even_the_complete_graph_fits(blobs, monkeypatch):
+    """N² pairs within the memory bound: the search skips the sampled estimate (and still truncates
+    nothing); beyond it, the estimate runs."""
+    from cnnbench.analysis import clustering
+
+    x, y = blobs  # 600 points: 360,000 pairs at most
+    calls: list[int] = []
+    real = clustering.pair_counts
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(clustering, "pair_counts", counting)
+    db = dbscan_search(x, y, max_graph_entries=len(x) ** 2)
+    assert calls == [] and not db.grid_truncated and db.scores.ari >= 0.95
+    again = dbscan_search(x, y, max_graph_entries=len(x) ** 2 - 1)
+    assert calls == [1] and again.to_dict() == db.to_dict()
