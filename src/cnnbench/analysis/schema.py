@@ -63,7 +63,7 @@ ANALYSIS_KEYS: dict[str, str] = {
     "<space>.dbscan.candidates": "every grid point: eps, min_samples, ari, clusters, noise_points",
     "<space>.knn_accuracy": "leave-one-out k-NN accuracy in that space",
     "notes": "list of remarks (subsampling, clipped perplexity, skipped raw analysis, ...)",
-    "seconds": "wall time per stage; keys listed in SECONDS_KEYS, plus total",
+    "seconds": "wall time per stage; keys listed in SECONDS_KEYS, plus total (raw_kmeans and files may overlap others)",
 }
 
 #: Arrays in ``embedding.npz`` -> meaning (``raw_*`` absent with --no-raw, ``classes`` when known).
