@@ -152,3 +152,34 @@ def test_3d_tsne_from_the_cli_with_the_seeds_flag_spelling(tiny_run, tmp_path, c
     with pytest.raises(SystemExit) as exc:
         main(["embed", str(run_dir), "--n-components", "4"])
     assert exc.value.code == 2 and "--n-components/--n_components: invalid choice: 4" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_data_dir_finds_the_files_of_a_run_trained_with_a_relative_data_dir(tmp_path, monkeypatch, isolated_cache):
+    """A run keeps ``--data-dir`` as given: relative, it holds only from where the run trained. From
+    elsewhere the error names it, and ``--data-dir`` points the analysis at the files."""
+    import dataclasses
+
+    from cnnbench.data import catalog
+    from cnnbench.data.idx import write_idx
+    from cnnbench.engine import TrainConfig, fit
+
+    rng = np.random.default_rng(0)
+    digits = tmp_path / "trained" / "digits"
+    digits.mkdir(parents=True)
+    for split, n in (("train", 300), ("t10k", 100)):
+        write_idx(digits / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(digits / f"{split}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+    # nothing is fetched from outside: the mirrors are a closed port on this machine
+    spec = dataclasses.replace(catalog.SPECS["mnist"], mirrors=("http://127.0.0.1:9/",), system_paths=())
+    monkeypatch.setitem(catalog.SPECS, "mnist", spec)
+    monkeypatch.chdir(tmp_path / "trained")
+    cfg = TrainConfig(
+        model="lenet5", data="mnist", data_dir="digits", epochs=1, precise_bn_samples=0, device="cpu", progress=False
+    )
+    assert fit(cfg, tmp_path / "run", quiet=True)["status"] == "completed"
+    monkeypatch.chdir(tmp_path)  # elsewhere: no "digits" here
+    with pytest.raises(CnnbenchError, match=r"digits[\s\S]*--data-dir"):
+        embed_run(tmp_path / "run", max_points=60, device="cpu")
+    result = embed_run(tmp_path / "run", max_points=60, device="cpu", data_dir=digits)
+    assert result.features.shape[0] == 60 and (tmp_path / "run" / "analysis.json").is_file()

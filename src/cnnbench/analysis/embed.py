@@ -172,6 +172,7 @@ def embed_run(
     seed: int = 0,
     options: AnalysisConfig | None = None,
     batch_size: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> Analysis:
     """Embed a split with a run's selected checkpoint, analyse it, and write the results into the run.
 
@@ -187,6 +188,8 @@ def embed_run(
         seed: subsampling, t-SNE and clustering seed (overrides ``options.seed``).
         options: further analysis options (DBSCAN grid, k-NN k, raw-feature scores, ...).
         batch_size: images per forward pass; default the run's ``eval_batch_size`` (else 512).
+        data_dir: where the dataset files are, instead of where the run found them (a run records
+            ``--data-dir`` as it was given, so a relative one only holds from the directory it trained in).
 
     Raises:
         CnnbenchError: a missing or foreign run directory, a bad flag, a damaged checkpoint.
@@ -209,7 +212,8 @@ def embed_run(
     checkpoint = _checkpoint_used(run, notes)
 
     start = time.perf_counter()
-    dataset = load_dataset(run_data_config(run))
+    data_config = run_data_config(run)
+    dataset = load_dataset(data_config if data_dir is None else data_config.replace(data_dir=os.fspath(data_dir)))
     data, indices = _sample_split(getattr(dataset, split), split, max_points, seed, notes)
     loader = _eval_loader(run.config, dataset, data, dev, batch_size)
     seconds["data"] = time.perf_counter() - start

@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", default=None, help="auto, cpu, cuda or cuda:N for the forward pass (default: the run's device)"
     )
     parser.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="directory holding the dataset files (default: where the run found them; a relative --data-dir "
+        "of `cnnbench train` holds only from the directory it trained in)",
+    )
+    parser.add_argument(
         "--batch-size", type=_positive_int, default=None, help="images per forward pass (default: the run's eval batch)"
     )
     parser.add_argument(
@@ -88,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         options=options,
         batch_size=args.batch_size,
+        data_dir=args.data_dir,
     )
     d = result.to_dict()
     if args.json:
