@@ -295,3 +295,24 @@ def test_a_failure_on_the_side_thread_surfaces_and_leaves_no_analysis_json(resul
     with pytest.raises(OSError, match="No space left"):
         embed.write_outputs(dataclasses.replace(result, config=config, seconds=dict(result.seconds)), tmp_path)
     assert not (tmp_path / "analysis.json").exists() and not (tmp_path / "embedding.npz").exists()
+
+
+def test_a_failed_figure_leaves_the_previous_embedding_and_analysis_together(result, tmp_path, monkeypatch):
+    """embedding.npz is compressed beside the figures but written after them: a figure that fails leaves
+    the previous embedding.npz and analysis.json as they were, a matching pair."""
+    import dataclasses
+
+    from cnnbench.analysis import embed, figures
+
+    two = dataclasses.replace(result.config, n_jobs=2)
+    embed.write_outputs(dataclasses.replace(result, config=two, seconds=dict(result.seconds)), tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in ("embedding.npz", "analysis.json")}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a figure failed")
+
+    monkeypatch.setattr(figures, "plot_knn_distance", broken)
+    fewer = dataclasses.replace(result, config=two, seconds=dict(result.seconds), features=result.features[:, :3])
+    with pytest.raises(RuntimeError, match="a figure failed"):
+        embed.write_outputs(fewer, tmp_path)
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before

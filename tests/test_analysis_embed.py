@@ -116,7 +116,9 @@ def test_user_errors_name_the_flag_or_file(tiny_run, tmp_path):
 def test_cli_json_prints_one_object_and_errors_exit_2(tiny_run, tmp_path):
     run_dir = tiny_run[0]
     # the module fixture's CNNBENCH_CACHE / CNNBENCH_DATA stay set, so the subprocess finds the same data
-    proc = run_cli("embed", str(run_dir), "--json", "--max-points", "120", "--perplexity", "15", "--no-raw")
+    proc = run_cli(
+        "embed", str(run_dir), "--json", "--max-points", "120", "--perplexity", "15", "--no-raw", "--threads", "1"
+    )
     out = json.loads(proc.stdout)  # exactly one JSON object, nothing else on stdout
     assert out["points"] == 120 and out["raw"] is None and out["tsne"]["perplexity"] == 15
     assert "embedding" in proc.stderr

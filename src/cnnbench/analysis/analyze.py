@@ -188,6 +188,16 @@ def _kmeans(points: np.ndarray, labels: np.ndarray, config: AnalysisConfig) -> K
     )
 
 
+def _side_kmeans(points: np.ndarray, labels: np.ndarray, config: AnalysisConfig) -> KMeansResult:
+    """``_kmeans`` on a side thread, under its own one-thread BLAS limit: with a pthreads BLAS the limit
+    set around both spaces already holds (the call changes nothing), but a BLAS built on OpenMP keeps
+    its thread count per thread, and the silhouette would otherwise use every core there."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _kmeans(points, labels, config)
+
+
 def _analyze_space(
     points: np.ndarray,
     labels: np.ndarray,
@@ -250,7 +260,7 @@ def _analyze_spaces(
         nullcontext() if config.legacy else threadpool_limits(limits=1, user_api="blas"),
         ThreadPoolExecutor(1, thread_name_prefix="cnnbench-kmeans") if side else nullcontext() as pool,
     ):
-        raw_kmeans = pool.submit(_clocked, lambda: _kmeans(x, y, config)) if pool is not None else None
+        raw_kmeans = pool.submit(_clocked, lambda: _side_kmeans(x, y, config)) if pool is not None else None
         map_ = _analyze_space(coords, y, config, "tsne", seconds)
         raw = _analyze_space(x, y, config, "raw", seconds, raw_kmeans) if config.raw else None
     return map_, raw

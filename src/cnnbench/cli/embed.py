@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnbench.cli.common import add_json_flag, emit_json, note, print_table
+from cnnbench.cli.common import add_json_flag, add_threads_flag, emit_json, note, print_table
 from cnnbench.rundir import SPLITS
 
 
@@ -67,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="score the 2-D map only, not the raw high-dimensional features",
     )
+    add_threads_flag(parser)
     add_json_flag(parser)
 
 
