@@ -166,22 +166,6 @@ def _import_numeric_libraries() -> None:
     import sklearn.neighbors  # noqa: F401
 
 
-def analyze_space(
-    points: np.ndarray, labels: np.ndarray, config: AnalysisConfig, prefix: str, seconds: dict[str, float]
-) -> SpaceAnalysis:
-    """K-means, the DBSCAN search and k-NN accuracy on ``points``, timing each as ``<prefix>_<stage>``.
-
-    BLAS runs on one thread here: these products are thin (k-means++ tries 4 candidates against all
-    points, the silhouette goes by blocks), and on the shared 2-core CPU OpenBLAS's second thread made
-    them 2-5x slower (1,000 AlexNet features, 4096-D: 10.1 s with two threads, 2.7 s with one, load 2),
-    for the same numbers. The neighbour searches parallelise by themselves (scikit-learn's OpenMP).
-    """
-    from threadpoolctl import threadpool_limits
-
-    with nullcontext() if config.legacy else threadpool_limits(limits=1, user_api="blas"):
-        return _analyze_space(points, labels, config, prefix, seconds)
-
-
 def _kmeans(points: np.ndarray, labels: np.ndarray, config: AnalysisConfig) -> KMeansResult:
     return kmeans_scores(
         points, labels, seed=config.seed, n_init=config.kmeans_n_init, silhouette_sample=config.silhouette_sample
@@ -250,8 +234,14 @@ def _analyze_spaces(
     it is single-threaded (one OpenMP thread, so that its inertia does not depend on the core count),
     scikit-learn runs it outside the GIL, and on 1,000 4096-D points it is the longest single-threaded
     stage (0.2-0.4 s). Nothing changes but the time: each stage computes the same thing on its own
-    arrays, and BLAS stays on one thread for the whole section (its limit is process-wide, so it is
-    set once here rather than per space, where one space's exit would lift it under the other).
+    arrays.
+
+    BLAS runs on one thread for the whole section: these products are thin (k-means++ tries 4
+    candidates against all points, the silhouette goes by blocks), and on the shared 2-core CPU
+    OpenBLAS's second thread made them 2-5x slower (1,000 AlexNet features, 4096-D: 10.1 s with two
+    threads, 2.7 s with one, load 2), for the same numbers. Its limit is process-wide, so it is set once
+    here rather than per space, where one space's exit would lift it under the other. The neighbour
+    searches parallelise by themselves (scikit-learn's OpenMP).
     """
     from threadpoolctl import threadpool_limits
 
