@@ -121,13 +121,15 @@ class RunSummary:
     test_mean_class_accuracy: float | None = None
     best_val_accuracy: float | None = None  # the best epoch's validation accuracy (selects the checkpoint)
     train_accuracy: float | None = None  # at the best epoch, on augmented batches
-    epochs_run: int | None = None
-    best_epoch: int | None = None
+    epochs_run: float | None = None  # fractional when the run ended inside an epoch (--max-steps, the target)
+    best_epoch: float | None = None
     train_time_s: float | None = None  # training epochs only, evaluation excluded
     time_per_epoch_s: float | None = None
     target_accuracy: float | None = None
-    epochs_to_target: int | None = None  # first epoch whose validation accuracy reached the target
-    time_to_target_s: float | None = None
+    epochs_to_target: float | None = None  # epochs trained at the first validation pass ≥ the target
+    time_to_target_s: float | None = None  # train time (evaluation excluded) until that pass
+    steps_to_target: int | None = None  # optimiser steps until that pass
+    images_to_target: int | None = None  # training images until that pass (steps × batch, summed over ranks)
     test_time_s: float | None = None  # one pass over the test split at test_batch_size
     test_batch_size: int | None = None
     test_samples: int | None = None
@@ -140,6 +142,10 @@ class RunSummary:
     batch_size: int | None = None  # the batch actually trained with (after any OOM back-off)
     lr: float | None = None
     steps: int | None = None  # optimiser steps taken
+    images: int | None = None  # training images seen
+    evaluations: int | None = None  # validation passes (one per epoch, or per --val-every-steps window)
+    best_step: int | None = None  # optimiser steps at the validation pass that selected the checkpoint
+    lr_find: dict[str, Any] | None = None  # --lr auto: the range test's pick (lr, rule, steps, ...)
     device: dict[str, Any] | None = None  # cnnbench.utils.env.device_info
     world_size: int | None = None
     versions: dict[str, Any] | None = None  # python, torch, torchvision, timm, ...
@@ -224,7 +230,7 @@ def _check_figures(values: Mapping[str, Any]) -> None:
 
 #: Recipe options added after run directories were first written, with the value that means "not
 #: used": a run that leaves one there has the recipe (and hashes) of a run written before it existed.
-UNUSED_OPTION_VALUES: dict[str, Any] = {"stop_at_target": False}
+UNUSED_OPTION_VALUES: dict[str, Any] = {"stop_at_target": False, "lr_find_steps": 60, "val_every_steps": None}
 
 
 def option_unused(key: str, value: Any) -> bool:

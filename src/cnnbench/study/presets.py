@@ -209,5 +209,5 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def get_preset(name: str) -> dict[str, Any]:
     if name not in PRESETS:
-        raise ConfigError(f"--preset {name!r}: expected one of {', '.join(PRESETS)}")
+        raise ConfigError(f"--preset {name!r}: expected one of {', '.join(PRESETS)}, or none")
     return copy.deepcopy(PRESETS[name])

@@ -33,6 +33,8 @@ from cnnbench.study.spec import StudySpec, validate_study
 from cnnbench.utils.io import atomic_write_json, atomic_write_text, check_writable_dir, read_json
 from cnnbench.utils.lock import DirectoryLock
 
+LR_FIND_DIR = "lr_find"  # STUDY_DIR/lr_find/: the range tests of --lr auto, one per model, data, seed and recipe
+
 
 @dataclass
 class PlannedRun:
@@ -150,7 +152,11 @@ def execute_run(planned: PlannedRun, run_dir: Path) -> dict[str, Any]:
         notes.append(f"the recipe changed; the previous run was moved to {moved}")
     cfg = planned.config.replace(progress=False, notes=list(planned.config.notes) + notes)
     try:
-        return fit(cfg, run_dir, resume=action == "resume", dataset=_dataset_for(cfg), quiet=True)
+        # --lr auto: the runs of one model, data and seed share a range test (schedules differ after it)
+        lr_find_dir = run_dir.parent.parent / LR_FIND_DIR
+        return fit(
+            cfg, run_dir, resume=action == "resume", dataset=_dataset_for(cfg), quiet=True, lr_find_dir=lr_find_dir
+        )
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # the study goes on with the other runs; the report lists this one
