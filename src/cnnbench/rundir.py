@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from cnnbench.errors import ConfigError, ResultsError
+from cnnbench.utils.io import atomic_open
 
 # summary.json statuses. OK: the test figures are final and enter means. FINISHED: re-running the
 # same recipe would give the same result, so a study never retries it.
@@ -279,8 +280,6 @@ class TestPredictions:
 
     def write(self, run_dir: str | os.PathLike[str]) -> Path:
         """``run_dir/test_predictions.npz``, written atomically (compressed npz)."""
-        from cnnbench.utils.io import atomic_open
-
         path = Path(run_dir) / PREDICTIONS_FILE
         with atomic_open(path, "wb") as f:
             np.savez_compressed(
