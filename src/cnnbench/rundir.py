@@ -17,12 +17,13 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from cnnbench.errors import ConfigError, ResultsError
 from cnnbench.utils.io import atomic_open
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # summary.json statuses. OK: the test figures are final and enter means. FINISHED: re-running the
 # same recipe would give the same result, so a study never retries it.
@@ -247,6 +248,8 @@ class TestPredictions:
     top5: np.ndarray  # (N, k) the k = min(5, classes) highest-scoring classes, best first
 
     def __post_init__(self) -> None:
+        import numpy as np  # here, not at the top: importing rundir stays cheap for the CLI
+
         n = len(self.target)
         shapes = (np.shape(self.predicted), np.shape(self.target), np.shape(self.top5))
         if shapes[0] != (n,) or shapes[1] != (n,) or len(shapes[2]) != 2 or shapes[2][0] != n or shapes[2][1] < 1:
@@ -280,6 +283,8 @@ class TestPredictions:
 
     def write(self, run_dir: str | os.PathLike[str]) -> Path:
         """``run_dir/test_predictions.npz``, written atomically (compressed npz)."""
+        import numpy as np
+
         path = Path(run_dir) / PREDICTIONS_FILE
         with atomic_open(path, "wb") as f:
             np.savez_compressed(
@@ -294,6 +299,8 @@ class TestPredictions:
         Raises:
             ResultsError: naming the file when it is present but damaged or not this format.
         """
+        import numpy as np
+
         path = Path(run_dir) / PREDICTIONS_FILE
         if not path.is_file():
             return None

@@ -111,7 +111,7 @@ def seeds_images_interval(
     the per-image accuracy (averaged over seeds) that another draw of test images would bring. The sum
     counts the seed × image interaction twice, so the interval is slightly conservative. The t quantile
     takes Welch–Satterthwaite degrees of freedom: with 2 or 3 seeds and a large seed spread it is wide,
-    as it should be.
+    as it should be; when the (well-measured) image part dominates it approaches the normal quantile.
 
     Args:
         per_seed: test accuracy of each seed (S ≥ 2).
