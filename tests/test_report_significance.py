@@ -109,7 +109,7 @@ def test_one_seed_tests_match_mcnemar_on_the_files_and_the_report_says_what_hold
     rows = {r[0]: r for r in _tables(html)["results-table"]}
     intervals = _column(html, "results-table", "95 % interval")
     assert all(text.startswith("[") and text.endswith("]") for text in intervals)
-    assert 'class="tie"' in html and "cannot be told apart from the best" in html
+    assert html.count('class="tie"') == 1 and "cannot be told apart from the best (exact McNemar test" in html
     assert rows["lenet5"][0] == "lenet5"
     pairwise = _tables(html)["pairwise"]
     assert [r[0] for r in pairwise] == ["lenet5", "resnet18", "googlenet"]
@@ -159,6 +159,17 @@ def test_damaged_or_stale_prediction_files_are_left_out_with_a_note(tmp_path):
     assert "not of the same evaluation" in notes and "mnist__lenet5__cosine__s0" in notes
     assert stats["pairs"] == []  # one model left with usable predictions: nothing to pair
     assert all(m["interval"] for m in stats["models"])  # every model keeps its interval
+
+
+def test_without_the_best_models_predictions_nothing_is_tested_against_it_and_the_report_says_so(tmp_path):
+    models = ("lenet5", "resnet18", "googlenet")
+    study = _study(tmp_path / "s", models=models)
+    best = max(models, key=lambda m: RunSummary.read(_run(study, m)).test_accuracy)
+    (_run(study, best) / PREDICTIONS_FILE).unlink()
+    stats = _statistics(study)
+    assert stats["summary"] == "" and f"the most accurate model, {best}, has no usable" in stats["notes"][0]
+    assert all(m["distinguishable_from_best"] is None for m in stats["models"])
+    assert len(stats["pairs"]) == 1 and best not in (stats["pairs"][0]["a"], stats["pairs"][0]["b"])
 
 
 STEPS = {"resnet18": [120, 150, 135], "lenet5": [300, 280, 330], "googlenet": [100, 110, None]}

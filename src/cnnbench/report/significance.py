@@ -290,6 +290,13 @@ def compare_dataset(
     comparison.summary = summary_sentence(comparison)
     if len(models) > 1 and len(testable) < 2:
         notes.insert(0, _untested_note(models))
+    elif len(models) > 1 and not comparison.summary and best is not None:
+        # the first note is what the Findings section shows when there is no sentence: say why
+        notes.insert(
+            0,
+            f"Which differences hold is not tested: the most accurate model, {best.model}, has no usable "
+            f"per-image predictions ({PREDICTIONS_FILE}) to compare the others with.",
+        )
     return comparison
 
 
@@ -360,10 +367,6 @@ def _against_best(
     leader = by_name[best.model]
     others = [m for m in testable if m is not leader]
     tests = {m.name: _paired_test(m, leader) for m in others} if leader.correct else {}
-    if not leader.correct and testable:
-        notes.append(
-            f"The most accurate model, {best.model}, has no per-image predictions: nothing is tested against it."
-        )
     adjusted = dict(zip(tests, holm([t.p_value for t in tests.values()]), strict=True))
     out = []
     for acc in accuracies:

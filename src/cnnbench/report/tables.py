@@ -116,6 +116,8 @@ def results_table(
         if s.key == "test_accuracy" and intervals:
             columns.append(Column("95 % interval", "of the test accuracy (method: see Which differences hold)"))
     best = {s.key: best_value([r.stats[s.key].mean for r in rows], s.key) for s in shown}
+    # the model holding each ★: a test's ≈ only means something next to the value it was tested against
+    leader = {k: next((r.model for r in rows if v is not None and r.stats[k].mean == v), None) for k, v in best.items()}
     out_rows = []
     for row in rows:
         cells = [Cell(row.model, row.model)]
@@ -134,7 +136,9 @@ def results_table(
                     text += f" ({stat.n}/{row.ok})"
                     title = f"reached the target in {stat.n} of {row.ok} seeds; the mean is over those"
             is_best = stat.mean is not None and stat.mean == best[spec.key]
-            tie, why = _cannot_tell(comparison, row.model, spec.key) if not is_best else (False, None)
+            tie, why = (False, None)
+            if not is_best and leader.get(spec.key) is not None:
+                tie, why = _cannot_tell(comparison, row.model, spec.key, leader[spec.key])
             cells.append(Cell(text, stat.mean, best=is_best and len(rows) > 1, tie=tie, title=why or title))
             if spec.key == "test_accuracy" and intervals:
                 cells.append(_interval_cell(comparison, row.model))
@@ -142,22 +146,22 @@ def results_table(
     return Table(table_id, columns, out_rows, css="results"), omitted
 
 
-def _cannot_tell(comparison: DatasetComparison | None, model: str, key: str) -> tuple[bool, str | None]:
-    """(≈, why) for one cell: the value cannot be told apart from the column's best by a test."""
+def _cannot_tell(comparison: DatasetComparison | None, model: str, key: str, leader: str) -> tuple[bool, str | None]:
+    """(≈, why) for one cell: a test could not tell the value from the column's best (held by ``leader``)."""
     if comparison is None:
         return False, None
     if key == "test_accuracy":
-        m = comparison.model(model)
-        if m is None or m.distinguishable_from_best is not False or m.vs_best is None:
+        m, best = comparison.model(model), comparison.best
+        if m is None or best is None or best.model != leader or m.distinguishable_from_best is not False:
             return False, None
-        return True, f"cannot be told apart from the best ({m.vs_best.method}, Holm-adjusted {format_p(m.p_vs_best)})"
-    cost = next((c for c in comparison.to_target.get(key, []) if c.model == model), None)
-    if cost is None or cost.distinguishable_from_fastest is not False or cost.p_vs_fastest is None:
+        method = m.vs_best.method if m.vs_best else "test"
+        return True, f"cannot be told apart from the best ({method}, Holm-adjusted {format_p(m.p_vs_best or 1.0)})"
+    costs = comparison.to_target.get(key, [])
+    cost = next((c for c in costs if c.model == model), None)
+    fastest = next((c for c in costs if c.is_fastest), None)
+    if cost is None or fastest is None or fastest.model != leader or cost.distinguishable_from_fastest is not False:
         return False, None
-    fastest = next((c for c in comparison.to_target[key] if c.is_fastest), None)
-    if fastest is None or fastest.mean is None:
-        return False, None
-    p = format_p(cost.p_vs_fastest)
+    p = format_p(cost.p_vs_fastest or 1.0)
     return True, f"cannot be told apart from the fastest (Welch's t test over seeds, Holm-adjusted {p})"
 
 
