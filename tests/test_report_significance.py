@@ -15,12 +15,19 @@ import pytest
 
 from cnnbench.report import build_report, collect
 from cnnbench.report.aggregate import aggregate, select_schedules
-from cnnbench.report.significance import compare_dataset
+from cnnbench.report.significance import (
+    DatasetComparison,
+    ModelAccuracy,
+    PairComparison,
+    compare_dataset,
+    summary_sentence,
+)
 from cnnbench.report.stats import (
     MCNEMAR,
     PAIRED_SEEDS_IMAGES,
     SEEDS_AND_IMAGES,
     WILSON,
+    PairedTest,
     mcnemar_exact,
     seeds_images_test,
     wilson_interval,
@@ -170,6 +177,44 @@ def test_without_the_best_models_predictions_nothing_is_tested_against_it_and_th
     assert stats["summary"] == "" and f"the most accurate model, {best}, has no usable" in stats["notes"][0]
     assert all(m["distinguishable_from_best"] is None for m in stats["models"])
     assert len(stats["pairs"]) == 1 and best not in (stats["pairs"][0]["a"], stats["pairs"][0]["b"])
+
+
+def _accuracy(model, accuracy, p=None, best=False):
+    test = None if p is None else PairedTest(MCNEMAR, 0.0, p, images=1000)
+    return ModelAccuracy(
+        model, "cosine", accuracy, None, (0,), (accuracy,), 1000, (0,), best, test, p, None if p is None else p < 0.05
+    )
+
+
+def _verdicts(*pairs):
+    return [PairComparison(a, b, PairedTest(MCNEMAR, 0.01, p, images=1000), p, verdict) for a, b, verdict, p in pairs]
+
+
+def test_the_sentence_names_who_cannot_be_told_apart_and_whom_they_beat():
+    models = [
+        _accuracy("googlenet", 0.932, p=0.41),
+        _accuracy("resnet18", 0.935, best=True),
+        _accuracy("mobilenet_v3_small", 0.88, p=1e-9),
+    ]
+    pairs = _verdicts(
+        ("resnet18", "googlenet", "same", 0.41),
+        ("resnet18", "mobilenet_v3_small", "better", 3e-9),
+        ("googlenet", "mobilenet_v3_small", "better", 2e-7),
+    )
+    assert summary_sentence(DatasetComparison("mnist", models, pairs, {}, "")) == (
+        "resnet18 and googlenet cannot be told apart on these 1,000 test images (p = 0.41); "
+        "both beat mobilenet_v3_small (p < 1e-6)."
+    )
+    pairs[2] = PairComparison("googlenet", "mobilenet_v3_small", pairs[2].test, 0.2, "same")
+    assert summary_sentence(DatasetComparison("mnist", models, pairs, {}, "")) == (
+        "resnet18 and googlenet cannot be told apart on these 1,000 test images (p = 0.41); "
+        "resnet18 beats mobilenet_v3_small (p < 1e-6), which cannot be told apart from googlenet."
+    )
+    alone = [models[1], _accuracy("lenet5", 0.5, p=0.003)]
+    pairs = _verdicts(("lenet5", "resnet18", "worse", 0.003))
+    assert summary_sentence(DatasetComparison("mnist", alone, pairs, {}, "")) == (
+        "resnet18 is the most accurate on these 1,000 test images; it beats lenet5 (p = 0.003)."
+    )
 
 
 STEPS = {"resnet18": [120, 150, 135], "lenet5": [300, 280, 330], "googlenet": [100, 110, None]}

@@ -230,9 +230,9 @@ def accuracy_interval(runs: Sequence[RunRecord], store: PredictionStore) -> Inte
         return wilson_interval(round(accs[0] * images), images) if images else None
     if not images:
         return student_interval(accs, bounds=(0.0, 1.0))
-    preds = [store.get(r)[0] for r in scored]
-    if all(p is not None for p in preds) and _same_images(preds):  # type: ignore[arg-type]
-        per_image = np.stack([p.correct for p in preds]).mean(axis=0)  # type: ignore[union-attr]
+    known = [p for p in (store.get(r)[0] for r in scored) if p is not None]
+    if len(known) == len(scored) and _same_images(known):
+        per_image = np.stack([p.correct for p in known]).mean(axis=0)  # (N,) each image's accuracy over the seeds
         variance = float(per_image.var(ddof=1)) if images > 1 else 0.0
     else:
         mean = sum(accs) / len(accs)
@@ -252,7 +252,6 @@ class _Model:
     row: AggregateRow
     runs: list[RunRecord]
     correct: dict[str, np.ndarray] = field(default_factory=dict)  # seed key -> (N,) bool
-    target: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -270,7 +269,7 @@ def compare_dataset(
     Args:
         rows: the results table's rows (one per model, its selected schedule), in display order; their
             ``averaged`` runs are the ones compared.
-        store: predictions already read (shared with aggregate.csv); a new one by default.
+        store: the predictions already read (a new, empty store by default).
         alpha: a difference holds when its Holm-adjusted p-value is below this.
     """
     store = store or PredictionStore()
@@ -319,7 +318,6 @@ def _load_correctness(models: list[_Model], store: PredictionStore, notes: list[
                 )
                 continue
             model.correct[_seed_key(run)] = preds.correct
-            model.target = preds.target
         lacking = [r.run_id for r in model.runs if _seed_key(r) not in model.correct]
         if model.correct and lacking:
             notes.append(
@@ -487,11 +485,11 @@ def summary_sentence(comparison: DatasetComparison) -> str:
         head = f"{best.model} is the most accurate {where}"
     clauses, by_all = [], []
     for m in behind:
-        beaters = [g for g in group if (pc := comparison.pair(g.model, m.model)) and pc.verdict == "better"]
-        ps = [comparison.pair(g.model, m.model).p_holm for g in beaters]  # type: ignore[union-attr]
-        if not beaters:  # only the test against the best (its own Holm family) separates them
-            beaters, ps = [best], [m.p_vs_best or 0.0]
-        text = f"{m.model} ({format_p(max(ps))})"
+        wins = [(g, pc.p_holm) for g in group if (pc := comparison.pair(g.model, m.model)) and pc.verdict == "better"]
+        if not wins:  # only the test against the best (its own Holm family) separates them
+            wins = [(best, m.p_vs_best or 0.0)]
+        beaters = [g for g, _ in wins]
+        text = f"{m.model} ({format_p(max(p for _, p in wins))})"  # the weakest of the wins
         if len(beaters) == len(group):
             by_all.append(text)
         else:
