@@ -352,6 +352,15 @@ def test_ddp_two_gloo_ranks_write_one_run_directory(tmp_path, isolated_cache):
     rows = _metrics(out)
     assert len(rows) == 3 and all(0 <= float(r["val_acc"]) <= 1 for r in rows)
     assert summary["test_samples"] == json.loads((out / "data.json").read_text())["test_size"]
+    # each rank tested its own shard; the predictions file holds every test image once, in dataset order
+    from cnnbench.data import load_dataset
+    from cnnbench.rundir import TestPredictions
+    from cnnbench.runs import run_data_config
+
+    preds = TestPredictions.read(out)
+    assert (preds.target == load_dataset(run_data_config(out)).test.labels).all()
+    assert preds.accuracy == pytest.approx(summary["test_accuracy"], abs=1e-12)
+    assert preds.correct_top5.mean() == pytest.approx(summary["test_top5"], abs=1e-12)
 
 
 @pytest.mark.slow  # trains two runs of a few steps

@@ -25,7 +25,7 @@ from cnnbench.engine import distributed as ddp
 from cnnbench.engine.checkpoint import RESUME_KEYS, load_resume_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cnnbench.engine.config import TrainConfig
 from cnnbench.engine.early_stopping import EarlyStopping
-from cnnbench.engine.evaluate import EvalResult, evaluate
+from cnnbench.engine.evaluate import EvalResult, evaluate, predictions_in_dataset_order
 from cnnbench.engine.graphs import CudaGraphStep, cuda_graphs_wanted
 from cnnbench.engine.loop import EagerStep, EpochPartial, EpochStats, train_one_epoch
 from cnnbench.engine.optim import ModelEma, build_optimizer, set_lr
@@ -967,9 +967,20 @@ class _FitRun:
         loader = trainer.loader(trainer.dataset.test, self.cfg.test_batch_size, train=False)
         synchronize(device)
         t0 = time.perf_counter()
-        test = trainer.evaluate(loader)
+        test = evaluate(
+            trainer.eval_model(),
+            loader,
+            trainer.dataset.num_classes,
+            device,
+            autocast_dtype=trainer.autocast_dtype,
+            channels_last=trainer.channels_last,
+            keep_predictions=True,  # test_predictions.npz: what the report's paired tests compare
+        )
         synchronize(device)
-        return test, time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        # outside the timed pass: under DDP every rank sends its shard, and all end with the whole split in order
+        test.predictions = predictions_in_dataset_order(test.predictions, loader.sample_order(), trainer.dist)
+        return test, seconds
 
     def _summary(
         self, status: str, error: str | None, test: EvalResult | None, test_time: float | None
@@ -1024,7 +1035,10 @@ class _FitRun:
         }
 
     def _write_results(self, test: EvalResult | None, summary: dict[str, Any]) -> None:
-        """test_metrics.json (when the test pass ran), then summary.json: the file that says the run ended."""
+        """test_metrics.json and test_predictions.npz (when the test pass ran), then summary.json: the file
+        that says the run ended."""
+        if test is not None and test.predictions is not None:
+            test.predictions.write(self.out)
         if test is not None:
             atomic_write_json(
                 self.out / "test_metrics.json",

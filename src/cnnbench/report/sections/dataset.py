@@ -1,5 +1,6 @@
 """The "Dataset samples" section (the sample grid of each samples.npz and the augmentation figure of
-each augmented.npz), and ``dataset_sections``: which sections one dataset gets, and in what order.
+each augmented.npz), ``dataset_context`` (what one dataset's sections share), and ``dataset_sections``:
+which sections one dataset gets, and in what order.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cnnbench.report.sections.features import features_section
 from cnnbench.report.sections.pareto import pareto_section
 from cnnbench.report.sections.results import comparisons_section, results_section, schedules_section
 from cnnbench.report.sections.runs import summaries_section
+from cnnbench.report.significance import PredictionStore, compare_dataset
 
 
 def samples_section(results: Results, figs: Figures, out_dir: Path | None) -> Section | None:
@@ -110,7 +112,7 @@ def _augmentation_blocks(results: Results, figs: Figures, out_dir: Path | None, 
     return blocks
 
 
-def dataset_sections(
+def dataset_context(
     results: Results,
     dataset: str,
     rows: list[AggregateRow],
@@ -118,7 +120,9 @@ def dataset_sections(
     colors: dict[str, str],
     figs: Figures,
     several: bool,
-) -> list[Section]:
+    store: PredictionStore | None = None,
+) -> SectionContext:
+    """One dataset's runs, rows, selected schedules and the comparison of its models."""
     suffix = f" — {dataset}" if several else ""
     runs = results.for_dataset(dataset)
     chosen = select_schedules(rows)
@@ -127,10 +131,16 @@ def dataset_sections(
     finished = [r for r in shown if r.ok > 0]
     schedules = sorted({r.schedule for r in rows})
     target = common_value(r.figures.get("target_accuracy") for r in runs)
-    test_batch = common_test_batch(runs)
     ctx = SectionContext(dataset, runs, rows, chosen, models, shown, finished, schedules, colors, figs, target, suffix)
+    ctx.comparison = compare_dataset(dataset, finished, store)
+    return ctx
+
+
+def dataset_sections(results: Results, ctx: SectionContext) -> list[Section]:
+    """The sections of one dataset, in page order."""
+    test_batch = common_test_batch(ctx.runs)
     sections = [results_section(ctx, test_batch, results)]
-    if finished:
+    if ctx.finished:
         sections.append(comparisons_section(ctx, test_batch))
         sections.append(schedules_section(ctx))
         sections.append(curves_section(ctx))
