@@ -300,6 +300,7 @@ def _config_yaml(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
         "world_size": 1,
         "amp": "bfloat16",
         "channels_last": True,
+        "lr": cfg.lr,
         "config_hash": cfg.hash(),
         "recipe_hash": recipe_hash(cfg.to_dict()),
     }
