@@ -111,6 +111,40 @@ def test_mnist_study_dry_run_shows_the_seed_recipe(isolated_cache):
 
 
 @pytest.mark.slow
+def test_quick_dry_run_shows_the_tuned_train_to_target_recipe_and_narrowing_keeps_it(isolated_cache):
+    from cnnbench.study.presets import QUICK_CAP, QUICK_LR_FIND_STEPS, QUICK_VAL_EVERY
+
+    plan = json.loads(run_cli("run", "--preset", "quick", "--data", "mnist-sample", "--dry-run", "--json").stdout)
+    assert len(plan["runs"]) == 10 and plan["recipe_hashes"] == [recipe_hash(plan["runs"][0]["config"])]
+    cfg = plan["runs"][0]["config"]
+    expected = {
+        "lr": "auto",
+        "lr_find_steps": QUICK_LR_FIND_STEPS,
+        "schedule": "onecycle",
+        "max_steps": QUICK_CAP,
+        "val_every_steps": QUICK_VAL_EVERY,
+        "stop_at_target": True,
+        "target_accuracy": 0.95,
+        "batch_size": 64,
+        "drop_rate": 0.0,
+        "augment": "none",
+    }
+    assert {k: cfg[k] for k in expected} == expected
+    assert any("range test" in d for d in plan["deviations"])
+    # any flag without --preset narrows the default study (on a CPU: quick), never drops it
+    narrowed = json.loads(run_cli("run", "--models", "lenet5,squeezenet1_1", "--dry-run", "--json").stdout)
+    assert narrowed["preset"] == "quick" and [r["config"]["model"] for r in narrowed["runs"]] == [
+        "lenet5",
+        "squeezenet1_1",
+    ]
+    assert {k: narrowed["runs"][0]["config"][k] for k in expected} == expected
+    # --preset none: train's defaults, one schedule
+    plain = json.loads(run_cli("run", "--preset", "none", "--models", "lenet5", "--dry-run", "--json").stdout)
+    assert plain["preset"] is None and plain["runs"][0]["config"]["max_steps"] is None
+    assert plain["runs"][0]["config"]["schedule"] == "onecycle" and plain["runs"][0]["config"]["lr"] == "auto"
+
+
+@pytest.mark.slow
 def test_report_of_two_studies_with_different_lr_shows_two_rows(tmp_path, isolated_cache):
     a, b, merged = tmp_path / "a", tmp_path / "b", tmp_path / "merged"
     run_cli("run", *TINY_RUN, "--lr", "1e-3", "--out", str(a))
@@ -208,17 +242,14 @@ def test_planned_work_follows_the_recipe_not_the_clock():
 
 def test_a_flag_that_changes_a_preset_value_replaces_the_deviation_that_described_it(tmp_path):
     from cnnbench.study import resolve_spec
-    from cnnbench.study.presets import QUICK_STEPS
 
     quick = resolve_spec("quick", None, {"data": ["synthetic"]})
     assert any(d.startswith("No augmentation") for d in quick.deviations)
     assert not any(d.startswith("Changed from") for d in quick.deviations)
 
-    changed = resolve_spec("quick", None, {"data": ["synthetic"], "recipe": {"augment": "digits", "lr": 1e-3}})
+    changed = resolve_spec("quick", None, {"data": ["synthetic"], "recipe": {"augment": "digits", "lr": "auto"}})
     assert not any(d.startswith("No augmentation") for d in changed.deviations)  # it would be false now
-    assert any(
-        d.startswith(f"{QUICK_STEPS} optimiser steps per run") for d in changed.deviations
-    )  # untouched ones stay
+    assert any(d.startswith("Each model trains until") for d in changed.deviations)  # untouched ones stay
     # lr was given but equals the preset's value: not a change
     assert [d for d in changed.deviations if d.startswith("Changed from")] == [
         "Changed from the quick preset by a study file or flags: augment 'none' → 'digits'."

@@ -33,14 +33,14 @@ class TrainConfig:
     data: str = data_default("data")
     data_dir: str | None = data_default("data_dir")  # searched before the default locations
     epochs: int = 30  # upper bound; early stopping and --time-budget may end sooner
-    batch_size: int = 128
-    lr: float | str = 1e-3  # peak learning rate at --batch-size (after warm-up); "auto": the range test picks it
+    batch_size: int = 64
+    lr: float | str = "auto"  # peak learning rate at --batch-size (after warm-up); auto: the range test picks it
     lr_find_steps: int = 60  # --lr auto: steps of the range test's ramp, the same for every model (the tuning budget)
     optimizer: str = "adamw"
     momentum: float = 0.9  # sgd only
     nesterov: bool = True  # sgd only
     weight_decay: float = 5e-4  # not applied to norm and bias parameters
-    schedule: str = "cosine"
+    schedule: str = "onecycle"  # warms up by itself, so a range test's high pick starts safely
     min_lr: float = 0.0  # floor of cosine/onecycle/plateau
     warmup_epochs: float = 0.0  # linear warm-up before any schedule
     warmup_start_lr: float = 1e-6
@@ -55,10 +55,10 @@ class TrainConfig:
     target_accuracy: float | None = None  # fraction (0.99) or percent (99); time/epochs to reach it on val
     stop_at_target: bool = False  # end the run at the first validation pass that reaches --target-accuracy
     val_every_steps: int | None = None  # validate every N optimiser steps instead of after each epoch
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.1  # timm's default; measured with LeNet-5 in docs/training.md
     grad_clip: float | None = None  # max global grad norm
-    drop_rate: float | None = None  # classifier dropout; None = the architecture's default
-    augment: str = "auto"  # auto: digits for MNIST-like data, natural for photos
+    drop_rate: float | None = 0.0  # classifier dropout; None = the architecture's default (the seed's 0.5)
+    augment: str = "auto"  # auto: none for MNIST-like data, natural for photos (data.augment.training_augment_kind)
     amp: str = "auto"  # auto: bf16 on a GPU that has it, else fp16 with a scaler; none on the CPU
     channels_last: bool = True  # NHWC: faster on GPUs, and 1.5-2.5x on CPUs for depthwise-heavy models
     compile: bool = False  # torch.compile the model

@@ -205,9 +205,11 @@ class Trainer:
 
     def train_augmentation(self):
         from cnnbench.data import build_augmentation
+        from cnnbench.data.augment import training_augment_kind
 
-        kind = self.dataset.kind if self.cfg.augment == "auto" else self.cfg.augment
-        return build_augmentation(kind, output_size=self.input_size)
+        return build_augmentation(
+            training_augment_kind(self.cfg.augment, self.dataset.kind), output_size=self.input_size
+        )
 
     def build_loaders(self, batch_size: int) -> None:
         augment, seed = self.train_augmentation(), self.cfg.seed

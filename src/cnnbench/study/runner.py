@@ -482,17 +482,18 @@ def _embed_best_runs(spec: StudySpec, out: Path, log) -> None:
 
 def _write_augmented(runs: list[PlannedRun], out: Path) -> None:
     """The first run's augmentation applied to a few training images (the report's augmentation figure)."""
+    from cnnbench.data.augment import training_augment_kind
     from cnnbench.data.preview import AUGMENTED_FILE, preview_augmentation
 
     if (out / AUGMENTED_FILE).exists() or not runs:
         return
     cfg = runs[0].config
-    # A study without augmentation still gets the figure, marked unused: what the dataset's default
+    dataset = _dataset_for(cfg)
+    kind = training_augment_kind(cfg.augment, dataset.kind)
+    # A study without augmentation still gets the figure, marked unused: what the dataset's family of
     # augmentation would do (the seed's Figure 32), so a reader can judge whether to turn it on.
-    used = cfg.augment != "none"
-    preview = preview_augmentation(
-        _dataset_for(cfg), cfg.augment if used else "auto", cfg.seed, output_size=cfg.image_size
-    )
+    used = kind != "none"
+    preview = preview_augmentation(dataset, kind if used else "auto", cfg.seed, output_size=cfg.image_size)
     if preview is not None:
         preview.used = used
         preview.save(out / AUGMENTED_FILE)
