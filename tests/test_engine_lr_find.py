@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from cnnbench.engine import TrainConfig, fit
-from cnnbench.engine.lr_find import LrFindResult, find_lr, ramp_lr, smooth, suggest_lr
+from cnnbench.engine.lr_find import LrFindResult, find_lr, ramp_lr, range_test, smooth, suggest_lr
 from cnnbench.errors import ConfigError
 from conftest import run_cli
 
@@ -49,21 +49,28 @@ def test_smoothing_is_a_debiased_moving_average():
     assert s[1] == pytest.approx(0.9 * 0.1 / (1 - 0.81))
 
 
-def test_the_pick_is_the_steepest_fall_before_the_minimum():
-    lrs = [ramp_lr(i, 60) for i in range(60)]
+def test_the_pick_is_half_a_decade_below_the_smoothed_minimum():
+    lrs = [ramp_lr(i, 61) for i in range(61)]  # 12 points a decade
     x = np.log10(lrs)
-    # a loss that falls fastest at lr 1e-2 (a logistic step in log lr) and rises sharply after 1e-1
+    # a loss that falls from 1e-3 on, is lowest at lr 0.1 and rises sharply after it
     loss = 2.3 - 1.5 / (1 + np.exp(-(x + 2) * 4)) + np.where(x > -1, (x + 1) * 20, 0)
     index = suggest_lr(lrs, list(loss))
-    assert lrs[index] == pytest.approx(1e-2, rel=0.25)
-    # past the minimum the loss rises: a steeper fall there never counts
-    assert lrs[index] < lrs[int(np.argmin(loss))]
+    assert int(np.argmin(loss)) - index == 6  # half of 12 points
+    assert lrs[index] == pytest.approx(0.1 / 10**0.5, rel=1e-6)
 
 
-def test_a_curve_that_only_rises_falls_back_to_a_tenth_of_the_minimum():
+def test_a_curve_that_only_rises_picks_the_start_and_says_so():
     lrs = [ramp_lr(i, 30) for i in range(30)]
     loss = [2.0 + 0.01 * i for i in range(30)]  # lowest at the first point
     assert suggest_lr(lrs, loss) == 0
+    batches = iter([(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long))] * 20)
+    losses = iter(range(1, 21))
+
+    def step(x, y):
+        return torch.tensor(float(next(losses)) * 2), torch.tensor(0)  # summed over the batch of 2
+
+    result = range_test(step, batches, lambda lr: None, 20)
+    assert result.index == 0 and any("did not fall" in n for n in result.notes)
 
 
 def test_lr_auto_and_its_steps_are_validated():
@@ -95,7 +102,7 @@ def test_the_pick_is_within_a_factor_of_10_of_the_best_learning_rate_of_a_sweep(
     assert losses[best] < 0.5 * losses[sweep[0]]  # the sweep itself is informative: the best lr learns
     result = find_lr(TrainConfig(**SMALL, lr="auto"))
     assert best / 10 <= result.lr <= best * 10, (result.lr, losses)
-    assert len(result.lrs) <= result.steps and result.rule == "steepest"
+    assert len(result.lrs) <= result.steps and result.rule == "min/3.2"
 
 
 @pytest.mark.slow
@@ -113,7 +120,7 @@ def test_lr_auto_records_the_pick_and_trains_exactly_as_the_picked_lr_would(tmp_
     auto = fit(cfg, tmp_path / "auto", quiet=True)
     picked = auto["lr_find"]["lr"]
     assert auto["status"] == "completed" and auto["lr"] == picked > 0
-    assert auto["lr_find"]["rule"] == "steepest" and auto["lr_find"]["steps"] == 40
+    assert auto["lr_find"]["rule"] == "min/3.2" and auto["lr_find"]["steps"] == 40
     config = yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())
     assert config["lr"] == "auto" and config["resolved"]["lr"] == picked
     curve = (tmp_path / "auto" / "lr_find.csv").read_text().splitlines()

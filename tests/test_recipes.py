@@ -261,3 +261,37 @@ def test_a_flag_that_changes_a_preset_value_replaces_the_deviation_that_describe
     path.write_text(yaml.safe_dump({"preset": "quick", **changed.to_dict()}))
     again = resolve_spec(None, path, {})
     assert sum(d.startswith("Changed from") for d in again.deviations) == 1
+
+
+@pytest.mark.slow
+def test_a_tuned_train_to_target_study_is_ranked_by_cost_and_shows_its_tuning(tmp_path, isolated_cache):
+    """The quick preset's procedure on two models: the report ranks by images to the target, shows each
+    pick and range-test curve, and stars no column whose values are all equal."""
+    out = tmp_path / "study"
+    run_cli(
+        "run", "--preset", "quick", "--data", "synthetic", "--models", "squeezenet1_1,lenet5",
+        "--max-train-samples", "640", "--lr-find-steps", "20", "--max-steps", "80", "--val-every-steps", "5",
+        "--no-embed", "--no-speed", "--out", str(out),
+    )  # fmt: skip
+    rows = {r["model"]: r for r in _rows(out / "results.csv")}
+    assert set(rows) == {"lenet5", "squeezenet1_1"}
+    for row in rows.values():
+        assert row["status"] in ("early_stopped", "completed")
+    reached = {m: int(r["images_to_target"]) for m, r in rows.items() if r["images_to_target"]}
+    assert reached, rows  # at least one model reaches synthetic's 90 % within 80 steps
+    assert len(list((out / "lr_find").glob("*.json"))) == 2  # one range test per model, cached in the study
+    md = (out / "report.md").read_text()
+    table = md.split("## Results", 1)[1].split("\n\n")[2]
+    header, _, *body = table.splitlines()
+    assert header.split("|")[3].strip().startswith("Images to 90")
+    ranked = [line.split("|")[1].strip().replace("\\_", "_") for line in body]
+    order = sorted(rows, key=lambda m: (m not in reached, reached.get(m, 0)))
+    assert ranked == order
+    seeds_col = [line.split("|")[2] for line in body]
+    assert all("★" not in c for c in seeds_col)  # "Seeds 1/1" everywhere: equal, so no star
+    tuning = md.split("## Tuning", 1)[1].split("\n## ", 1)[0]
+    assert "range test of 20 optimiser steps" in tuning and "figures/lr-find.png" in tuning
+    for model in rows:
+        summary = json.loads((out / "runs" / rows[model]["run_id"] / "summary.json").read_text())
+        assert f"{summary['lr_find']['lr']:.2g}" in tuning
+    assert (out / "figures" / "lr-find.png").read_bytes().startswith(b"\x89PNG")

@@ -24,10 +24,29 @@ class ColumnSpec:
     kind: str  # pct | loss | count | seconds | epochs | mb | ips | ms
 
 
-def results_columns(target: float | None, test_batch: int | None) -> list[ColumnSpec]:
-    """The figures of the results table, in order (issue 7, plus top-5 for the Caltech convention)."""
+def results_columns(target: float | None, test_batch: int | None, by_cost: bool = False) -> list[ColumnSpec]:
+    """The figures of the results table, in order (issue 7, plus top-5 for the Caltech convention).
+
+    Args:
+        by_cost: the runs trained until their target: the costs of reaching it come first (images, steps,
+            seconds), then the test accuracy of the checkpoint that reached it.
+    """
     pct = f"{target * 100:g} %" if target else "target"
     batch = f"batch {test_batch}" if test_batch else "the run's test batch size"
+    specs = _result_specs(pct, batch)
+    if not by_cost:
+        return [s for s in specs if s.key not in ("images_to_target", "steps_to_target")]
+    first = ("images_to_target", "steps_to_target", "time_to_target_s", "test_accuracy")
+    ordered = [next(s for s in specs if s.key == k) for k in first] + [s for s in specs if s.key not in first]
+    return [
+        ColumnSpec(s.key, "Test acc at the stop (%)", s.title + ", with the checkpoint that reached the target", s.kind)
+        if s.key == "test_accuracy"
+        else s
+        for s in ordered
+    ]
+
+
+def _result_specs(pct: str, batch: str) -> list[ColumnSpec]:
     return [
         ColumnSpec("params", "Params", "parameters (count)", "count"),
         ColumnSpec("size_mb", "Size (MB)", "fp32 weights on disk, MB", "mb"),
@@ -46,6 +65,10 @@ def results_columns(target: float | None, test_batch: int | None) -> list[Column
         ColumnSpec(
             "time_to_target_s", f"Time to {pct} (s)", f"train time until validation accuracy ≥ {pct}", "seconds"
         ),
+        ColumnSpec(
+            "images_to_target", f"Images to {pct}", f"training images until validation accuracy ≥ {pct}", "count"
+        ),
+        ColumnSpec("steps_to_target", f"Steps to {pct}", f"optimiser steps until validation accuracy ≥ {pct}", "count"),
         ColumnSpec("test_time_s", "Test time (s)", f"one pass over the whole test split at {batch}", "seconds"),
         ColumnSpec("gpu_throughput", "GPU img/s", "inference throughput on the GPU, images per second", "ips"),
         ColumnSpec("cpu_latency_ms", "CPU latency (ms)", "inference latency on the CPU at batch 1, median, ms", "ms"),
@@ -115,7 +138,11 @@ def results_table(
         columns.append(Column(s.label, f"{s.title}; {'higher' if s.key in HIGHER_IS_BETTER else 'lower'} is better"))
         if s.key == "test_accuracy" and intervals:
             columns.append(Column("95 % interval", "of the test accuracy (method: see Which differences hold)"))
-    best = {s.key: best_value([r.stats[s.key].mean for r in rows], s.key) for s in shown}
+    # a column whose values are all equal has no best: no ★ (every model trained the same fixed steps)
+    best = {
+        s.key: None if _all_equal(rows, s.key) else best_value([r.stats[s.key].mean for r in rows], s.key)
+        for s in shown
+    }
     # the model holding each ★: a test's ≈ only means something next to the value it was tested against
     leader = {k: next((r.model for r in rows if v is not None and r.stats[k].mean == v), None) for k, v in best.items()}
     out_rows = []
@@ -129,7 +156,7 @@ def results_table(
             stat = row.stats[spec.key]
             text = fmt_stat(stat, spec.kind)
             title = None
-            if spec.key in ("epochs_to_target", "time_to_target_s") and row.ok:
+            if spec.key in ("epochs_to_target", "time_to_target_s", "steps_to_target", "images_to_target") and row.ok:
                 if stat.n == 0:
                     text = "not reached"
                 elif stat.n < row.ok:
@@ -144,6 +171,11 @@ def results_table(
                 cells.append(_interval_cell(comparison, row.model))
         out_rows.append(cells)
     return Table(table_id, columns, out_rows, css="results"), omitted
+
+
+def _all_equal(rows: Sequence[AggregateRow], key: str) -> bool:
+    values = [r.stats[key].mean for r in rows if r.stats[key].mean is not None]
+    return len(values) > 1 and all(v == values[0] for v in values)
 
 
 def _cannot_tell(comparison: DatasetComparison | None, model: str, key: str, leader: str) -> tuple[bool, str | None]:

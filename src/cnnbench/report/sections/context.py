@@ -68,6 +68,7 @@ class SectionContext:
     target: float | None
     suffix: str
     comparison: DatasetComparison | None = None  # which differences hold (cnnbench.report.significance)
+    ranked_by_cost: bool = False  # the runs trained to their target: models in order of the cost to reach it
 
     def anchor(self, name: str) -> str:
         return _anchor(name, self.dataset) if self.suffix else _anchor(name)

@@ -20,7 +20,7 @@ from cnnbench.report.tables import configurations_table, results_columns, result
 def results_section(ctx: SectionContext, test_batch: int | None, results: Results) -> Section:
     blocks: list[Any] = []
     several_schedules = len(ctx.schedules) > 1
-    specs = results_columns(ctx.target, test_batch)
+    specs = results_columns(ctx.target, test_batch, by_cost=ctx.ranked_by_cost)
     table, omitted = results_table(ctx.anchor("results-table"), ctx.shown, specs, several_schedules, ctx.comparison)
     seeds = sorted({s for r in ctx.shown for s in r.seeds})
     if several_schedules:
@@ -31,6 +31,11 @@ def results_section(ctx: SectionContext, test_batch: int | None, results: Result
     else:
         how = f"One row per model (schedule: {ctx.schedules[0]})" if ctx.schedules else "One row per model"
     how += f"; mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else "; one seed, so no spread is shown"
+    if ctx.ranked_by_cost:
+        how += (
+            ". Every run trained until its validation accuracy reached the target: models are ranked by the "
+            "training images it took (then seconds), and tested with the checkpoint that reached it"
+        )
     how += (
         ". ★ marks the best value of a column; ≈ marks a value that cannot be told apart from it by a test: the test "
         "accuracy against the most accurate model, the cost to the target against the fastest (below). "
