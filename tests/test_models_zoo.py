@@ -175,3 +175,19 @@ def test_forward_equals_head_of_features_in_eval(name: str) -> None:
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(model(x), model.forward_head(model.forward_features(x)))
+
+
+def test_alexnet_from_scratch_at_small_inputs_takes_vggs_initialisation_and_stays_torchvisions_at_224():
+    torch.manual_seed(0)
+    small = create_model("alexnet", num_classes=10, in_chans=1, input_size=28)
+    conv = small.features[3]  # 64 -> 192, 5×5: He normal, fan-out
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert float(conv.weight.std()) == pytest.approx((2 / fan_out) ** 0.5, rel=0.05)
+    linear = small.fc
+    assert float(linear.weight.std()) == pytest.approx(0.01, rel=0.05) and float(linear.bias.abs().max()) == 0
+    assert any("initialised as torchvision's VGG" in a for a in small.cnnbench_meta.adaptation)
+    torch.manual_seed(0)
+    native = create_model("alexnet", num_classes=10, in_chans=3)  # 224: torchvision's own, untouched
+    assert native.cnnbench_meta.adaptation == []
+    bound = (1 / (native.fc.in_features)) ** 0.5  # PyTorch's default: uniform(±1/sqrt(fan_in))
+    assert float(native.fc.weight.abs().max()) <= bound < float(small.fc.weight.abs().max())  # normal tails
