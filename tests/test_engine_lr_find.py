@@ -159,7 +159,7 @@ def _train_auto(out: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "cnnbench", "train", "--model", "lenet5", "--data", "synthetic",
         "--batch-size", "32", "--max-train-samples", "640", "--epochs", "1", "--lr", "auto",
-        "--lr-find-steps", "4000", "--deterministic", "--no-progress", "--out", str(out), *extra,
+        "--lr-find-steps", "600", "--deterministic", "--no-progress", "--out", str(out), *extra,
     ]  # fmt: skip
 
 

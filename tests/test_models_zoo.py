@@ -126,6 +126,7 @@ def test_lenet5_matches_the_mnist_study() -> None:
                 "features.12 (MaxPool2d) removed",
                 "global_pool 6×6→2×2 and pre_logits.1 9216→1024 inputs "
                 "(the 2×2 map was only repeated to fill the 6×6 grid)",
+                "weights initialised as torchvision's VGG (He for convolutions, N(0, 0.01) for linear layers)",
             ],
         ),
         ("mobilenet_v3_small", 32, ["features.0.0 stride 2→1"]),
