@@ -192,3 +192,19 @@ def test_alexnet_from_scratch_at_small_inputs_takes_vggs_initialisation_and_stay
     assert native.cnnbench_meta.adaptation == []
     bound = (1 / (native.fc.in_features)) ** 0.5  # PyTorch's default: uniform(±1/sqrt(fan_in))
     assert float(native.fc.weight.abs().max()) <= bound < float(small.fc.weight.abs().max())  # normal tails
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mnasnet1_0"])
+def test_a_classifier_for_fewer_classes_starts_at_chance_not_at_torchvisions_1000_class_scale(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10, in_chans=1, input_size=28)
+    bound = 1 / model.fc.in_features**0.5  # PyTorch's default Linear init: uniform(±1/sqrt(fan_in))
+    assert float(model.fc.weight.abs().max()) <= bound
+    assert any("classifier initialised by its input size" in n for n in model.cnnbench_meta.notes)
+    model.train()
+    x = torch.randn(32, 1, 28, 28)
+    loss = torch.nn.functional.cross_entropy(model(x), torch.randint(0, 10, (32,)))
+    assert float(loss) == pytest.approx(2.30, abs=0.25)  # ln 10: a fresh classifier at chance
+    with torch.device("meta"):
+        native = create_model(name)  # 1,000 classes: torchvision's own rule, no note
+    assert not any("classifier initialised" in n for n in native.cnnbench_meta.notes)
