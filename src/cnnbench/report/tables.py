@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cnnbench.report.aggregate import HIGHER_IS_BETTER, AggregateRow, Stat, best_value
-from cnnbench.report.collect import RunRecord
 from cnnbench.report.document import Cell, Column, Table
+from cnnbench.report.records import RunRecord
 from cnnbench.report.significance import DatasetComparison
 from cnnbench.report.stats import format_p
 
@@ -107,14 +107,7 @@ def results_table(
     shown = [s for s in specs if any(r.stats[s.key].mean is not None for r in rows)]
     omitted = [s for s in specs if s not in shown]
     intervals = comparison is not None and any(m.interval for m in comparison.models)
-    columns = [Column("Model", "architecture")]
-    if show_schedule:
-        columns.append(Column("Schedule", "learning-rate schedule shown: best mean validation accuracy"))
-    columns.append(Column("Seeds", "finished runs averaged / runs"))
-    for s in shown:
-        columns.append(Column(s.label, f"{s.title}; {'higher' if s.key in HIGHER_IS_BETTER else 'lower'} is better"))
-        if s.key == "test_accuracy" and intervals:
-            columns.append(Column("95 % interval", "of the test accuracy (method: see Which differences hold)"))
+    columns = _result_columns(shown, show_schedule, intervals)
     best = {s.key: best_value([r.stats[s.key].mean for r in rows], s.key) for s in shown}
     # the model holding each ★: a test's ≈ only means something next to the value it was tested against
     leader = {k: next((r.model for r in rows if v is not None and r.stats[k].mean == v), None) for k, v in best.items()}
@@ -144,6 +137,18 @@ def results_table(
                 cells.append(_interval_cell(comparison, row.model))
         out_rows.append(cells)
     return Table(table_id, columns, out_rows, css="results"), omitted
+
+
+def _result_columns(shown: Sequence[ColumnSpec], show_schedule: bool, intervals: bool) -> list[Column]:
+    columns = [Column("Model", "architecture")]
+    if show_schedule:
+        columns.append(Column("Schedule", "learning-rate schedule shown: best mean validation accuracy"))
+    columns.append(Column("Seeds", "finished runs averaged / runs"))
+    for s in shown:
+        columns.append(Column(s.label, f"{s.title}; {'higher' if s.key in HIGHER_IS_BETTER else 'lower'} is better"))
+        if s.key == "test_accuracy" and intervals:
+            columns.append(Column("95 % interval", "of the test accuracy (method: see Which differences hold)"))
+    return columns
 
 
 def _cannot_tell(comparison: DatasetComparison | None, model: str, key: str, leader: str) -> tuple[bool, str | None]:
