@@ -1,7 +1,8 @@
 """One training step and one training epoch.
 
 The step keeps everything on the device: loss and correct-prediction sums accumulate in device
-tensors and are read once per epoch (plus a NaN check every ``nan_check_every`` steps), so a GPU
+tensors and are read once per call (an epoch, or the chunk of it to the next validation pass or
+checkpoint; plus a NaN check every ``nan_check_every`` steps), so a GPU
 never waits on the host inside an epoch. Step-level points (``log_every``) are copies of those
 running sums, taken on the device and read with the epoch's figures.
 """

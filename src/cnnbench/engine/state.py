@@ -35,10 +35,10 @@ class RunState:
     lr: float  # base lr now (halved with the batch after an out-of-memory retry)
     epoch: int = 0  # epochs finished
     step: int = 0  # optimiser steps taken
-    batch_in_epoch: int = 0  # > 0 when the checkpoint was taken inside an epoch (SIGTERM)
+    batch_in_epoch: int = 0  # > 0 inside an epoch (a stop signal, --val-every-steps, --checkpoint-every-steps)
     partial: dict[str, Any] | None = None  # EpochPartial: training sums since the last validation pass
     train_time_s: float = 0.0
-    total_steps: int | None = None  # fixed after the time-budget probe
+    total_steps: int | None = None  # planned steps: --max-steps, or fixed by the time-budget probe
     epochs_to_target: float | None = None  # epochs (fractional with --val-every-steps) at the first pass ≥ target
     time_to_target_s: float | None = None
     notes: list[str] = field(default_factory=list)

@@ -125,7 +125,7 @@ def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target:
 
     Runs of ``SHORT_RUN_EPOCHS`` epochs or more are drawn per epoch (whole-number ticks); shorter
     runs against optimiser steps, the training figures every few steps (the mean since the previous
-    point) and validation at each epoch's end (it is measured per epoch only; the legend says so).
+    point) and validation at each metrics.csv row (each epoch's end, or each --val-every-steps pass).
     Train lines are dashed, validation lines solid, both in the model's colour; the learning rate is
     grey and dotted, on a log axis whenever it is positive and changes by more than 10x (warm-up from
     1e-6, cosine to 1e-6, plateau cuts).

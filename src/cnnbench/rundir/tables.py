@@ -102,7 +102,8 @@ class MetricsLog:
 
 
 class StepLog(MetricsLog):
-    """Rows of steps.csv (training figures every ``step_log_interval`` steps), rewritten after every epoch.
+    """Rows of steps.csv (training figures every ``step_log_interval`` steps), rewritten after every chunk
+    of training (an epoch, or the steps to the next validation pass or checkpoint).
 
     ``resume(path, upto_step)`` keeps the rows up to the checkpoint's step.
     """
