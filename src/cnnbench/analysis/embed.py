@@ -1,11 +1,12 @@
 """``cnnbench embed``: the features of a trained run, analysed and written into its run directory.
 
-Only ``cnnbench.runs``, ``cnnbench.data`` and the model contract (``forward_features`` then
+Only ``cnnbench.checkpoints``, ``cnnbench.data`` and the model contract (``forward_features`` then
 ``forward_head(pre_logits=True)``) are used: never the engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -20,17 +21,18 @@ import numpy as np
 import torch
 
 from cnnbench.analysis.analyze import Analysis, AnalysisConfig, analyze, uses_side_thread
+from cnnbench.checkpoints import RunDir, build_run_model, open_run
 from cnnbench.errors import ConfigError
-from cnnbench.rundir import check_split
+from cnnbench.rundir import RunFiles, check_split
+from cnnbench.rundir.layout import EMBED_FILES
 from cnnbench.utils.env import resolve_device
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, check_writable_dir
 
-if TYPE_CHECKING:  # annotations only: cnnbench.data and cnnbench.runs are imported on first use
+if TYPE_CHECKING:  # annotations only: cnnbench.data is imported on first use
     from cnnbench.data import ArraySplit, Dataset, DeviceLoader
-    from cnnbench.runs import RunDir
 
 #: Files ``embed_run`` writes into the run directory.
-OUTPUT_FILES = ("embedding.npz", "analysis.json", "tsne.png", "knn_distance.png")
+OUTPUT_FILES = EMBED_FILES
 
 
 def stratified_indices(labels: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
@@ -136,7 +138,7 @@ def write_outputs(
 
     # matplotlib, once per process (~0.6 s): with the other imports, not with the figures
     analysis.seconds["imports"] = analysis.seconds.get("imports", 0.0) + time.perf_counter() - start
-    out = Path(out_dir)
+    out = RunFiles(out_dir)
     what = " · ".join(str(v) for v in (analysis.meta.get("model"), analysis.meta.get("dataset")) if v)
 
     def npz_bytes() -> tuple[bytes, float]:
@@ -151,17 +153,17 @@ def write_outputs(
     with ThreadPoolExecutor(1, thread_name_prefix="cnnbench-npz") if side else nullcontext() as pool:
         npz = pool.submit(npz_bytes) if pool is not None else None
         start = time.perf_counter()
-        atomic_write_bytes(out / "tsne.png", figure_png_bytes(plot_tsne_panels(analysis, what or None)))
-        atomic_write_bytes(out / "knn_distance.png", figure_png_bytes(plot_knn_distance(analysis, what or None)))
+        atomic_write_bytes(out.tsne_figure, figure_png_bytes(plot_tsne_panels(analysis, what or None)))
+        atomic_write_bytes(out.knn_figure, figure_png_bytes(plot_knn_distance(analysis, what or None)))
         analysis.seconds["figures"] = time.perf_counter() - start
         data, compress = npz.result() if npz is not None else npz_bytes()
     start = time.perf_counter()
-    atomic_write_bytes(out / "embedding.npz", data)
+    atomic_write_bytes(out.embedding, data)
     # compressing (beside the figures when on the side thread) and writing; analysis.json, next, takes milliseconds
     analysis.seconds["files"] = compress + time.perf_counter() - start
     if started is not None:
         analysis.seconds["total"] = time.perf_counter() - started
-    atomic_write_json(out / "analysis.json", analysis.to_dict())
+    atomic_write_json(out.analysis, analysis.to_dict())
 
 
 def embed_run(
@@ -177,8 +179,7 @@ def embed_run(
 ) -> Analysis:
     """Embed a split with a run's selected checkpoint, analyse it, and write the results into the run.
 
-    Writes ``embedding.npz``, ``analysis.json``, ``tsne.png`` and ``knn_distance.png`` into
-    ``run_dir`` atomically.
+    Writes ``embedding.npz``, ``analysis.json``, ``tsne.png`` and ``knn_distance.png`` into ``run_dir``.
 
     Args:
         run_dir: a run directory written by ``cnnbench train``.
@@ -195,39 +196,44 @@ def embed_run(
     Raises:
         CnnbenchError: a missing or foreign run directory, a bad flag, a damaged checkpoint.
     """
-    from cnnbench.data import load_dataset
-    from cnnbench.runs import build_run_model, open_run, run_data_config
-
     _check_flags(split, max_points)
-    options = dataclasses.replace(options or AnalysisConfig(), perplexity=perplexity, seed=seed)
-    total_start = time.perf_counter()
-    seconds: dict[str, float] = {}
-    notes: list[str] = []
+    total_start, seconds, notes = time.perf_counter(), {}, []
     run = open_run(run_dir)
     check_writable_dir(run.path, flag="RUN_DIR")
     dev = _device_for(run.config, device, notes)
-
-    start = time.perf_counter()
-    model = build_run_model(run, which="best", device=dev)
-    seconds["model"] = time.perf_counter() - start
+    with _stage(seconds, "model"):
+        model = build_run_model(run, which="best", device=dev)
     checkpoint = _checkpoint_used(run, notes)
-
-    start = time.perf_counter()
-    data_config = run_data_config(run)
-    dataset = load_dataset(data_config if data_dir is None else data_config.replace(data_dir=os.fspath(data_dir)))
-    data, indices = _sample_split(getattr(dataset, split), split, max_points, seed, notes)
-    loader = _eval_loader(run.config, dataset, data, dev, batch_size)
-    seconds["data"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    features, labels = _extract_synchronized(model, loader, dev)
-    seconds["features"] = time.perf_counter() - start
+    with _stage(seconds, "data"):
+        dataset, data, indices = _sample_run_data(run, split, (max_points, seed), data_dir, notes)
+        loader = _eval_loader(run.config, dataset, data, dev, batch_size)
+    with _stage(seconds, "features"):
+        features, labels = _extract_synchronized(model, loader, dev)
     del model
-
+    options = dataclasses.replace(options or AnalysisConfig(), perplexity=perplexity, seed=seed)
     result = analyze(features, labels, options, classes=dataset.classes)
     _add_job_record(result, seconds, notes, _job_meta(run, dataset, split, checkpoint, dev))
     write_outputs(result, run.path, indices, started=total_start)
     return result
+
+
+@contextlib.contextmanager
+def _stage(seconds: dict[str, float], name: str):
+    """``seconds[name]``: the wall time of the block."""
+    start = time.perf_counter()
+    yield
+    seconds[name] = time.perf_counter() - start
+
+
+def _sample_run_data(run: RunDir, split: str, sample: tuple[int, int], data_dir, notes: list[str]):
+    """(dataset, the split cut to ``sample`` = (max points, seed), row indices kept) of the run's own data."""
+    from cnnbench.checkpoints import run_data_config
+    from cnnbench.data import load_dataset
+
+    data_config = run_data_config(run)
+    dataset = load_dataset(data_config if data_dir is None else data_config.replace(data_dir=os.fspath(data_dir)))
+    data, indices = _sample_split(getattr(dataset, split), split, *sample, notes)
+    return dataset, data, indices
 
 
 def _check_flags(split: str, max_points: int) -> None:
@@ -275,8 +281,7 @@ def _eval_loader(
         batch_size=batch_size or int(run_config.get("eval_batch_size") or 512),
         device=device,
         train=False,
-        mean=dataset.mean,
-        std=dataset.std,
+        normalize=(dataset.mean, dataset.std),
         output_size=run_config["model_args"].get("input_size"),
     )
 

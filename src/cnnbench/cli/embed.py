@@ -52,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=_positive_int, default=None, help="images per forward pass (default: the run's eval batch)"
     )
+    _add_analysis_flags(parser)
+    add_threads_flag(parser)
+    add_json_flag(parser)
+
+
+def _add_analysis_flags(parser: argparse.ArgumentParser) -> None:
+    """How the features are analysed: the t-SNE implementation, the k-NN vote, the raw-feature scores."""
     parser.add_argument(
         "--tsne-backend",
         default="opentsne",
@@ -67,8 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="score the 2-D map only, not the raw high-dimensional features",
     )
-    add_threads_flag(parser)
-    add_json_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnbench.checkpoints import eval_state_dict, load_checkpoint, open_run
 from cnnbench.data.config import data_default
 from cnnbench.engine.evaluate import evaluate, predictions_in_dataset_order
 from cnnbench.errors import CnnbenchError, ConfigError
-from cnnbench.rundir import PREDICTIONS_FILE, RunSummary, check_split
-from cnnbench.runs import eval_state_dict, load_checkpoint, open_run
+from cnnbench.rundir import PREDICTIONS_FILE, RunFiles, RunSummary, check_split
 from cnnbench.utils.env import resolve_device, synchronize
 
 if TYPE_CHECKING:
@@ -45,36 +45,15 @@ def evaluate_run(
         ConfigError: ``save_predictions`` for a checkpoint file, another split or another dataset.
         CnnbenchError: ``save_predictions`` and the accuracy differs from summary.json (nothing written).
     """
-    from cnnbench.data import DataConfig, DeviceLoader, load_dataset
-    from cnnbench.models import create_model
-
     check_split(split)
     if save_predictions:
         _check_saving(Path(path), split, data)
     ckpt_path, config, model_args, data_config = _what_to_evaluate(Path(path))
-    data_config = _override_data(data_config, data, data_dir)
+    dataset = _load_data(_override_data(data_config, data, data_dir), model_args)
     dev = resolve_device(device)
-    dataset = load_dataset(DataConfig(**data_config))
-    if dataset.num_classes != model_args["num_classes"]:
-        raise CnnbenchError(
-            f"--data {dataset.name} has {dataset.num_classes} classes but the model was trained for "
-            f"{model_args['num_classes']}"
-        )
-    model = create_model(**{**model_args, "pretrained": None})
-    model.load_state_dict(eval_state_dict(load_checkpoint(ckpt_path)))
-    model.to(dev).eval()
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ConfigError(f"--batch-size {batch_size!r}: expected a whole number ≥ 1")
-    bs = batch_size if batch_size is not None else int(config.get("test_batch_size", 32))
-    loader = DeviceLoader(
-        getattr(dataset, split),
-        batch_size=bs,
-        device=dev,
-        train=False,
-        mean=dataset.mean,
-        std=dataset.std,
-        output_size=model_args["input_size"],
-    )
+    model = _load_model(model_args, ckpt_path, dev)
+    bs = _batch_size(batch_size, config)
+    loader = _loader(getattr(dataset, split), dataset, bs, model_args["input_size"], dev)
     result, seconds = _timed_evaluate(model, loader, dataset.num_classes, dev, save_predictions)
     saved = _save_predictions(Path(path), result, loader.sample_order()) if save_predictions else None
     return {
@@ -91,6 +70,45 @@ def evaluate_run(
         "device": str(dev),
         "predictions": str(saved) if saved else None,
     }
+
+
+def _load_data(data_config: dict[str, Any], model_args: dict[str, Any]):
+    """The dataset to evaluate on; its classes must be the model's."""
+    from cnnbench.data import DataConfig, load_dataset
+
+    dataset = load_dataset(DataConfig(**data_config))
+    if dataset.num_classes != model_args["num_classes"]:
+        raise CnnbenchError(
+            f"--data {dataset.name} has {dataset.num_classes} classes but the model was trained for "
+            f"{model_args['num_classes']}"
+        )
+    return dataset
+
+
+def _batch_size(batch_size: int | None, config: dict[str, Any]) -> int:
+    """--batch-size, else the run's test batch size (32 when it has none)."""
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"--batch-size {batch_size!r}: expected a whole number ≥ 1")
+    return batch_size if batch_size is not None else int(config.get("test_batch_size", 32))
+
+
+def _loader(split_data, dataset, batch_size: int, input_size: int, dev: torch.device) -> DeviceLoader:
+    """The split's batches in the dataset's normalisation, at the model's input size, in order."""
+    from cnnbench.data import DeviceLoader
+
+    normalize = (dataset.mean, dataset.std)
+    return DeviceLoader(
+        split_data, batch_size=batch_size, device=dev, train=False, normalize=normalize, output_size=input_size
+    )
+
+
+def _load_model(model_args: dict[str, Any], ckpt_path: Path, dev: torch.device) -> torch.nn.Module:
+    """The model rebuilt from its arguments with the checkpoint's evaluated weights, in eval mode."""
+    from cnnbench.models import create_model
+
+    model = create_model(**{**model_args, "pretrained": None})
+    model.load_state_dict(eval_state_dict(load_checkpoint(ckpt_path)))
+    return model.to(dev).eval()
 
 
 def _check_saving(path: Path, split: str, data: str | None) -> None:
@@ -114,14 +132,14 @@ def _save_predictions(run_dir: Path, result: EvalResult, order: Any) -> Path:
     expected, n = summary.test_accuracy, summary.test_samples or len(predictions)
     if expected is None:
         raise CnnbenchError(
-            f"--save-predictions: {run_dir}/summary.json has no test accuracy (status {summary.status}), "
+            f"--save-predictions: {RunFiles(run_dir).summary} has no test accuracy (status {summary.status}), "
             f"so {PREDICTIONS_FILE} would have nothing to agree with; nothing written"
         )
     correct = int(predictions.correct.sum())
     if n != len(predictions) or correct != round(expected * n):
         raise CnnbenchError(
             f"--save-predictions: this evaluation scores {correct}/{len(predictions)} test images, "
-            f"{run_dir}/summary.json {round(expected * n)}/{n} ({expected:.4f}); {PREDICTIONS_FILE} would "
+            f"{RunFiles(run_dir).summary} {round(expected * n)}/{n} ({expected:.4f}); {PREDICTIONS_FILE} would "
             "contradict it, nothing written (another device or batch size can move a few borderline images)"
         )
     return predictions.write(run_dir)

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.errors import ConfigError
-from cnnbench.report.collect import Results, collect
+from cnnbench.report.collect import collect
 from cnnbench.report.content import build_document
 from cnnbench.report.html import render_html
 from cnnbench.report.markdown import render_markdown
+from cnnbench.report.records import Results
 from cnnbench.report.results_csv import ResultsFiles, write_results
+from cnnbench.rundir.layout import FIGURES_DIR, REPORT_HTML, REPORT_MD
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_text, check_writable_dir
 
 
@@ -100,16 +102,16 @@ def build_report(
         results = collect(study_dirs, strict=strict)  # fast: fails on a missing study before creating --out
     out = check_writable_dir(out_path, "--out")
     files = write_results(results, out)
-    figures_dir = out / "figures"
+    figures_dir = out / FIGURES_DIR
     built = build_document(results, title=title, sample_grid_dir=out)
     written = []
     for image in built.document.images():
         path = figures_dir / f"{image.name}.png"
         atomic_write_bytes(path, image.png)
         written.append(path)
-    html_path, md_path = out / "report.html", out / "report.md"
+    html_path, md_path = out / REPORT_HTML, out / REPORT_MD
     atomic_write_text(html_path, render_html(built.document, built.colors))
-    atomic_write_text(md_path, render_markdown(built.document, "figures"))
+    atomic_write_text(md_path, render_markdown(built.document, FIGURES_DIR))
     return ReportPaths(
         html=html_path,
         markdown=md_path,

@@ -80,3 +80,18 @@ class DirectoryLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def lock_is_live(path: str | os.PathLike[str]) -> bool:
+    """Whether a process still holds the lock file ``path`` (a ``DirectoryLock``'s): its process is alive
+    on this host, or it is another host's (assumed alive). A lock file that cannot be read counts as
+    held while it exists."""
+    path = Path(path)
+    try:
+        owner = json.loads(path.read_text())
+        pid, host = int(owner["pid"]), owner.get("host")
+    except (OSError, ValueError, KeyError, TypeError):
+        return path.exists()
+    if host != socket.gethostname():
+        return True  # another machine's process: assume alive
+    return pid_alive(pid)

@@ -1,4 +1,4 @@
-"""The keys of ``analysis.json`` (written by ``cnnbench embed``), for readers such as the report.
+"""``analysis.json`` and ``embedding.npz`` (written by ``cnnbench embed``): their keys, and the report's reader.
 
 Pure Python, no numpy or torch, so any layer can import it cheaply. docs/analysis.md describes
 the same keys for users.
@@ -6,8 +6,14 @@ the same keys for users.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from cnnbench.rundir.files import read_if_present
+from cnnbench.rundir.layout import RunFiles
 
 ANALYSIS_FORMAT = "cnnbench-analysis-v1"
 
@@ -116,3 +122,49 @@ def analysis_value(obj: Mapping[str, Any], key: str, default: Any = None) -> Any
             return default
         node = node[part]
     return node
+
+
+@dataclass
+class ClusterScores:
+    """The clustering scores of one run's embedding (``analysis.json``); None where not measured."""
+
+    kmeans_ari: float | None
+    kmeans_nmi: float | None
+    dbscan_ari: float | None
+    dbscan_nmi: float | None
+    knn_accuracy: float | None
+    raw_kmeans_ari: float | None  # the same scores on the raw high-dimensional features
+    raw_kmeans_nmi: float | None
+    dbscan_noise_points: float | None
+    map_dims: int = 2  # the t-SNE map's dimensions (tsne.n_components; 3 with --n-components 3)
+
+
+def read_analysis(run_dir: Path) -> ClusterScores | None:
+    """``analysis.json`` read defensively (docs/analysis.md): top-level or ``tsne``-nested scores."""
+    data = read_if_present(RunFiles(run_dir).analysis)
+    if not isinstance(data, dict):
+        return None
+    two_d = data.get("tsne") if isinstance(data.get("tsne"), dict) else data
+    raw = data.get("raw") if isinstance(data.get("raw"), dict) else {}
+
+    def get(obj: Any, *keys: str) -> float | None:
+        for key in keys:
+            obj = obj.get(key) if isinstance(obj, dict) else None
+        if isinstance(obj, (int, float)) and not isinstance(obj, bool) and math.isfinite(obj):
+            return float(obj)
+        return None
+
+    def first(*values: float | None) -> float | None:
+        return next((v for v in values if v is not None), None)
+
+    return ClusterScores(
+        kmeans_ari=first(get(two_d, "kmeans", "ari"), get(data, "kmeans", "ari")),
+        kmeans_nmi=first(get(two_d, "kmeans", "nmi"), get(data, "kmeans", "nmi")),
+        dbscan_ari=first(get(two_d, "dbscan", "ari"), get(data, "dbscan", "ari")),
+        dbscan_nmi=first(get(two_d, "dbscan", "nmi"), get(data, "dbscan", "nmi")),
+        knn_accuracy=first(get(data, "knn_accuracy"), get(two_d, "knn_accuracy"), get(raw, "knn_accuracy")),
+        raw_kmeans_ari=get(raw, "kmeans", "ari"),
+        raw_kmeans_nmi=get(raw, "kmeans", "nmi"),
+        dbscan_noise_points=first(get(two_d, "dbscan", "noise_points"), get(data, "dbscan", "noise_points")),
+        map_dims=3 if get(two_d, "n_components") == 3 else 2,
+    )

@@ -1,12 +1,14 @@
-"""Reading a run directory: its resolved config, its summary, and its trained model.
+"""Checkpoint files (``RUN_DIR/checkpoint/*.pt``): their format, writing and verified reading, and a
+run's trained model rebuilt from its config and best checkpoint.
 
-The run directory is the contract between layers (docs/architecture.md). The engine writes it;
-analysis, bench, study and eval read it through these functions, so that none of them needs to
-import the engine.
+The torch half of the run directory's format (``cnnbench.rundir`` is the torch-free half). The engine
+writes checkpoints with ``save_checkpoint``; analysis, eval and the engine's resume read them through
+``load_checkpoint``, so that none of the readers needs to import the engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -15,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from cnnbench.errors import CheckpointError, CnnbenchError
+from cnnbench.rundir import RunConfig, RunFiles
+from cnnbench.rundir.layout import checkpoint_file, checksum_path
+from cnnbench.utils.io import atomic_save, atomic_write_text
 
 CHECKPOINT_FORMAT = "cnnbench-checkpoint-v1"
 # what a cnnbench checkpoint is, said when a file is not one
@@ -31,38 +35,88 @@ _TORCH_SAVE_MAGIC = (b"PK\x03\x04", b"\x80")
 
 @dataclass(frozen=True)
 class RunDir:
-    """A run directory on disk and its parsed ``config.yaml``."""
+    """A run directory on disk and its parsed ``config.yaml`` (``RunConfig.values``)."""
 
     path: Path
     config: dict[str, Any]
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.path / "checkpoint"
+        return RunFiles(self.path).checkpoints
 
     def checkpoint_path(self, which: str = "best") -> Path:
-        return self.checkpoint_dir / f"{which}.pt"
+        return RunFiles(self.path).checkpoint(which)
 
 
 def open_run(path: str | os.PathLike[str]) -> RunDir:
     """Open a run directory, or raise an error naming what is missing."""
     path = Path(path)
-    cfg_path = path / "config.yaml"
+    cfg_path = RunFiles(path).config
     if not path.is_dir():
         if path.exists():
             raise CnnbenchError(f"{path} is a file, not a run directory")
         raise CnnbenchError(f"run directory {path} does not exist")
     if not cfg_path.is_file():
         raise CnnbenchError(f"{path} is not a run directory: {cfg_path.name} is missing")
-    try:
-        config = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise CnnbenchError(f"{cfg_path} is not valid YAML: {exc}") from exc
-    if not isinstance(config, dict) or "model_args" not in config:
+    config = RunConfig.read(path).values
+    if "model_args" not in config:
         raise CnnbenchError(
             f"{cfg_path} has no model_args section: it is truncated or damaged, or was not written by cnnbench train"
         )
     return RunDir(path=path, config=config)
+
+
+def save_checkpoint(directory: Path, name: str, state: dict[str, Any]) -> Path:
+    """Write ``directory/name.pt`` atomically; for ``last``, keep the previous one as ``last.prev.pt``.
+
+    Saving ``last`` first keeps the previous good one as ``last.prev.pt`` (a hard link, so it costs no
+    copy), then writes the new file atomically (temp + fsync + rename). A save that dies halfway leaves
+    the previous ``last`` untouched and no partial file; a ``last`` that is damaged on disk anyway
+    (a disk error, a copy cut short) is detected at load, where the engine's resume uses ``last.prev``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / checkpoint_file(name)
+    state = {"format": CHECKPOINT_FORMAT, **state}
+    if name == "last" and path.exists():
+        _keep_previous(path, directory / checkpoint_file("last.prev"))
+    digest = hashlib.sha256()
+
+    def write(f) -> None:
+        torch.save(state, _HashingWriter(f, digest))
+
+    atomic_save(path, write)
+    # the checksum of what was written, beside it: contents changed later (a disk error, a stray
+    # write, someone's edit) are caught at load, where a bad `last` falls back to `last.prev`
+    atomic_write_text(checksum_path(path), f"{digest.hexdigest()}  {path.name}\n")
+    return path
+
+
+def _keep_previous(path: Path, prev: Path) -> None:
+    """``last.pt`` (and its checksum) as ``last.prev.pt``: a hard link where the file system has them."""
+    with contextlib.suppress(FileNotFoundError):
+        prev.unlink()
+    try:
+        os.link(path, prev)
+    except OSError:  # file systems without hard links
+        atomic_save(prev, lambda f: f.write(path.read_bytes()))
+    if checksum_path(path).exists():
+        atomic_write_text(checksum_path(prev), checksum_path(path).read_text().replace(path.name, prev.name))
+    else:
+        checksum_path(prev).unlink(missing_ok=True)
+
+
+class _HashingWriter:
+    """A file wrapper that hashes the bytes torch.save writes (no second read of the file)."""
+
+    def __init__(self, f, digest) -> None:
+        self._f, self._digest = f, digest
+
+    def write(self, data) -> int:
+        self._digest.update(data)
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -121,12 +175,6 @@ def _check_torch_save_file(path: Path) -> None:
         )
 
 
-def checksum_path(path: str | os.PathLike[str]) -> Path:
-    """``last.pt`` → ``last.pt.sha256``: the SHA-256 of the checkpoint as written (sha256sum format)."""
-    path = Path(path)
-    return path.with_name(path.name + ".sha256")
-
-
 def _verify_checksum(path: Path) -> None:
     """Compare ``path`` with its ``.sha256`` file, when it has one (checkpoints of older versions do not)."""
     side = checksum_path(path)
@@ -176,7 +224,7 @@ def build_run_model(
 
 
 def run_data_config(run: RunDir | str | os.PathLike[str]):
-    """The DataConfig a run trained on, so analysis and eval see the same splits."""
+    """The DataConfig a run trained on (config.yaml's data_config), so analysis and eval see the same splits."""
     from cnnbench.data import DataConfig
 
     run = run if isinstance(run, RunDir) else open_run(run)
