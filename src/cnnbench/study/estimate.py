@@ -79,7 +79,12 @@ def describe(work: list[RunWork], cpu: bool) -> str:
     tuning = sorted({w.tuning_steps for w in work if w.tuning_steps})
     text += f", with a {tuning[-1]}-step learning-rate range test per model and seed)" if tuning else ")"
     seconds = estimate_seconds(work) if cpu else None
-    if seconds is not None:
-        bound = "at most about" if any(w.at_most for w in work) else "about"
-        text += f"; {bound} {seconds / 60:.0f} min on a 2-core CPU like the reference one (docs/studies.md)"
+    if seconds is not None and any(w.at_most for w in work):
+        # the cap is a bound: the default study's runs stop at their target after 50-190 of their 300 steps
+        text += (
+            f"; runs stop at their target, so at most about {seconds / 60:.0f} min on a 2-core CPU like the "
+            "reference one, usually far less (docs/studies.md)"
+        )
+    elif seconds is not None:
+        text += f"; about {seconds / 60:.0f} min on a 2-core CPU like the reference one (docs/studies.md)"
     return text
