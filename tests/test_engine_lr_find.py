@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from cnnbench.engine import TrainConfig, fit
-from cnnbench.engine.lr_find import LrFindResult, find_lr, ramp_lr, range_test, smooth, suggest_lr
+from cnnbench.engine.lr_find import LrFindResult, find_lr, ramp_lr, range_test, smooth, smoothing, suggest_lr
 from cnnbench.errors import ConfigError
 from conftest import run_cli
 
@@ -57,6 +57,15 @@ def test_the_pick_is_half_a_decade_below_the_smoothed_minimum():
     index = suggest_lr(lrs, list(loss))
     assert int(np.argmin(loss)) - index == 6  # half of 12 points
     assert lrs[index] == pytest.approx(0.1 / 10**0.5, rel=1e-6)
+
+
+def test_a_lucky_first_batch_is_not_the_minimum_of_a_short_ramp():
+    """A 20-step ramp whose first loss is a low outlier and whose loss falls later (measured on lenet5,
+    synthetic data): the debiased average starts at that single batch; the pick must come from the fall."""
+    lrs = [ramp_lr(i, 20) for i in range(20)]
+    loss = [2.28, 2.31, 2.30, 2.33, 2.31, 2.32, 2.30, 2.29, 2.30, 2.29, 2.28, 2.27, 2.25, 2.26, 3.0, 2.3, 8.5]
+    index = suggest_lr(lrs[: len(loss)], smooth(loss, smoothing(20)), 20)
+    assert 1e-3 < lrs[index] < 3e-2
 
 
 def test_a_curve_that_only_rises_picks_the_start_and_says_so():

@@ -279,7 +279,7 @@ def test_a_run_that_diverges_in_its_first_epoch_says_so_on_stderr_and_exits_3(tm
     one = tmp_path / "one"
     args = ["--max-train-samples", "64", "--max-steps", "1", "--lr", "1e30", "--out", str(one), "--json"]
     proc = run_cli("train", *TINY_TRAIN, *args, check=False)
-    assert proc.returncode == 3 and "validation loss is NaN/Inf after epoch 1" in json.loads(proc.stdout)["error"]
+    assert proc.returncode == 3 and "validation loss is NaN/Inf after step 1" in json.loads(proc.stdout)["error"]
 
 
 @pytest.mark.slow

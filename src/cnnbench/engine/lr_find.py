@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from cnnbench.errors import CnnbenchError
 from cnnbench.utils.io import atomic_write_json, atomic_write_text
 
 LR_FIND_START = 1e-5  # below this AdamW and SGD barely move a freshly initialised CNN in a few steps
 LR_FIND_END = 1.0  # above this every model of the zoo diverges within a step
 DIVERGE_FACTOR = 4.0  # the ramp stops once the smoothed loss exceeds 4× its minimum (fastai's rule)
-SMOOTHING = 0.9  # EMA of the loss (debiased); the ramp is short, so less lag than fastai's 0.98
+SMOOTHING_STEPS = 6  # the loss EMA's memory, 1/(1-β), is the ramp's length / 6 (β 0.9 at 60 steps)
 PICK_DECADES = 0.5  # the pick: half a decade below the smoothed loss's minimum (suggest_lr)
 PICK_RULE = "min/3.2"  # its name in lr_find.csv's run, summary.json and the report
 
@@ -76,8 +77,18 @@ def ramp_lr(step: int, steps: int, start: float = LR_FIND_START, end: float = LR
     return start * (end / start) ** (step / (steps - 1))
 
 
-def smooth(losses: list[float], beta: float = SMOOTHING) -> list[float]:
-    """Debiased exponential moving average (fastai's and Lightning's smoothing of the range test)."""
+def smoothing(steps: int) -> float:
+    """β of the loss's moving average for a ramp of ``steps``: its memory (``1/(1-β)`` steps) is a fixed
+    share of the ramp, so it spans the same learning-rate range (about 0.8 decade from 1e-5 to 1) on any
+    length. fastai's fixed 0.98 lags 50 steps, most of a short ramp; 0.9 on a 20-step ramp lags 2.5
+    decades and its minimum falls on the first, unsmoothed points."""
+    return min(0.98, max(0.5, 1.0 - SMOOTHING_STEPS / max(1, steps)))
+
+
+def smooth(losses: list[float], beta: float | None = None) -> list[float]:
+    """Debiased exponential moving average (fastai's and Lightning's smoothing of the range test);
+    ``beta`` defaults to ``smoothing(len(losses))``."""
+    beta = smoothing(len(losses)) if beta is None else beta
     out, avg = [], 0.0
     for i, loss in enumerate(losses):
         avg = beta * avg + (1 - beta) * loss
@@ -85,7 +96,7 @@ def smooth(losses: list[float], beta: float = SMOOTHING) -> list[float]:
     return out
 
 
-def suggest_lr(lrs: list[float], smoothed: list[float]) -> int:
+def suggest_lr(lrs: list[float], smoothed: list[float], steps: int | None = None) -> int:
     """Index of the picked learning rate: half a decade (÷√10 ≈ 3.2) below the one where the smoothed loss
     is lowest, on the ramp's own points.
 
@@ -98,7 +109,15 @@ def suggest_lr(lrs: list[float], smoothed: list[float]) -> int:
     values = np.asarray(smoothed, dtype=np.float64)
     if not np.isfinite(values).any() or len(lrs) < 2:
         return 0
-    best = int(np.nanargmin(np.where(np.isfinite(values), values, np.inf)))
+    # The first points of a debiased average are single batches' losses, not an average: a lucky first
+    # batch would be "the minimum" of a curve that falls later. Look for the minimum past them (fastai's
+    # and Lightning's plots skip the ramp's start for the same reason).
+    # ``steps``: the ramp's planned length (a diverged ramp took fewer); 0 when the loss never fell.
+    skip = min(len(values) // 4, round(1.0 / (1.0 - smoothing(steps or len(values)))))
+    values = np.where(np.isfinite(values), values, np.inf)
+    best = skip + int(np.argmin(values[skip:]))
+    if best == skip and values[skip] >= values[: skip + 1].min():
+        return 0  # the loss never fell below where the search starts
     per_decade = (len(lrs) - 1) / max(1e-12, math.log10(lrs[-1] / lrs[0]))
     return max(0, best - int(round(PICK_DECADES * per_decade)))
 
@@ -121,8 +140,8 @@ def range_test(
     """
     t0 = time.perf_counter()
     lrs, losses, notes = _ramp(step, batches, set_lr, steps, (start_lr, end_lr))
-    smoothed = smooth(losses)
-    index = suggest_lr(lrs, smoothed) if lrs else 0
+    smoothed = smooth(losses, smoothing(steps))
+    index = suggest_lr(lrs, smoothed, steps) if lrs else 0
     picked = lrs[index] if lrs else start_lr
     if lrs and index == 0:
         notes.append(
@@ -148,7 +167,7 @@ def _ramp(step, batches, set_lr, steps: int, lr_range: tuple[float, float]):
     lrs: list[float] = []
     losses: list[float] = []
     notes: list[str] = []
-    average, lowest = 0.0, math.inf
+    average, lowest, beta = 0.0, math.inf, smoothing(steps)
     for i in range(steps):
         try:
             x, y = next(batches)
@@ -162,8 +181,8 @@ def _ramp(step, batches, set_lr, steps: int, lr_range: tuple[float, float]):
         loss = loss if math.isfinite(loss) else math.inf
         lrs.append(lr)
         losses.append(loss)
-        average = SMOOTHING * average + (1 - SMOOTHING) * loss  # smooth()'s values, kept step by step
-        current = average / (1 - SMOOTHING ** (i + 1))
+        average = beta * average + (1 - beta) * loss  # smooth()'s values, kept step by step
+        current = average / (1 - beta ** (i + 1))
         lowest = min(lowest, current)
         if not math.isfinite(current) or current > DIVERGE_FACTOR * lowest:
             notes.append(f"the loss diverged at lr {lr:.3g} (step {i + 1} of {steps}); the ramp stopped there")
@@ -222,7 +241,18 @@ def run_range_test(trainer: Any) -> LrFindResult:
     )
     torch.manual_seed(cfg.seed)  # dropout draws: a function of the seed
     model.train()
-    return range_test(step, _batches_forever(loader), lambda lr: set_lr(optimizer, lr), cfg.lr_find_steps)
+    try:
+        return range_test(step, _batches_forever(loader), lambda lr: set_lr(optimizer, lr), cfg.lr_find_steps)
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        if not isinstance(exc, torch.OutOfMemoryError) and "out of memory" not in str(exc).lower():
+            raise
+        # Training halves its batch after an out-of-memory error (engine/oom.py); the range test does not:
+        # a pick found at another batch would not be the run's. The run fails here, by name.
+        raise CnnbenchError(
+            f"out of memory in the learning-rate range test at batch size {cfg.batch_size} (model {cfg.model}, "
+            f"input {trainer.input_size}px): use a smaller --batch-size or --image-size, another --device, "
+            "or an explicit --lr"
+        ) from exc
 
 
 # Recipe options that cannot change a range test: the run's length and schedule, how it is validated,
@@ -246,7 +276,7 @@ def cache_key(config: dict[str, Any]) -> str:
     import json
 
     values = {k: v for k, v in sorted(config.items()) if k not in _NOT_IN_TEST}
-    values["ramp"] = [LR_FIND_START, LR_FIND_END, DIVERGE_FACTOR, SMOOTHING, PICK_DECADES, PICK_RULE]
+    values["ramp"] = [LR_FIND_START, LR_FIND_END, DIVERGE_FACTOR, SMOOTHING_STEPS, PICK_DECADES, PICK_RULE, "skip"]
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{config.get('model', 'model')}__s{config.get('seed', 0)}__{digest}"
 
