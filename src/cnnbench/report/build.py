@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +17,9 @@ from cnnbench.report.content import build_document
 from cnnbench.report.html import render_html
 from cnnbench.report.markdown import render_markdown
 from cnnbench.report.results_csv import ResultsFiles, write_results
-from cnnbench.utils.io import atomic_write_bytes, atomic_write_text, check_writable_dir
+from cnnbench.report.sections.dataset import REPORT_TEMP_PREFIX
+from cnnbench.utils.io import atomic_write_bytes, atomic_write_text, check_writable_dir, remove_dead_temp_files
+from cnnbench.utils.lock import DirectoryLock, lock_wait_seconds
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,29 @@ def default_out_dir(study_dirs: Sequence[str | os.PathLike[str]], out_dir: str |
     )
 
 
+REPORT_LOCK = ".report.lock"
+REPORT_LOCK_WAIT_S = 600.0  # a report takes seconds; longer means the other build hangs ($CNNBENCH_LOCK_WAIT)
+
+
+def _remove_stale_figures(figures_dir: Path, written: list[Path]) -> None:
+    """Figures of an earlier report that this one did not draw (a model or dataset since removed, fewer
+    sample grids): left there, they would look current beside report.md. Only PNGs are the report's."""
+    keep = {p.name for p in written}
+    if not figures_dir.is_dir():
+        return
+    for path in figures_dir.glob("*.png"):
+        if path.name not in keep:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _remove_dead_scratch(out: Path) -> None:
+    """Scratch folders and temporary files of report builds that were killed (this build holds the lock)."""
+    for path in out.glob(f"{REPORT_TEMP_PREFIX}*"):
+        shutil.rmtree(path, ignore_errors=True)
+    remove_dead_temp_files(out / "figures")
+
+
 def update_results(study_dir: str | os.PathLike[str]) -> ResultsFiles:
     """Rewrite ``results.csv`` and ``aggregate.csv`` of one study directory from its run directories.
 
@@ -96,17 +123,26 @@ def build_report(
     if results is None:
         results = collect(study_dirs, strict=strict)  # fast: fails on a missing study before creating --out
     out = check_writable_dir(out_path, "--out")
-    files = write_results(results, out)
-    figures_dir = out / "figures"
-    built = build_document(results, title=title, sample_grid_dir=out)
-    written = []
-    for image in built.document.images():
-        path = figures_dir / f"{image.name}.png"
-        atomic_write_bytes(path, image.png)
-        written.append(path)
-    html_path, md_path = out / "report.html", out / "report.md"
-    atomic_write_text(html_path, render_html(built.document, built.colors))
-    atomic_write_text(md_path, render_markdown(built.document, "figures"))
+    # one report build at a time per directory (`cnnbench report` beside a study that writes its own):
+    # each removes the figures the other would not write
+    lock = DirectoryLock(out, REPORT_LOCK)
+    lock.acquire(wait_s=lock_wait_seconds(REPORT_LOCK_WAIT_S))
+    try:
+        _remove_dead_scratch(out)
+        files = write_results(results, out)
+        figures_dir = out / "figures"
+        built = build_document(results, title=title, sample_grid_dir=out)
+        written = []
+        for image in built.document.images():
+            path = figures_dir / f"{image.name}.png"
+            atomic_write_bytes(path, image.png)
+            written.append(path)
+        html_path, md_path = out / "report.html", out / "report.md"
+        atomic_write_text(html_path, render_html(built.document, built.colors))
+        atomic_write_text(md_path, render_markdown(built.document, "figures"))
+        _remove_stale_figures(figures_dir, written)
+    finally:
+        lock.release()
     return ReportPaths(
         html=html_path,
         markdown=md_path,

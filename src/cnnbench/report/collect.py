@@ -8,9 +8,7 @@ kept once, keyed by ``run_id``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import socket
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ from typing import Any
 from cnnbench.errors import ResultsError
 from cnnbench.report.runfiles import read_config, read_json_file, read_yaml_file
 from cnnbench.rundir import STATUS_OK, RunId, RunSummary, describe_recipe, recipe_differences, recipe_hash
-from cnnbench.utils.lock import pid_alive
+from cnnbench.utils.lock import lock_is_live
 
 ID_COLUMNS = ("run_id", "dataset", "model", "schedule", "seed", "status", "error", "recipe_hash", "recipe")
 SUMMARY_FIGURES = (
@@ -288,15 +286,9 @@ def _read_speed_files(study_dir: Path, strict: bool, problems: list[str]) -> lis
 
 
 def _lock_is_live(path: Path) -> bool:
-    """Whether a process still holds ``path`` (a cnnbench DirectoryLock file)."""
-    try:
-        owner = json.loads(path.read_text())
-        pid, host = int(owner["pid"]), owner.get("host")
-    except (OSError, ValueError, KeyError, TypeError):
-        return path.exists()
-    if host != socket.gethostname():
-        return True  # another machine's process: assume alive
-    return pid_alive(pid)
+    """Whether a process may still hold ``path`` (a cnnbench DirectoryLock file): the lock module's rule,
+    so that a run the next study would take over is ``missing`` here, not ``running``."""
+    return lock_is_live(path)
 
 
 def _read_run(

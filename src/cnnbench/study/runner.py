@@ -4,8 +4,9 @@ A study directory can be killed at any moment and the same command continues it:
 (same config hash) are skipped, a run with checkpoints resumes, a run whose recipe changed is moved
 aside (never deleted) and started again. The caller's ``on_results`` hook (the CLI passes
 ``cnnbench.report.update_results``) rewrites ``results.csv`` from the run directories after every
-run, so it is always complete and never holds a run twice; the caller builds the report afterwards
-(the report is a layer above the study).
+run, so it is always complete and never holds a run twice; the caller's ``on_finished`` hook builds
+the report (the report is a layer above the study) while the study still holds its lock, so a
+second ``cnnbench run`` on the directory cannot start until the first one's report is written.
 """
 
 from __future__ import annotations
@@ -174,43 +175,23 @@ def execute_run(planned: PlannedRun, run_dir: Path) -> dict[str, Any]:
         return summary
 
 
-_WORKER = {"parent": 0, "busy": False}
+_WORKER = {"busy": False}
 
 
-def _worker_init(device_queue) -> None:
+def _worker_init(device_queue, parent_pid: int) -> None:
     """Pool workers: die with the study, stop on its signal, pin one GPU each when there are several."""
-    _WORKER["parent"] = os.getppid()
-    _die_with_parent()
-    STOP.install_forever()
-    import threading
+    from cnnbench.utils.orphans import die_with_parent, start_orphan_watchdog
+    from cnnbench.utils.quiet import quiet_numeric_warnings
 
-    threading.Thread(target=_orphan_watchdog, name="cnnbench-orphan-watchdog", daemon=True).start()
+    quiet_numeric_warnings()
+    # SIGTERM, not SIGKILL: the worker's STOP handler checkpoints its run before it exits
+    die_with_parent(parent_pid, signal.SIGTERM)
+    STOP.install_forever()
+    # a worker whose study died exits once its run has checkpointed (the kernel's SIGTERM stopped it);
+    # without this it would wait forever for work from a parent that is gone
+    start_orphan_watchdog(parent_pid, may_exit=lambda: not _WORKER["busy"])
     if device_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device_queue.get())
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this process when its parent dies, so a killed study leaves no orphan training on."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _orphan_watchdog() -> None:
-    """A worker whose study died exits once its run has checkpointed (the kernel's SIGTERM stopped it);
-    without this it would wait forever for work from a parent that is gone."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != _WORKER["parent"] and not _WORKER["busy"]:
-            os._exit(143)
 
 
 def _worker_run(planned: PlannedRun, run_dir: str) -> dict[str, Any]:
@@ -248,12 +229,15 @@ def run_study(
     command: str | None = None,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
     on_results: Callable[[Path], Any] | None = None,
+    on_finished: Callable[[StudyResult], Any] | None = None,
 ) -> StudyResult:
-    """Run (or continue) the study in ``out_dir``; the caller builds the report from it afterwards.
+    """Run (or continue) the study in ``out_dir``.
 
     Args:
         on_results: called with the study directory whenever a run directory changed (after every
             run, on a stop, at the end); ``cnnbench.report.update_results`` keeps results.csv current.
+        on_finished: called with the result when the study ran to its end (not when a signal stopped
+            it), before the study's lock is released: ``cnnbench run`` writes the report there.
     """
     started = time.perf_counter()
     # before any work: unknown models/datasets/recipe keys fail here, and missing pretrained weights
@@ -262,7 +246,10 @@ def run_study(
     runs = shard_runs(plan_runs(spec, models), shard)
     out = check_writable_dir(out_dir)
     with DirectoryLock(out), STOP.installed():
-        return _run_locked(spec, out, models, runs, shard, workers, command, log, started, on_results)
+        result = _run_locked(spec, out, models, runs, shard, workers, command, log, started, on_results)
+        if on_finished is not None and result.interrupted is None:
+            on_finished(result)
+        return result
 
 
 def _run_locked(spec, out, models, runs, shard, workers, command, log, started, on_results) -> StudyResult:
@@ -388,7 +375,9 @@ def _run_pool(todo, out, n_workers, gpu_ids, finished) -> None:
         queue = ctx.Queue()
         for gid in gpu_ids:
             queue.put(gid)
-    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init, initargs=(queue,)) as pool:
+    with ProcessPoolExecutor(
+        n_workers, mp_context=ctx, initializer=_worker_init, initargs=(queue, os.getpid())
+    ) as pool:
         starts = {}
         futures = {}
         for planned in todo:

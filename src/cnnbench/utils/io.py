@@ -3,14 +3,21 @@
 Every result file (summary.json, metrics.csv, checkpoints, reports) is written to a temporary
 file in the same directory, flushed and fsynced, then renamed over the target. ``os.replace`` is
 atomic on POSIX, so a crash, SIGKILL or full disk leaves either the old file or the new one.
+
+A temporary file is named ``.<name>.<host>-<pid>.<random>.tmp`` (host: a short hash of the host
+name). A writer killed mid-write (SIGKILL, power loss) leaves its temporary file behind; the next
+writer of the same file removes every one whose process is gone on this host, or that is a day old.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,7 +52,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     kept = "; the previous version is kept" if path.is_file() else ""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        remove_dead_temp_files(path.parent, target=path.name)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path.name)}{_writer_tag()}.", suffix=".tmp", dir=path.parent)
         # mkstemp creates 0600; a results folder is shared like any file the user writes (0644 under 022)
         os.fchmod(fd, 0o666 & ~_umask())
     except OSError as exc:
@@ -69,6 +77,75 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+_TEMP_NAME_CHARS = 100  # of the target's name in its temporary file's: the whole name stays under NAME_MAX
+_OLD_TEMP_S = 86_400.0  # a temporary file untouched for a day is a dead writer's, whoever wrote it
+# after the target's prefix: "<host hash>-<pid>.<mkstemp's random part>.tmp" (or, from older versions,
+# "<random>.tmp" alone)
+_TEMP_REST = re.compile(r"^(?:(?P<host>[0-9a-f]{6})-(?P<pid>\d+)\.)?[A-Za-z0-9_]{6,12}\.tmp$")
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name[:_TEMP_NAME_CHARS]}."
+
+
+def _host_tag() -> str:
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:6]
+
+
+def _writer_tag() -> str:
+    return f"{_host_tag()}-{os.getpid()}"
+
+
+def remove_dead_temp_files(directory: str | os.PathLike[str], target: str | None = None, every: bool = False) -> int:
+    """Remove the temporary files that writers killed mid-write left in ``directory``.
+
+    Args:
+        target: only those of this file name (the next writer of a file cleans up after the last one).
+        every: every temporary file of ours in ``directory``, live writer or not: for a caller that holds
+            the directory's lock, so that no other process writes there.
+
+    Returns:
+        How many were removed. Errors (another user's file, a read-only directory) are ignored.
+    """
+    import time
+
+    from cnnbench.utils.lock import pid_alive
+
+    prefix = _temp_prefix(target) if target is not None else "."
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    host = _host_tag()
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not entry.name.endswith(".tmp"):
+            continue
+        rest = entry.name[len(prefix) :]
+        if target is None:  # any target: the rest follows the target's name and its dot
+            match = next((m for m in map(_TEMP_REST.match, _suffixes(rest)) if m), None)
+        else:
+            match = _TEMP_REST.match(rest)
+        if match is None:
+            continue
+        try:
+            old = time.time() - entry.stat(follow_symlinks=False).st_mtime > _OLD_TEMP_S
+        except OSError:
+            continue
+        dead = match["host"] == host and match["pid"] is not None and not pid_alive(int(match["pid"]))
+        if every or dead or old:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def _suffixes(rest: str) -> list[str]:
+    """Every tail of ``rest`` after a dot (``a.b.c`` -> ``b.c``, ``c``): where a target's name may end."""
+    parts = rest.split(".")
+    return [".".join(parts[i:]) for i in range(1, len(parts))]
 
 
 def _umask() -> int:

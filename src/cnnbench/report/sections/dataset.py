@@ -24,6 +24,9 @@ from cnnbench.report.sections.pareto import pareto_section
 from cnnbench.report.sections.results import comparisons_section, results_section, schedules_section
 from cnnbench.report.sections.runs import summaries_section
 
+# scratch folders in the report's directory; the next report build removes those a killed build left
+REPORT_TEMP_PREFIX = ".report-tmp-"
+
 
 def samples_section(results: Results, figs: Figures, out_dir: Path | None) -> Section | None:
     blocks: list[Any] = []
@@ -43,7 +46,7 @@ def samples_section(results: Results, figs: Figures, out_dir: Path | None) -> Se
             with np.load(path, allow_pickle=False) as data:
                 images, labels, classes = data["images"], data["labels"], [str(c) for c in data["classes"]]
                 name = str(data["dataset"]) if "dataset" in data.files else None
-            with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            with tempfile.TemporaryDirectory(dir=out_dir, prefix=REPORT_TEMP_PREFIX) as tmp:
                 png_path = Path(tmp) / "samples.png"
                 per_class = min(8, max(1, len(labels) // max(1, len(classes))))
                 title = f"{name}: training images, one row per class" if name else None
@@ -73,7 +76,7 @@ def _augmentation_blocks(results: Results, figs: Figures, out_dir: Path | None, 
     for i, path in enumerate(files):
         try:
             preview = AugmentationPreview.load(path)
-            with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            with tempfile.TemporaryDirectory(dir=out_dir, prefix=REPORT_TEMP_PREFIX) as tmp:
                 png = read_png(draw(preview, Path(tmp) / "augmentation.png"))
         except (OSError, ValueError, CnnbenchError) as exc:
             blocks.append(Paragraph(f"{path}: could not draw the augmentation figure ({exc})", "warn"))
