@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from cnnbench.errors import CheckpointError, CnnbenchError
+from cnnbench.utils.yamlfile import load_yaml
 
 CHECKPOINT_FORMAT = "cnnbench-checkpoint-v1"
 # what a cnnbench checkpoint is, said when a file is not one
@@ -55,9 +56,11 @@ def open_run(path: str | os.PathLike[str]) -> RunDir:
     if not cfg_path.is_file():
         raise CnnbenchError(f"{path} is not a run directory: {cfg_path.name} is missing")
     try:
-        config = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+        config = load_yaml(cfg_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise CnnbenchError(f"{cfg_path} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CnnbenchError(f"{cfg_path} is not UTF-8 text (byte {exc.start})") from exc
     if not isinstance(config, dict) or "model_args" not in config:
         raise CnnbenchError(
             f"{cfg_path} has no model_args section: it is truncated or damaged, or was not written by cnnbench train"

@@ -33,6 +33,7 @@ from cnnbench.rundir import STATUS_FINISHED, STATUS_OK, RunId, recipe_hash
 from cnnbench.study.spec import StudySpec, validate_study
 from cnnbench.utils.io import atomic_write_json, atomic_write_text, check_writable_dir, read_json
 from cnnbench.utils.lock import DirectoryLock
+from cnnbench.utils.yamlfile import load_yaml
 
 
 @dataclass
@@ -106,10 +107,10 @@ def run_status(run_dir: Path, cfg: TrainConfig) -> str:
     config_path = run_dir / "config.yaml"
     if config_path.exists():
         try:
-            saved = yaml.safe_load(config_path.read_text())
-            saved_hash = (saved or {}).get("resolved", {}).get("config_hash")
-        except yaml.YAMLError:
-            saved_hash = None
+            saved = load_yaml(config_path.read_text(encoding="utf-8"))
+            saved_hash = saved.get("resolved", {}).get("config_hash") if isinstance(saved, dict) else None
+        except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+            saved_hash = None  # a damaged config: the run is stale, moved aside and run again
         if saved_hash == cfg_hash:
             return "resume"
         return "stale"
