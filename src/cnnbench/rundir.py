@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.errors import ConfigError, ResultsError
+from cnnbench.utils.io import loads_json
 
 # summary.json statuses. OK: the test figures are final and enter means. FINISHED: re-running the
 # same recipe would give the same result, so a study never retries it.
@@ -184,8 +185,8 @@ class RunSummary:
         if not path.is_file():
             raise ResultsError(f"{path} does not exist: {run_dir} is not a run directory or the run has not ended")
         try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, ResultsError) as exc:  # JSONDecodeError is a ValueError
+            return cls.from_dict(loads_json(path.read_text(encoding="utf-8")))
+        except (ValueError, ResultsError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
             raise ResultsError(f"{path}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,21 +206,48 @@ _FRACTIONS = (
 )
 
 
+# Above this a figure is a typo or damage, not a measurement (the largest models have ~1e12 params and
+# FLOPs of ~1e13; a time of 1e15 s is 30 million years), and a mean of many such would overflow.
+FIGURE_LIMIT = 1e15
+COUNT_LIMIT = 2**63  # counts are int64 wherever they are summed or tabulated
+
+
+def check_figure(key: str, value: Any, *, whole: bool = False, fraction: bool = False) -> None:
+    """One figure read from a file a user can edit: a finite number, ≥ 0, below the limits above.
+
+    Args:
+        whole: a count (params, epochs, ...): a whole number below ``COUNT_LIMIT``.
+        fraction: an accuracy: between 0 and 1.
+
+    Raises:
+        ResultsError: naming the key, the value and what was expected.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ResultsError(f"{key} {value!r}: expected a number")
+    if not math.isfinite(value):
+        raise ResultsError(f"{key} {value!r}: expected a finite number")
+    if fraction and not 0 <= value <= 1:
+        raise ResultsError(f"{key} {value!r}: expected a fraction between 0 and 1")
+    if whole and (value != int(value) or not 0 <= value < COUNT_LIMIT):
+        raise ResultsError(f"{key} {value!r}: expected a whole number ≥ 0")
+    if "loss" in key:  # a loss may be negative (a custom criterion); only its size is bounded
+        if abs(value) >= FIGURE_LIMIT:
+            raise ResultsError(f"{key} {value!r}: expected a number between -{FIGURE_LIMIT:.0e} and {FIGURE_LIMIT:.0e}")
+    elif not 0 <= value < FIGURE_LIMIT and not whole:
+        raise ResultsError(f"{key} {value!r}: expected a number ≥ 0 and below {FIGURE_LIMIT:.0e}")
+
+
 def _check_figures(values: Mapping[str, Any]) -> None:
-    """A damaged or hand-edited summary must not enter a mean: every figure a number, accuracies in [0, 1].
+    """A damaged or hand-edited summary must not enter a mean: every figure a finite number in its range
+    (accuracies in [0, 1], counts whole, nothing negative or astronomically large).
 
     Raises:
         ResultsError: naming the key and its value.
     """
-    numeric = [f.name for f in dataclasses.fields(RunSummary) if f.type in ("float | None", "int | None")]
-    for key in numeric:
-        value = values.get(key)
-        if value is None:
+    for f in dataclasses.fields(RunSummary):
+        if f.type not in ("float | None", "int | None") or values.get(f.name) is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ResultsError(f"{key} {value!r}: expected a number")
-        if key in _FRACTIONS and math.isfinite(value) and not 0 <= value <= 1:
-            raise ResultsError(f"{key} {value!r}: expected a fraction between 0 and 1")
+        check_figure(f.name, values[f.name], whole=f.type == "int | None", fraction=f.name in _FRACTIONS)
 
 
 #: Recipe options added after run directories were first written, with the value that means "not

@@ -210,18 +210,29 @@ def _load(directory: Path, built: bool, seconds: float) -> DecodedImages | None:
         images = np.load(images_path, mmap_mode="r")
     except Exception:  # a damaged cache is rebuilt, not reported
         return None
-    if index.get("format") != CACHE_FORMAT or images.shape[0] != len(index["files"]):
+    try:  # a damaged or hand-edited index (labels out of range, lists of other lengths) is rebuilt too
+        files, classes = list(index["files"]), list(index["classes"])
+        labels = np.asarray(index["labels"], dtype=np.int64)
+        if (
+            index.get("format") != CACHE_FORMAT
+            or images.ndim != 4
+            or images.shape[0] != len(files)
+            or labels.shape != (len(files),)
+            or (labels.size and not 0 <= labels.min() <= labels.max() < len(classes))
+        ):
+            return None
+        return DecodedImages(
+            images=images,
+            files=files,
+            labels=labels,
+            classes=classes,
+            skipped=list(index["skipped"]),
+            directory=directory,
+            built=built,
+            seconds=float(index.get("decode_seconds", 0.0)) if built else seconds,
+        )
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
         return None
-    return DecodedImages(
-        images=images,
-        files=list(index["files"]),
-        labels=np.asarray(index["labels"], dtype=np.int64),
-        classes=list(index["classes"]),
-        skipped=list(index["skipped"]),
-        directory=directory,
-        built=built,
-        seconds=float(index.get("decode_seconds", 0.0)) if built else seconds,
-    )
 
 
 def decode_folder(

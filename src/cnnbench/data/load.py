@@ -159,8 +159,8 @@ def _finish_arrays(cfg: DataConfig, spec: DatasetSpec, a: _Arrays, kind: str) ->
     }
     root = cache_root(cfg.cache_dir)
     path = split_path(root, cfg.name, identity)
-    saved = load_split(path)
     notes = list(a.notes)
+    saved = load_split(path, notes)
     n = len(a.train[1])
     if (
         saved is not None
@@ -172,6 +172,9 @@ def _finish_arrays(cfg: DataConfig, spec: DatasetSpec, a: _Arrays, kind: str) ->
         extra = saved.extra
         notes.append(f"split lists read from {path}")
     else:
+        if saved is not None:
+            notes.append(f"saved split {path} names positions outside the dataset; a new split was drawn")
+            saved = None
         train_idx, val_idx = stratified_fraction(a.train[1], cfg.val_fraction, cfg.split_seed, "val")
         train_idx = _limit(train_idx, a.train[1], cfg)
         test_idx = np.arange(len(a.test[1]))
@@ -186,7 +189,7 @@ def _finish_arrays(cfg: DataConfig, spec: DatasetSpec, a: _Arrays, kind: str) ->
 
 
 def _valid_positions(values: list[Any], n: int) -> bool:
-    return all(isinstance(v, int) and 0 <= v < n for v in values)
+    return all(type(v) is int and 0 <= v < n for v in values)  # type(): True is an int, not a position
 
 
 def _limit(train_idx: np.ndarray, labels: np.ndarray, cfg: DataConfig) -> np.ndarray:
@@ -288,7 +291,7 @@ def _folder_dataset(cfg: DataConfig, spec: DatasetSpec) -> Dataset:
     identity = _folder_identity(cfg, root, predefined)
     path = split_path(cache_root(cfg.cache_dir), label, identity)
     pool = _FolderPool.of(decoded, {c: i for i, c in enumerate(classes)}, parts[1][1] if predefined else None)
-    saved = load_split(path)
+    saved = load_split(path, notes)
     split = _read_folder_split(saved, pool, path, notes) if saved is not None else None
     if split is None:
         saved = None

@@ -17,7 +17,15 @@ from typing import Any
 
 from cnnbench.errors import ResultsError
 from cnnbench.report.runfiles import read_config, read_json_file, read_yaml_file
-from cnnbench.rundir import STATUS_OK, RunId, RunSummary, describe_recipe, recipe_differences, recipe_hash
+from cnnbench.rundir import (
+    STATUS_OK,
+    RunId,
+    RunSummary,
+    check_figure,
+    describe_recipe,
+    recipe_differences,
+    recipe_hash,
+)
 from cnnbench.utils.lock import lock_is_live
 
 ID_COLUMNS = ("run_id", "dataset", "model", "schedule", "seed", "status", "error", "recipe_hash", "recipe")
@@ -275,6 +283,7 @@ def _read_speed_files(study_dir: Path, strict: bool, problems: list[str]) -> lis
             data = read_json_file(path)
             if not isinstance(data, dict) or "model" not in data:
                 raise ResultsError(f"{path} is not a speed file: expected a JSON object with a 'model' key")
+            _check_speed_figures(path, data)
         except ResultsError as exc:
             if strict:
                 raise
@@ -283,6 +292,21 @@ def _read_speed_files(study_dir: Path, strict: bool, problems: list[str]) -> lis
         data["_path"] = str(path)
         out.append(data)
     return out
+
+
+def _check_speed_figures(path: Path, data: dict[str, Any]) -> None:
+    """A hand-edited speed file must not put a negative or absurd number into a table or a Pareto plot.
+
+    Raises:
+        ResultsError: naming the file, the key and the value.
+    """
+    whole = {"params", "flops"}
+    for key in (*SPEED_FIGURES, *_FROM_SPEED):
+        if data.get(key) is not None:
+            try:
+                check_figure(key, data[key], whole=key in whole)
+            except ResultsError as exc:
+                raise ResultsError(f"{path}: {exc}") from None
 
 
 def _lock_is_live(path: Path) -> bool:
@@ -415,6 +439,7 @@ def _match_speed(
         try:
             data = read_json_file(own)
             if isinstance(data, dict):
+                _check_speed_figures(own, data)
                 data["_path"] = str(own)
                 return data
         except ResultsError as exc:

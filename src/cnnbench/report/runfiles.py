@@ -7,7 +7,6 @@ it is present but unreadable, so the report can list the damage and go on.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +15,21 @@ from typing import Any
 import numpy as np
 
 from cnnbench.errors import ResultsError
+from cnnbench.rundir import FIGURE_LIMIT
+from cnnbench.utils.io import loads_json
 from cnnbench.utils.schema import METRIC_COLUMNS, STEP_COLUMNS
 
 
 def read_json_file(path: Path) -> Any:
+    """A JSON result file; NaN and Infinity are refused like any other malformed content."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return loads_json(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ResultsError(f"{path} does not exist") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ResultsError(f"{path} is not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise ResultsError(f"{path} is not valid JSON (nested thousands of levels deep)") from exc
 
 
 def read_yaml_file(path: Path) -> Any:
@@ -104,15 +108,30 @@ def _read_columns(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] |
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ResultsError(f"{path} is not a readable CSV file ({exc})") from exc
-    return {name: np.array([_float(row.get(name)) for row in rows], dtype=np.float64) for name in names}
+    columns = {name: np.full(len(rows), math.nan, dtype=np.float64) for name in names}
+    for i, row in enumerate(rows):
+        for name in names:
+            columns[name][i] = _cell(path, i + 2, name, row.get(name))  # line 1 is the header
+    return columns
 
 
-def _float(value: Any) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
+def _cell(path: Path, line: int, name: str, value: Any) -> float:
+    """One number of metrics.csv / steps.csv: empty is missing (NaN); anything else must be a finite
+    number in the column's range, or the file is named as damaged (a curve is never drawn from it)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return math.nan
-    return out
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not math.isfinite(number):
+        raise ResultsError(f"{path}, line {line}: {name} {value!r}: expected a finite number or nothing")
+    fraction = name.endswith("_acc")
+    low = -FIGURE_LIMIT if "loss" in name else 0.0  # a loss may be any finite number; times and counts not
+    if not low <= number < FIGURE_LIMIT or (fraction and number > 1):
+        expected = "a fraction between 0 and 1" if fraction else f"a number from {low:g} to below {FIGURE_LIMIT:.0e}"
+        raise ResultsError(f"{path}, line {line}: {name} {value!r}: expected {expected}")
+    return number
 
 
 @dataclass
@@ -131,19 +150,23 @@ def read_test_metrics(run_dir: Path) -> TestMetrics | None:
         return None
     try:
         confusion = np.asarray(data["confusion_matrix"], dtype=np.float64)
-        k = confusion.shape[0]
+        k = confusion.shape[0] if confusion.ndim else 0
         if confusion.shape != (k, k):
             raise ValueError(f"confusion_matrix has shape {confusion.shape}, expected (K, K)")
+        if not (np.isfinite(confusion).all() and (confusion >= 0).all() and (confusion == np.round(confusion)).all()):
+            raise ValueError("confusion_matrix holds a value that is not a whole count ≥ 0")
         per_class = data.get("per_class_accuracy")
         if per_class is None:  # recompute from the matrix: diagonal over row sums
             per_class = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
         per_class = np.asarray([math.nan if v is None else v for v in per_class], dtype=np.float64)
+        if ((per_class < 0) | (per_class > 1)).any():  # NaN (a class absent from the test split) compares False
+            raise ValueError("per_class_accuracy holds a value outside 0..1")
         classes = [str(c) for c in data.get("classes") or range(k)]
         if len(classes) != k or per_class.shape != (k,):
             raise ValueError(
                 f"{len(classes)} classes and {per_class.shape[0]} per-class accuracies for a {k}x{k} matrix"
             )
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
         raise ResultsError(f"{path}: expected classes, confusion_matrix (K x K), per_class_accuracy ({exc})") from exc
     return TestMetrics(classes, confusion, per_class)
 
@@ -175,6 +198,10 @@ class ClusterScores:
     map_dims: int = 2  # the t-SNE map's dimensions (tsne.n_components; 3 with --n-components 3)
 
 
+# what each score of analysis.json can be (an adjusted Rand index goes below 0; the others are fractions)
+_SCORE_RANGES = {"ari": (-1.0, 1.0), "nmi": (0.0, 1.0), "knn_accuracy": (0.0, 1.0), "n_components": (1.0, 3.0)}
+
+
 def read_analysis(run_dir: Path) -> ClusterScores | None:
     """``analysis.json`` read defensively (docs/analysis.md): top-level or ``tsne``-nested scores."""
     path = Path(run_dir) / "analysis.json"
@@ -187,9 +214,12 @@ def read_analysis(run_dir: Path) -> ClusterScores | None:
     def get(obj: Any, *keys: str) -> float | None:
         for key in keys:
             obj = obj.get(key) if isinstance(obj, dict) else None
-        if isinstance(obj, (int, float)) and not isinstance(obj, bool) and math.isfinite(obj):
-            return float(obj)
-        return None
+        if not isinstance(obj, (int, float)) or isinstance(obj, bool):
+            return None
+        low, high = _SCORE_RANGES.get(keys[-1], (0.0, FIGURE_LIMIT))
+        if not low <= obj <= high:  # JSON cannot hold NaN here (refused when read)
+            raise ResultsError(f"{path}: {'.'.join(keys)} {obj!r}: expected a number between {low:g} and {high:g}")
+        return float(obj)
 
     def first(*values: float | None) -> float | None:
         return next((v for v in values if v is not None), None)

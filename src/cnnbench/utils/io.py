@@ -215,17 +215,31 @@ def atomic_save(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]
         write(f)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows (cnnbench writes a missing figure as null)")
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads`` without Python's extensions: ``NaN``, ``Infinity`` and ``-Infinity`` are refused
+    (ValueError), so that a hand-edited file can never slip a non-finite number into a figure or a mean."""
+    return json.loads(text, parse_constant=_no_constants)
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file; a missing or malformed file raises an error naming it."""
+    """Read a JSON file; a missing or malformed file (NaN and Infinity included) raises an error naming it."""
     from cnnbench.errors import CnnbenchError
 
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return loads_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise CnnbenchError(f"{path} does not exist") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except IsADirectoryError as exc:
+        raise CnnbenchError(f"{path} is a directory, not a JSON file") from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise CnnbenchError(f"{path} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise CnnbenchError(f"{path} is not valid JSON: nested thousands of levels deep") from exc
 
 
 def check_dir_path(path: str | os.PathLike[str], flag: str = "--out") -> Path:
