@@ -101,6 +101,39 @@ RUNTIME_KEYS = (
 )
 # config.yaml sections written next to the recipe (derived from it, or about the machine).
 DERIVED_SECTIONS = ("model_args", "data_config", "resolved")
+# The training options a config.yaml holds at its top level: TrainConfig's fields. Listed here, torch-free,
+# so that the report can tell a key added by hand from a real one; tests/test_reliability_round3.py checks
+# the list against TrainConfig (a new option is added in both places).
+TRAIN_CONFIG_KEYS = (
+    "model", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov",
+    "weight_decay", "schedule", "min_lr", "warmup_epochs", "warmup_start_lr", "plateau_factor",
+    "plateau_patience", "plateau_max_reductions", "step_size", "step_gamma", "patience", "monitor",
+    "min_delta", "target_accuracy", "stop_at_target", "label_smoothing", "grad_clip", "drop_rate", "augment",
+    "amp", "channels_last", "compile", "cuda_graphs", "ema", "precise_bn_samples", "seed", "deterministic",
+    "device", "val_fraction", "image_size", "data_image_size", "per_class", "split_ratio", "include_clutter",
+    "strict_data", "max_skip_fraction", "pretrained", "finetune", "head_epochs", "backbone_lr_scale", "head",
+    "eval_batch_size", "test_batch_size", "max_steps", "time_budget_s", "max_train_samples",
+    "max_val_samples", "max_test_samples", "checkpoint_every_steps", "nan_check_every", "progress", "notes",
+)  # fmt: skip
+
+
+def unknown_config_keys(config: Mapping[str, Any], known: Iterable[str] = ()) -> list[str]:
+    """The top-level keys of a parsed config.yaml that cnnbench neither writes nor reads (added by
+    hand, or by another version): every reader ignores them, and says so.
+
+    Args:
+        known: further keys to accept.
+    """
+    allowed = {*TRAIN_CONFIG_KEYS, *DERIVED_SECTIONS, *known}
+    return sorted(str(k) for k in config if k not in allowed)
+
+
+def describe_unknown_keys(path: str | os.PathLike[str], keys: Sequence[str], section: str = "") -> str:
+    """``"RUN/config.yaml: unknown key 'foo' (not a cnnbench setting; ignored)"``."""
+    where = f" in {section}" if section else ""
+    names = ", ".join(repr(k) for k in keys)
+    plural = "s" if len(keys) > 1 else ""
+    return f"{path}: unknown key{plural} {names}{where} (not a cnnbench setting; ignored)"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from cnnbench.errors import CheckpointError, CnnbenchError
+from cnnbench.rundir import describe_unknown_keys, unknown_config_keys
 from cnnbench.utils.yamlfile import load_yaml
 
 CHECKPOINT_FORMAT = "cnnbench-checkpoint-v1"
@@ -32,10 +33,15 @@ _TORCH_SAVE_MAGIC = (b"PK\x03\x04", b"\x80")
 
 @dataclass(frozen=True)
 class RunDir:
-    """A run directory on disk and its parsed ``config.yaml``."""
+    """A run directory on disk and its parsed ``config.yaml``.
+
+    ``config`` holds only what cnnbench reads: keys that are not cnnbench settings (added by hand, or
+    by another version) are dropped from it and named in ``notes``, which every reader says aloud.
+    """
 
     path: Path
     config: dict[str, Any]
+    notes: tuple[str, ...] = ()
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -61,11 +67,41 @@ def open_run(path: str | os.PathLike[str]) -> RunDir:
         raise CnnbenchError(f"{cfg_path} is not valid YAML: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise CnnbenchError(f"{cfg_path} is not UTF-8 text (byte {exc.start})") from exc
-    if not isinstance(config, dict) or "model_args" not in config:
+    if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict):
         raise CnnbenchError(
             f"{cfg_path} has no model_args section: it is truncated or damaged, or was not written by cnnbench train"
         )
-    return RunDir(path=path, config=config)
+    config, notes = _known_config(cfg_path, config)
+    return RunDir(path=path, config=config, notes=tuple(notes))
+
+
+def _known_config(cfg_path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``config`` without the keys cnnbench does not know (at the top, in model_args, in data_config), and a
+    note naming them: ignored, but never silently, and never passed on to a function that would fail on them."""
+    import dataclasses
+    import inspect
+
+    from cnnbench.data import DataConfig
+    from cnnbench.models import create_model
+
+    notes = []
+    unknown = unknown_config_keys(config)
+    if unknown:
+        notes.append(describe_unknown_keys(cfg_path, unknown))
+    config = {k: v for k, v in config.items() if k not in unknown}
+    sections = {
+        "model_args": set(inspect.signature(create_model).parameters),
+        "data_config": {f.name for f in dataclasses.fields(DataConfig)},
+    }
+    for section, allowed in sections.items():
+        values = config.get(section)
+        if not isinstance(values, dict):
+            continue
+        extra = sorted(str(k) for k in values if k not in allowed)
+        if extra:
+            notes.append(describe_unknown_keys(cfg_path, extra, section))
+            config[section] = {k: v for k, v in values.items() if k in allowed}
+    return config, notes
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -204,6 +204,7 @@ def embed_run(
     seconds: dict[str, float] = {}
     notes: list[str] = []
     run = open_run(run_dir)
+    notes.extend(run.notes)  # config.yaml keys that were ignored
     check_writable_dir(run.path, flag="RUN_DIR")
     dev = _device_for(run.config, device, notes)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnbench.cli.common import add_json_flag, emit_json, print_fields
+from cnnbench.cli.common import add_json_flag, emit_json, note, print_fields
 from cnnbench.rundir import SPLITS
 
 
@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
     )
+    for line in result.get("notes", []):
+        note(f"note: {line}", markup=False)
     if args.json:
         emit_json(result)  # full precision
     else:

@@ -98,5 +98,7 @@ def _config_of(run_dir):
     from cnnbench.engine.config import train_config_fields
     from cnnbench.runs import open_run
 
-    config = open_run(run_dir).config
-    return {k: v for k, v in config.items() if k in train_config_fields()}
+    run = open_run(run_dir)
+    for line in run.notes:  # keys added by hand are ignored by --resume: said, not silent
+        note(f"note: {line}", markup=False)
+    return {k: v for k, v in run.config.items() if k in train_config_fields()}

@@ -38,7 +38,7 @@ def evaluate_run(
     from cnnbench.models import create_model
 
     check_split(split)
-    ckpt_path, config, model_args, data_config = _what_to_evaluate(Path(path))
+    ckpt_path, config, model_args, data_config, notes = _what_to_evaluate(Path(path))
     data_config = _override_data(data_config, data, data_dir)
     dev = resolve_device(device)
     dataset = load_dataset(DataConfig(**data_config))
@@ -75,6 +75,7 @@ def evaluate_run(
         "seconds": seconds,
         "batch_size": bs,
         "device": str(dev),
+        "notes": notes,
     }
 
 
@@ -98,21 +99,24 @@ def _timed_evaluate(
     return result, time.perf_counter() - t0
 
 
-def _what_to_evaluate(path: Path) -> tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(checkpoint, run config, model_args, DataConfig fields) of a run directory or a checkpoint file.
+def _what_to_evaluate(path: Path) -> tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any], list[str]]:
+    """(checkpoint, run config, model_args, DataConfig fields, notes) of a run directory or a checkpoint file.
 
-    A run directory gives its best checkpoint (its last when it never recorded a best).
+    A run directory gives its best checkpoint (its last when it never recorded a best); the notes name
+    keys of its config.yaml that were ignored.
     """
     if path.is_dir():
         run = open_run(path)
         ckpt_path = run.checkpoint_path("best")
         if not ckpt_path.exists():
             ckpt_path = run.checkpoint_path("last")
-        return ckpt_path, run.config, run.config["model_args"], dict(run.config["data_config"])
+        if not isinstance(run.config.get("data_config"), dict):
+            raise CnnbenchError(f"{path / 'config.yaml'} has no data_config section: it is truncated or damaged")
+        return ckpt_path, run.config, run.config["model_args"], dict(run.config["data_config"]), list(run.notes)
     ckpt = load_checkpoint(path)
     config, model_args = ckpt["config"], ckpt.get("model_args")
     if model_args is None:
         raise CnnbenchError(f"{path} has no model_args; evaluate its run directory instead")
     from cnnbench.engine.config import TrainConfig
 
-    return path, config, model_args, TrainConfig.from_dict(config, str(path)).data_config().to_dict()
+    return path, config, model_args, TrainConfig.from_dict(config, str(path)).data_config().to_dict(), []

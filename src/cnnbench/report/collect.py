@@ -23,8 +23,10 @@ from cnnbench.rundir import (
     RunSummary,
     check_figure,
     describe_recipe,
+    describe_unknown_keys,
     recipe_differences,
     recipe_hash,
+    unknown_config_keys,
 )
 from cnnbench.utils.lock import lock_is_live
 
@@ -379,14 +381,20 @@ def _read_summary(
 
 
 def _read_run_config(run_dir: Path, strict: bool, problems: list[str]) -> dict[str, Any]:
-    """config.yaml of a run; empty when absent or (without ``strict``) unreadable."""
+    """config.yaml of a run; empty when absent or (without ``strict``) unreadable. Keys that are not
+    cnnbench settings (added by hand) are listed as a problem and left out."""
     try:
-        return read_config(run_dir) or {}
+        config = read_config(run_dir) or {}
     except ResultsError as exc:
         if strict:
             raise
         problems.append(str(exc))
         return {}
+    unknown = unknown_config_keys(config)
+    if unknown:
+        problems.append(describe_unknown_keys(run_dir / "config.yaml", unknown))
+        config = {k: v for k, v in config.items() if k not in unknown}
+    return config
 
 
 def _run_figures(summary: dict[str, Any], speed: dict[str, Any] | None, status: str) -> dict[str, Any]:

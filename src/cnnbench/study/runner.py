@@ -310,11 +310,27 @@ def _skip_finished(runs: list[PlannedRun], out: Path, result: StudyResult, log) 
     """The runs still to do; the finished ones (same config hash) are recorded as skipped."""
     todo = [r for r in runs if run_status(out / "runs" / r.run_id, r.config) != "done"]
     skipped = [r for r in runs if r not in todo]
+    for r in runs:
+        _note_unknown_config_keys(out / "runs" / r.run_id, log)
     for r in skipped:
         result.runs.append({"run_id": r.run_id, "action": "skipped", "status": "done"})
     if skipped:
         log(f"{len(skipped)} of {len(runs)} runs already finished; skipping them")
     return todo
+
+
+def _note_unknown_config_keys(run_dir: Path, log) -> None:
+    """Say which keys of a run's config.yaml are ignored (added by hand): a study never reads them."""
+    from cnnbench.runs import open_run
+
+    if not (run_dir / "config.yaml").is_file():
+        return
+    try:
+        notes = open_run(run_dir).notes
+    except CnnbenchError:
+        return  # a damaged config: the run is stale and moved aside (run_status)
+    for line in notes:
+        log(f"note: {line}")
 
 
 @dataclass
