@@ -343,3 +343,16 @@ def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def best_checkpoint_differs(run_dir: str | os.PathLike[str], sha256: str | None) -> bool:
+    """Whether the run's best checkpoint now is another file than the one whose SHA-256 is ``sha256``
+    (judged by ``checkpoint/best.pt.sha256``; False when either is unknown)."""
+    side = Path(run_dir) / "checkpoint" / "best.pt.sha256"
+    if not sha256 or not side.is_file():
+        return False
+    try:
+        hashes = {line.split()[0].lower() for line in side.read_text(encoding="utf-8").splitlines() if line.strip()}
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(hashes) and sha256.lower() not in hashes

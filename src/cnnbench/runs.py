@@ -104,19 +104,72 @@ def _known_config(cfg_path: Path, config: dict[str, Any]) -> tuple[dict[str, Any
     return config, notes
 
 
+@dataclass(frozen=True)
+class CheckpointFile:
+    """Which checkpoint was loaded: its path, the SHA-256 of the very bytes read, and its epoch and step."""
+
+    path: Path
+    sha256: str
+    epoch: int | None
+    step: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "sha256": self.sha256, "epoch": self.epoch, "step": self.step}
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a cnnbench checkpoint with ``weights_only=True``.
 
     Raises:
         CheckpointError: naming the file when it is missing, truncated or not a cnnbench checkpoint.
     """
+    return read_checkpoint(path, map_location)[0]
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], CheckpointFile]:
+    """``load_checkpoint``, and which file it was: the hash is of the bytes loaded, read through one open
+    file, so a checkpoint replaced meanwhile (a run still training) cannot mix two versions.
+
+    Raises:
+        CheckpointError: as ``load_checkpoint``.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    _verify_checksum(path)
-    _check_torch_save_file(path)
+    for _ in range(3):  # the file was replaced while it was read (a run still training): read the new one
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist")
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below; hashed and loaded through this one handle
+        except OSError as exc:
+            raise CheckpointError(f"checkpoint {path} cannot be read: {exc.strerror or exc}") from exc
+        with f:
+            digest = _sha256_of(f)
+            if _verify_checksum(path, digest):
+                f.seek(0)
+                _check_torch_save_file(path, f.read(4))
+                f.seek(0)
+                ckpt = _torch_load(path, f, map_location)
+                epoch, step = ckpt.get("epoch"), ckpt.get("step")
+                return ckpt, CheckpointFile(
+                    path,
+                    digest,
+                    epoch if isinstance(epoch, int) else None,
+                    step if isinstance(step, int) else None,
+                )
+    raise CheckpointError(f"checkpoint {path} kept changing while it was read (a run still writing it?)")
+
+
+def _sha256_of(f) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _torch_load(path: Path, f, map_location: str | torch.device) -> dict[str, Any]:
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses anything but tensors and plain containers: say so, it is not damage
         first_line = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
@@ -144,14 +197,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return ckpt
 
 
-def _check_torch_save_file(path: Path) -> None:
+def _check_torch_save_file(path: Path, head: bytes) -> None:
     """A file that torch.save did not write (text, an image, ...) is named as not a checkpoint; a file
     that starts like one and still fails to load is damaged or truncated (said by ``load_checkpoint``)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be read: {exc.strerror or exc}") from exc
     if not head:
         raise CheckpointError(f"checkpoint {path} is damaged or truncated (the file is empty)")
     if not head.startswith(_TORCH_SAVE_MAGIC):
@@ -166,24 +214,44 @@ def checksum_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _verify_checksum(path: Path) -> None:
-    """Compare ``path`` with its ``.sha256`` file, when it has one (checkpoints of older versions do not)."""
+def _verify_checksum(path: Path, digest: str) -> bool:
+    """Compare ``digest`` (of ``path``'s bytes) with its ``.sha256`` file, when it has one (checkpoints of
+    older versions do not). The file may list two hashes while a new version is being put in place
+    (``engine.checkpoint.save_checkpoint``): either matches.
+
+    Returns:
+        True when it matches or there is nothing to compare with; False on a mismatch while ``path`` was
+        replaced by another file meanwhile (the caller reads it again).
+
+    Raises:
+        CheckpointError: a mismatch for the file as it stands (its contents changed after it was written).
+    """
     side = checksum_path(path)
     if not side.is_file():
-        return
+        return True
     try:
-        expected = side.read_text(encoding="utf-8").split()[0].lower()
+        expected = {line.split()[0].lower() for line in side.read_text(encoding="utf-8").splitlines() if line.strip()}
     except (OSError, UnicodeDecodeError, IndexError):
         raise CheckpointError(f"checksum file {side} is unreadable; the checkpoint cannot be verified") from None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
-        raise CheckpointError(
-            f"checkpoint {path} does not match its checksum in {side.name}: its contents changed after it "
-            "was written (disk error or modification)"
-        )
+    if not expected:
+        raise CheckpointError(f"checksum file {side} is empty; the checkpoint cannot be verified")
+    if digest in expected:
+        return True
+    if not _unchanged_since(path, digest):
+        return False
+    raise CheckpointError(
+        f"checkpoint {path} does not match its checksum in {side.name}: its contents changed after it "
+        "was written (disk error or modification)"
+    )
+
+
+def _unchanged_since(path: Path, digest: str) -> bool:
+    """Whether ``path`` still holds the bytes hashed as ``digest`` (re-hashed: it may have been replaced)."""
+    try:
+        with open(path, "rb") as f:
+            return _sha256_of(f) == digest
+    except OSError:
+        return False
 
 
 def eval_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -200,18 +268,27 @@ def build_run_model(
 
     Falls back from ``best`` to ``last`` when the run never recorded a best checkpoint.
     """
+    return load_run_model(run, which, device)[0]
+
+
+def load_run_model(
+    run: RunDir | str | os.PathLike[str],
+    which: str = "best",
+    device: str | torch.device = "cpu",
+) -> tuple[torch.nn.Module, CheckpointFile]:
+    """``build_run_model``, and which checkpoint it loaded (path, SHA-256 of the bytes read, epoch)."""
     from cnnbench.models import create_model
 
     run = run if isinstance(run, RunDir) else open_run(run)
     path = run.checkpoint_path(which)
     if which == "best" and not path.is_file():
         path = run.checkpoint_path("last")
-    ckpt = load_checkpoint(path)
+    ckpt, info = read_checkpoint(path)
     args = dict(run.config["model_args"])
     args["pretrained"] = None  # the checkpoint holds the trained weights
     model = create_model(**args)
     model.load_state_dict(eval_state_dict(ckpt))
-    return model.to(device).eval()
+    return model.to(device).eval(), info
 
 
 def run_data_config(run: RunDir | str | os.PathLike[str]):

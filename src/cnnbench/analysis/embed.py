@@ -20,14 +20,15 @@ import numpy as np
 import torch
 
 from cnnbench.analysis.analyze import Analysis, AnalysisConfig, analyze, uses_side_thread
-from cnnbench.errors import ConfigError
+from cnnbench.errors import CnnbenchError, ConfigError
 from cnnbench.rundir import check_split
 from cnnbench.utils.env import resolve_device
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, check_writable_dir
+from cnnbench.utils.lock import LockOwner, read_owner, stale_reason
 
 if TYPE_CHECKING:  # annotations only: cnnbench.data and cnnbench.runs are imported on first use
     from cnnbench.data import ArraySplit, Dataset, DeviceLoader
-    from cnnbench.runs import RunDir
+    from cnnbench.runs import CheckpointFile, RunDir
 
 #: Files ``embed_run`` writes into the run directory.
 OUTPUT_FILES = ("embedding.npz", "analysis.json", "tsne.png", "knn_distance.png")
@@ -174,6 +175,7 @@ def embed_run(
     options: AnalysisConfig | None = None,
     batch_size: int | None = None,
     data_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> Analysis:
     """Embed a split with a run's selected checkpoint, analyse it, and write the results into the run.
 
@@ -191,12 +193,14 @@ def embed_run(
         batch_size: images per forward pass; default the run's ``eval_batch_size`` (else 512).
         data_dir: where the dataset files are, instead of where the run found them (a run records
             ``--data-dir`` as it was given, so a relative one only holds from the directory it trained in).
+        force: analyse a run that is still training (its ``.train.lock`` is held), with a note; without
+            it that is an error, since its best checkpoint may still change.
 
     Raises:
         CnnbenchError: a missing or foreign run directory, a bad flag, a damaged checkpoint.
     """
     from cnnbench.data import load_dataset
-    from cnnbench.runs import build_run_model, open_run, run_data_config
+    from cnnbench.runs import load_run_model, open_run, run_data_config
 
     _check_flags(split, max_points)
     options = dataclasses.replace(options or AnalysisConfig(), perplexity=perplexity, seed=seed)
@@ -205,18 +209,34 @@ def embed_run(
     notes: list[str] = []
     run = open_run(run_dir)
     notes.extend(run.notes)  # config.yaml keys that were ignored
+    training = _training_holder(run.path)
+    if training is not None and not force:
+        raise CnnbenchError(
+            f"{run.path} is still training ({training.describe()} holds {training.path}): its best checkpoint "
+            "may still change; analyse it once the run has ended, or pass --force to analyse the current one"
+        )
     check_writable_dir(run.path, flag="RUN_DIR")
     dev = _device_for(run.config, device, notes)
 
     start = time.perf_counter()
-    model = build_run_model(run, which="best", device=dev)
+    model, loaded = load_run_model(run, which="best", device=dev)
     seconds["model"] = time.perf_counter() - start
-    checkpoint = _checkpoint_used(run, notes)
+    _checkpoint_used(run, notes)  # the note when there was no best checkpoint
+    if training is not None:
+        notes.append(
+            f"analysed while the run was still training (--force): the best checkpoint of epoch {loaded.epoch}, "
+            "which later epochs may replace"
+        )
 
     start = time.perf_counter()
     data_config = run_data_config(run)
     dataset = load_dataset(data_config if data_dir is None else data_config.replace(data_dir=os.fspath(data_dir)))
     data, indices = _sample_split(getattr(dataset, split), split, max_points, seed, notes)
+    if len(data) < 10:  # max_points is at least 10: the split itself is this small
+        raise ConfigError(
+            f"the {split} split of {run.path} holds {len(data)} image(s); t-SNE and clustering need at least 10 "
+            "(a run trained with a larger --max-test-samples, or another --split of cnnbench embed)"
+        )
     loader = _eval_loader(run.config, dataset, data, dev, batch_size)
     seconds["data"] = time.perf_counter() - start
 
@@ -226,7 +246,7 @@ def embed_run(
     del model
 
     result = analyze(features, labels, options, classes=dataset.classes)
-    _add_job_record(result, seconds, notes, _job_meta(run, dataset, split, checkpoint, dev))
+    _add_job_record(result, seconds, notes, _job_meta(run, dataset, split, loaded, dev))
     write_outputs(result, run.path, indices, started=total_start)
     return result
 
@@ -292,16 +312,26 @@ def _extract_synchronized(
     return features, labels
 
 
-def _job_meta(run: RunDir, dataset: Dataset, split: str, checkpoint: Path, device: torch.device) -> dict[str, Any]:
+def _job_meta(
+    run: RunDir, dataset: Dataset, split: str, checkpoint: CheckpointFile, device: torch.device
+) -> dict[str, Any]:
     """What was embedded, from where, and on what: ``Analysis.meta``, the head of analysis.json."""
     return {
         "model": run.config["model_args"].get("name"),
         "dataset": dataset.name,
         "split": split,
         "run_dir": str(run.path),
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(checkpoint.path),
+        "checkpoint_epoch": checkpoint.epoch,
+        "checkpoint_sha256": checkpoint.sha256,
         "device": str(device),
     }
+
+
+def _training_holder(run_dir: Path) -> LockOwner | None:
+    """The process training ``run_dir`` now (its ``.train.lock`` is held by a live process), or None."""
+    owner = read_owner(run_dir / ".train.lock")
+    return owner if owner is not None and stale_reason(owner) is None else None
 
 
 def _add_job_record(result: Analysis, seconds: dict[str, float], notes: list[str], meta: dict[str, Any]) -> None:

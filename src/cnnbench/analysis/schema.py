@@ -22,6 +22,9 @@ ANALYSIS_KEYS: dict[str, str] = {
     "split": "split the points come from (test, val or train)",
     "run_dir": "the run directory analysed, or null",
     "checkpoint": "checkpoint file the features came from, or null",
+    "checkpoint_epoch": "epochs the run had finished when that checkpoint was saved (its best epoch), or null",
+    "checkpoint_sha256": "SHA-256 of the checkpoint's bytes as loaded: the report compares it with the run's "
+    "best.pt.sha256 to say when the analysis is older than the run's best checkpoint",
     "device": "device the features were computed on, or null",
     "points": "number of points analysed (after --max-points subsampling)",
     "num_classes": "number of classes among the points",

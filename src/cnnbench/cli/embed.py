@@ -67,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="score the 2-D map only, not the raw high-dimensional features",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="analyse a run that is still training (its best checkpoint may still change; analysis.json "
+        "records which one was used)",
+    )
     add_threads_flag(parser)
     add_json_flag(parser)
 
@@ -97,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         batch_size=args.batch_size,
         data_dir=args.data_dir,
+        force=args.force,
     )
     d = result.to_dict()
     if args.json:

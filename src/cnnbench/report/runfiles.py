@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from cnnbench.errors import ResultsError
-from cnnbench.rundir import FIGURE_LIMIT
+from cnnbench.rundir import FIGURE_LIMIT, best_checkpoint_differs
 from cnnbench.utils.io import loads_json
 from cnnbench.utils.schema import METRIC_COLUMNS, STEP_COLUMNS
 
@@ -196,6 +196,8 @@ class ClusterScores:
     raw_kmeans_nmi: float | None
     dbscan_noise_points: float | None
     map_dims: int = 2  # the t-SNE map's dimensions (tsne.n_components; 3 with --n-components 3)
+    checkpoint_sha256: str | None = None  # of the checkpoint analysed (analyses since round 3 record it)
+    checkpoint_epoch: int | None = None
 
 
 # what each score of analysis.json can be (an adjusted Rand index goes below 0; the others are fractions)
@@ -234,7 +236,16 @@ def read_analysis(run_dir: Path) -> ClusterScores | None:
         raw_kmeans_nmi=get(raw, "kmeans", "nmi"),
         dbscan_noise_points=first(get(two_d, "dbscan", "noise_points"), get(data, "dbscan", "noise_points")),
         map_dims=3 if get(two_d, "n_components") == 3 else 2,
+        checkpoint_sha256=data.get("checkpoint_sha256") if isinstance(data.get("checkpoint_sha256"), str) else None,
+        checkpoint_epoch=data.get("checkpoint_epoch") if type(data.get("checkpoint_epoch")) is int else None,
     )
+
+
+def analysis_is_outdated(run_dir: Path, scores: ClusterScores) -> bool:
+    """Whether ``analysis.json`` was made from another checkpoint than the run's best one now (``cnnbench
+    embed --force`` while the run trained on, or a run resumed after its analysis): its recorded hash is
+    not in ``checkpoint/best.pt.sha256``. An analysis that records no hash (older versions) is not judged."""
+    return best_checkpoint_differs(run_dir, scores.checkpoint_sha256)
 
 
 def read_png(path: Path) -> bytes | None:

@@ -29,7 +29,7 @@ import yaml
 from cnnbench.engine.config import TrainConfig
 from cnnbench.engine.stop import STOP
 from cnnbench.errors import CnnbenchError
-from cnnbench.rundir import STATUS_FINISHED, STATUS_OK, RunId, recipe_hash
+from cnnbench.rundir import STATUS_FINISHED, STATUS_OK, RunId, best_checkpoint_differs, recipe_hash
 from cnnbench.study.spec import StudySpec, validate_study
 from cnnbench.utils.io import atomic_write_json, atomic_write_text, check_writable_dir, read_json
 from cnnbench.utils.lock import DirectoryLock
@@ -467,17 +467,31 @@ def _embed_best_runs(spec: StudySpec, out: Path, log) -> None:
         if key not in best or s["best_val_accuracy"] > best[key][0]:
             best[key] = (s["best_val_accuracy"], run_dir)
     for (_, model), (_, run_dir) in sorted(best.items()):
-        if (run_dir / "analysis.json").exists() and (run_dir / "analysis.json").stat().st_mtime >= (
-            run_dir / "summary.json"
-        ).stat().st_mtime:
+        if _analysis_is_current(run_dir):
             continue
         t0 = time.perf_counter()
         try:
             embed_run(run_dir, max_points=spec.embed_max_points)
         except Exception as exc:  # analysis of one model never fails the study
-            log(f"feature analysis of {run_dir.name} failed: {type(exc).__name__}: {exc}")
+            reason = str(exc) if isinstance(exc, CnnbenchError) else f"{type(exc).__name__}: {exc}"
+            log(
+                f"feature analysis of {run_dir.name} failed: {reason}; the study goes on "
+                f"(--embed-max-points sets the points analysed per model, --no-embed skips the analysis)"
+            )
             continue
         log(f"feature analysis of {model} ({run_dir.name}): {time.perf_counter() - t0:.1f} s")
+
+
+def _analysis_is_current(run_dir: Path) -> bool:
+    """An analysis.json newer than the run's summary, made from the run's best checkpoint as it is now."""
+    path = run_dir / "analysis.json"
+    if not path.exists() or path.stat().st_mtime < (run_dir / "summary.json").stat().st_mtime:
+        return False
+    try:
+        recorded = read_json(path).get("checkpoint_sha256")
+    except (CnnbenchError, AttributeError):
+        return False  # unreadable: analysed again
+    return not best_checkpoint_differs(run_dir, recorded if isinstance(recorded, str) else None)
 
 
 def _write_augmented(runs: list[PlannedRun], out: Path) -> None:

@@ -10,7 +10,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.report import fig_features
 from cnnbench.report.collect import RunRecord
 from cnnbench.report.document import Details, Gallery, Paragraph, Section
-from cnnbench.report.runfiles import ClusterScores, read_analysis, read_png
+from cnnbench.report.runfiles import ClusterScores, analysis_is_outdated, read_analysis, read_png
 from cnnbench.report.sections.context import SectionContext
 
 
@@ -35,6 +35,16 @@ def features_section(ctx: SectionContext) -> Section:
             analysis = None
         if analysis is not None:
             scores[model] = analysis
+            if analysis_is_outdated(run.path, analysis):
+                best = run.figures.get("best_epoch")
+                blocks.append(
+                    Paragraph(
+                        f"{model}: the feature analysis in {run.path} was made from the checkpoint of epoch "
+                        f"{analysis.checkpoint_epoch}, older than the run's best checkpoint now"
+                        f"{f' (epoch {best})' if best is not None else ''}; run cnnbench embed {run.path} again",
+                        "warn",
+                    )
+                )
         png = read_png(run.path / "tsne.png")
         if png:
             caption = (
