@@ -183,7 +183,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    # backslashreplace: a file name that is not valid UTF-8 (surrogate escapes) is written as \udcXX
+    # text instead of failing the whole report or config
+    atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"))
 
 
 def to_jsonable(obj: Any) -> Any:
