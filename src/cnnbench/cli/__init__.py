@@ -99,7 +99,11 @@ _FS_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT
 
 def main(argv: Sequence[str] | None = None) -> int:
     from cnnbench.errors import CnnbenchError
+    from cnnbench.utils.quiet import quiet_numeric_warnings
+    from cnnbench.utils.streams import guard_standard_streams
 
+    guard_standard_streams()  # a closed or broken stderr never fails a command (utils/streams.py)
+    quiet_numeric_warnings()  # numpy's "Mean of empty slice" & co. are not for the user
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     try:
@@ -107,7 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CnnbenchError as exc:
         print(f"cnnbench: error: {exc}", file=sys.stderr)
         return 2
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports the command's module: `train` and `run` load torch here
+    except (ImportError, OSError, MemoryError) as exc:
+        return _load_failure(_command_in(sys.argv[1:]) or "", exc)
     args, unknown = parser.parse_known_args(sys.argv[1:])
     if unknown:
         _reject_unknown(parser, args, unknown)  # exits with status 2, as argparse does
@@ -116,27 +123,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         # training (`cnnbench run` is the default study)
         parser.print_help()
         return 2 if sys.argv[1:] else 0
-    module = importlib.import_module(COMMANDS[args.command][0])
     try:
+        module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args) or 0)
+    except (ImportError, MemoryError) as exc:
+        return _load_failure(args.command, exc)
     except CnnbenchError as exc:
         print(f"cnnbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cnnbench {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `cnnbench models | head`: the reader left; say nothing more.
+        _silence_stdout()
+        return 0
     except OSError as exc:
         # a file system that refuses (read-only cache, full disk, permissions) deep inside a library:
         # one line naming the path and the reason, not a traceback
+        if exc.filename in (None, "<stdout>") and exc.errno in (*_FS_ERRNOS, errno.EBADF, errno.EIO):
+            _silence_stdout()  # stdout itself (`> /dev/full`, `>&-`): the output is lost, and said so
+            print(f"cnnbench {args.command}: error: cannot write the output: {_reason(exc)}", file=sys.stderr)
+            return 2
         if exc.errno not in _FS_ERRNOS:
-            raise
+            return _load_failure(args.command, exc)  # a shared library that cannot be mapped (ulimit -v)
         from cnnbench.utils.io import describe_os_error
 
         where = f" {exc.filename}" if exc.filename else ""
         hint = " (set CNNBENCH_CACHE to a writable directory)" if "cache" in str(exc.filename or "") else ""
         print(f"cnnbench {args.command}: error: cannot write{where}: {describe_os_error(exc)}{hint}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        # `cnnbench models | head`: the reader left; say nothing more.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+
+
+def _reason(exc: OSError) -> str:
+    from cnnbench.utils.io import describe_os_error
+
+    return describe_os_error(exc)
+
+
+def _load_failure(command: str, exc: BaseException) -> int:
+    """One line when a library could not be loaded (an address-space limit, a broken install); else re-raise."""
+    from cnnbench.utils.limits import describe_load_failure
+
+    message = describe_load_failure(exc)
+    if message is None:
+        raise exc
+    print(f"cnnbench{' ' + command if command else ''}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null and drop what it still buffers: the interpreter's flush at exit must not
+    fail again (it would print "Exception ignored" and exit 120)."""
+    import contextlib
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()

@@ -180,7 +180,7 @@ class Progress:
     """A rich progress bar on stderr (batches, ETA, live loss); quiet when not on a terminal."""
 
     def __init__(self, enabled: bool, description: str, lines: bool = False) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and sys.stderr is not None and sys.stderr.isatty()
         self._progress = None
         self.description = description
         # without a terminal (a Slurm log, nohup, CI) one plain line per epoch, as Lightning and timm log
@@ -213,7 +213,7 @@ class Progress:
         if self._progress is not None:
             self._progress.remove_task(self._task)
             self._progress.console.print(line)
-        elif self.lines and line:
+        elif self.lines and line and sys.stderr is not None:  # print(file=None) would write to stdout
             from rich.text import Text
 
             print(Text.from_markup(line).plain, file=sys.stderr, flush=True)

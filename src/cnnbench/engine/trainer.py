@@ -898,6 +898,8 @@ def _say(message: str) -> None:
     """A line for the person watching, on stderr (never on stdout, which --json keeps for its object)."""
     from rich.console import Console
 
+    if sys.stderr is None:  # no stderr at all (fd 2 closed at start-up): a completed run stays completed
+        return
     # soft wrap off a terminal: a log file gets the final line whole, not folded at 80 columns
     Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty()).print(message)
 
