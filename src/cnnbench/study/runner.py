@@ -207,9 +207,23 @@ def choose_workers(requested: int | str, runs: list[PlannedRun]) -> tuple[int, l
     """(workers, GPU ids to pin or None, why) — auto: 1 on a CPU, one per GPU, several on one big GPU."""
     import torch
 
+    from cnnbench.utils.threads import usable_cores
+
+    on_cpu = not torch.cuda.is_available() or all(r.config.device == "cpu" for r in runs)
     if requested != "auto":
-        return int(requested), None, f"{requested} worker(s) as asked"
-    if not torch.cuda.is_available() or all(r.config.device == "cpu" for r in runs):
+        n, cores = int(requested), usable_cores()
+        if on_cpu and n > cores:
+            return (
+                n,
+                None,
+                (
+                    f"{n} worker(s) as asked; note: {n} concurrent runs on {cores} CPU core(s) oversubscribe them: "
+                    "the runs share the cores and each runs slower, so the study takes no less time "
+                    "(--workers auto uses 1 on a CPU)"
+                ),
+            )
+        return n, None, f"{n} worker(s) as asked"
+    if on_cpu:
         return 1, None, "1 worker (CPU: one run at a time uses every core)"
     gpus = torch.cuda.device_count()
     if gpus > 1:
