@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{key}: {value}")
             note(f"would write {out} (recipe {plan['recipe_hash']}); nothing trained")
         return 0
-    summary = fit(cfg, out, resume=bool(args.resume), quiet=args.json, overwrite=args.overwrite)
+    from cnnbench.utils.io import removed_if_left_empty
+
+    with removed_if_left_empty(out):  # refused before any file was written (bad --pretrained): no empty --out
+        summary = fit(cfg, out, resume=bool(args.resume), quiet=args.json, overwrite=args.overwrite)
     if args.json:
         emit_json(summary)
     status = summary["status"]

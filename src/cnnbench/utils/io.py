@@ -244,6 +244,26 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise CnnbenchError(f"{path} is not valid JSON: nested thousands of levels deep") from exc
 
 
+@contextlib.contextmanager
+def removed_if_left_empty(path: str | os.PathLike[str]) -> Iterator[None]:
+    """On an error in the block, remove ``path`` and the parents the block created, when they are empty.
+
+    A command refused after it made its output directory (a bad weights file, a missing dataset) then
+    leaves nothing behind; a directory that holds anything (a failed run's files) is kept.
+    """
+    path = Path(path)
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for directory in created:  # deepest first: each is removed only if empty
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+        raise
+
+
 def check_dir_path(path: str | os.PathLike[str], flag: str = "--out") -> Path:
     """Refuse a directory path that is a file, or lies under one, creating nothing (a dry run's check).
 
