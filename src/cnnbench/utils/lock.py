@@ -52,7 +52,17 @@ def pid_alive(pid: int) -> bool:
         return True
     except OverflowError:  # a pid beyond the C int range: hand-edited
         return False
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that has exited but was not yet reaped (its parent died too, and PID 1 of a container
+    may never reap it): it answers signals, yet holds nothing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def _boot_id() -> str | None:

@@ -4,6 +4,7 @@ confusion matrix, from the test_metrics.json of its finished runs.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,10 @@ def classes_section(ctx: SectionContext) -> Section:
             per_class.append(tm.per_class_accuracy)
             n += 1
         if summed is not None and classes is not None:
-            per_model[model] = (classes, summed, np.nanmean(np.stack(per_class), axis=0), n)
+            with warnings.catch_warnings():  # a class absent from every run's test split stays NaN: no warning
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(np.stack(per_class), axis=0)
+            per_model[model] = (classes, summed, mean, n)
     if not per_model:
         return Section(
             "Per-class results" + ctx.suffix,
