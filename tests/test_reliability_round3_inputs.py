@@ -207,6 +207,7 @@ def _add_unknown_keys(run: Path) -> None:
     (run / "config.yaml").write_text(yaml.safe_dump(config))
 
 
+@pytest.mark.slow
 def test_unknown_config_keys_are_named_by_open_run_and_the_report(engine_run, tmp_path):
     from cnnbench.runs import open_run, run_data_config
 
