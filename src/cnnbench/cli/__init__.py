@@ -94,11 +94,25 @@ def _configure_threads(argv: Sequence[str]) -> None:
     configure_cpu_threads(check_threads(threads_from_argv(argv)))
 
 
-_FS_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+# a file system or a resource limit that refuses: said in one line naming the path (utils.io.describe_os_error)
+_FS_ERRNOS = (
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+    errno.ENOTDIR,
+    errno.EFBIG,
+    errno.EMFILE,
+    errno.EIO,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from cnnbench.errors import CnnbenchError
+    from cnnbench.utils import limits  # noqa: F401 - loaded now: needed after memory has run out
     from cnnbench.utils.quiet import quiet_numeric_warnings
     from cnnbench.utils.streams import guard_standard_streams
 
@@ -126,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args) or 0)
-    except (ImportError, MemoryError) as exc:
+    except (ImportError, MemoryError, RuntimeError) as exc:
         return _load_failure(args.command, exc)
     except CnnbenchError as exc:
         print(f"cnnbench {args.command}: error: {exc}", file=sys.stderr)
@@ -151,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         where = f" {exc.filename}" if exc.filename else ""
         hint = " (set CNNBENCH_CACHE to a writable directory)" if "cache" in str(exc.filename or "") else ""
-        print(f"cnnbench {args.command}: error: cannot write{where}: {describe_os_error(exc)}{hint}", file=sys.stderr)
+        verb = "write" if exc.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "use"
+        print(f"cnnbench {args.command}: error: cannot {verb}{where}: {describe_os_error(exc)}{hint}", file=sys.stderr)
         return 2
 
 
@@ -162,14 +177,38 @@ def _reason(exc: OSError) -> str:
 
 
 def _load_failure(command: str, exc: BaseException) -> int:
-    """One line when a library could not be loaded (an address-space limit, a broken install); else re-raise."""
-    from cnnbench.utils.limits import describe_load_failure
+    """One line when a library could not be loaded (an address-space limit, a broken install: exit 2) or
+    memory ran out mid-command (exit 1, failed); anything else is re-raised."""
+    from cnnbench.utils.limits import describe_load_failure, describe_out_of_memory
 
-    message = describe_load_failure(exc)
+    prefix = f"cnnbench{' ' + command if command else ''}: error:"
+    try:
+        if not isinstance(exc, RuntimeError):
+            message = describe_load_failure(exc) if isinstance(exc, ImportError) or _during_import(exc) else None
+            if message is not None:
+                print(f"{prefix} {message}", file=sys.stderr)
+                return 2
+        if isinstance(exc, (MemoryError, RuntimeError)):
+            # the frames of the traceback hold the tensors that filled memory: let them go before saying so
+            exc.__traceback__ = None
+            import gc
+
+            gc.collect()
+        message = describe_out_of_memory(exc)
+    except MemoryError:
+        print(f"{prefix} out of memory", file=sys.stderr)
+        return 1
     if message is None:
         raise exc
-    print(f"cnnbench{' ' + command if command else ''}: error: {message}", file=sys.stderr)
-    return 2
+    print(f"{prefix} {message}", file=sys.stderr)
+    return 1
+
+
+def _during_import(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while a module was being imported (not by code it later ran)."""
+    import traceback
+
+    return any("importlib._bootstrap" in f.filename for f in traceback.extract_tb(exc.__traceback__))
 
 
 def _silence_stdout() -> None:

@@ -162,20 +162,18 @@ def _build(scan: FolderScan, size: int, mode: str, directory: Path, workers: int
     start = time.perf_counter()
     with atomic_open(directory / "images.npy", "w+b") as f:
         f.write(_npy_header((n, channels, size, size)))
-        f.truncate(_HEADER_BYTES + n * per_image)
-        f.flush()
-        rows = np.memmap(f, dtype=np.uint8, mode="r+", offset=_HEADER_BYTES, shape=(n, channels, size, size))
         report_every = max(1, n // 10)
         for i, result in enumerate(_results(paths, size, mode, workers)):
             if isinstance(result, str):
                 skipped.append({"path": str(scan.root / scan.files[i]), "reason": result})
             else:
-                rows[len(kept)] = result  # compact: unreadable files leave no hole
+                # written in order, compact (unreadable files leave no hole), through write() rather than a
+                # memory map of a sparse file: a full disk is then an OSError here, not a SIGBUS that kills
+                # the process without a word
+                f.write(np.ascontiguousarray(result, dtype=np.uint8).tobytes())
                 kept.append(i)
             if (i + 1) % report_every == 0:
                 log.info("decoded %d/%d images (%.0f/s)", i + 1, n, (i + 1) / (time.perf_counter() - start))
-        rows.flush()
-        del rows
         if not kept:
             raise DataError(
                 f"{scan.root}: none of the {n} image files could be decoded (first: {skipped[0]['path']}: "

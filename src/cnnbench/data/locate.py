@@ -41,6 +41,8 @@ def cache_root(override: str | None = None) -> Path:
     if override:
         return Path(override).expanduser()
     env = os.environ.get("CNNBENCH_CACHE")
+    if env:
+        _check_directory("CNNBENCH_CACHE=", env, "a directory for the decode-once cache and split lists (or unset it)")
     return Path(env).expanduser() if env else home_cache() / "cache"
 
 
@@ -51,22 +53,29 @@ def check_data_paths(data_dir: str | None) -> None:
     Raises:
         DataError: naming the flag or variable, the file, and what is expected.
     """
+    if data_dir:
+        _check_directory("--data-dir ", data_dir, "the directory that holds the dataset's files")
     env = os.environ.get("CNNBENCH_DATA")
-    places = [
-        ("--data-dir", data_dir, "the directory that holds the dataset's files"),
-        ("$CNNBENCH_DATA", env, "a directory with one sub-directory per dataset (or unset it)"),
-    ]
-    for label, value, expected in places:
-        if not value:
-            continue
-        path = Path(value).expanduser()
+    if env:
+        _check_directory("CNNBENCH_DATA=", env, "a directory with one sub-directory per dataset (or unset it)")
+
+
+def _check_directory(label: str, value: str, expected: str) -> None:
+    """``value`` is a directory, or a path whose first existing ancestor is one.
+
+    Raises:
+        DataError: ``"<label><value> is not a directory (... is a file): expected <expected>"``.
+    """
+    path = Path(value).expanduser()
+    try:
         for existing in (path, *path.parents):
             if existing.exists():
                 if not existing.is_dir():
                     where = "" if existing == path else f" ({existing} is a file)"
-                    named = f"CNNBENCH_DATA={value}" if label.startswith("$") else f"{label} {value}"
-                    raise DataError(f"{named} is not a directory{where}: expected {expected}")
-                break
+                    raise DataError(f"{label}{value} is not a directory{where}: expected {expected}")
+                return
+    except OSError as exc:  # a name too long, a symlink loop
+        raise DataError(f"{label}{value}: {exc.strerror or exc}; expected {expected}") from None
 
 
 def candidates(spec: DatasetSpec, data_dir: str | None) -> list[tuple[str, Path | None, str]]:

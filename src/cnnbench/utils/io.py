@@ -32,6 +32,12 @@ _REASONS = {
     errno.EPERM: "permission denied",
     errno.EROFS: "the file system is read-only",
     errno.EISDIR: "it is a directory, not a file",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+    errno.ENAMETOOLONG: "the name is too long (file systems allow 255 bytes per name, 4096 per path)",
+    errno.ELOOP: "too many levels of symbolic links",
+    errno.EFBIG: "the file is larger than this process may write (ulimit -f)",
+    errno.EMFILE: "too many open files (ulimit -n)",
+    errno.EIO: "an input/output error (a failing disk or network file system)",
 }
 
 
@@ -165,6 +171,15 @@ def _umask() -> int:
 def _write_failure_reason(path: Path) -> str:
     import shutil
 
+    try:  # a file-size limit (ulimit -f) fails torch's writer the same way a full disk does
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft != resource.RLIM_INFINITY:
+            return f"the file is larger than this process may write (ulimit -f {soft // 1024})"
+    except (ImportError, OSError, ValueError):
+        pass
+
     try:
         free = shutil.disk_usage(path.parent).free
     except OSError:
@@ -252,7 +267,14 @@ def removed_if_left_empty(path: str | os.PathLike[str]) -> Iterator[None]:
     leaves nothing behind; a directory that holds anything (a failed run's files) is kept.
     """
     path = Path(path)
-    created = [p for p in (path, *path.parents) if not p.exists()]
+    created = []
+    for parent in (path, *path.parents):
+        try:
+            if parent.exists():
+                break
+        except OSError:  # a name too long: the command reports it; nothing of ours to remove
+            return (yield)
+        created.append(parent)
     try:
         yield
     except BaseException:
@@ -271,12 +293,17 @@ def check_dir_path(path: str | os.PathLike[str], flag: str = "--out") -> Path:
         OutputError: naming the flag and the file in the way, as ``check_writable_dir`` does.
     """
     path = Path(path)
-    for existing in (path, *path.parents):
-        if existing.exists():
-            if not existing.is_dir():
-                where = "" if existing == path else f"{existing} "
-                raise OutputError(f"{flag} {path}: {where}is a file, not a directory")
-            break
+    try:
+        for existing in (path, *path.parents):
+            if existing.exists():
+                if not existing.is_dir():
+                    where = "" if existing == path else f"{existing} "
+                    raise OutputError(f"{flag} {path}: {where}is a file, not a directory")
+                break
+    except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"{flag} {path}: {describe_os_error(exc)}") from exc
     return path
 
 

@@ -8,7 +8,13 @@ not a bug to report with a traceback but a setting to change.
 
 from __future__ import annotations
 
+import re
 import traceback
+
+try:  # imported now: once memory has run out, importing a C extension can fail too
+    import resource
+except ImportError:  # not on POSIX
+    resource = None  # type: ignore[assignment]
 
 # libraries whose loading failure is described (the first match names it)
 _LIBRARIES = {"torch": "PyTorch", "torchvision": "torchvision", "timm": "timm", "numpy": "NumPy", "scipy": "SciPy"}
@@ -16,9 +22,7 @@ _LIBRARIES = {"torch": "PyTorch", "torchvision": "torchvision", "timm": "timm", 
 
 def address_space_limit() -> int | None:
     """The soft RLIMIT_AS of this process in bytes, or None when unlimited (or unknown)."""
-    try:
-        import resource
-    except ImportError:  # not on POSIX
+    if resource is None:
         return None
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     return None if soft == resource.RLIM_INFINITY else soft
@@ -58,4 +62,26 @@ def describe_load_failure(exc: BaseException) -> str | None:
     return (
         f"{library} could not be loaded ({type(exc).__name__}: {first}); reinstall it in this environment "
         "(pip install --force-reinstall torch torchvision) or check that it matches this machine"
+    )
+
+
+_CPU_OOM = re.compile(r"can't allocate memory: you tried to allocate (\d+) bytes")
+
+
+def describe_out_of_memory(exc: BaseException) -> str | None:
+    """One line for running out of host memory mid-command (a MemoryError, or torch's CPU allocator
+    failing under ``ulimit -v`` or a cgroup), naming the limit when there is one; None for anything else."""
+    match = _CPU_OOM.search(str(exc)) if isinstance(exc, RuntimeError) else None
+    if not isinstance(exc, MemoryError) and match is None:
+        return None
+    asked = f" (an allocation of {int(match.group(1)) / 2**20:,.0f} MiB failed)" if match else ""
+    limit = address_space_limit()
+    where = (
+        f"this process may use at most {limit / 2**30:.1f} GiB of address space (ulimit -v {limit // 1024})"
+        if limit is not None
+        else "the machine has no more free memory"
+    )
+    return (
+        f"out of memory{asked}: {where}; use a smaller --batch-size or --image-size, a smaller model, "
+        "or raise the limit"
     )
