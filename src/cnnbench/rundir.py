@@ -277,10 +277,17 @@ def _check_figures(values: Mapping[str, Any]) -> None:
     Raises:
         ResultsError: naming the key and its value.
     """
+    kinds = {"str": str, "str | None": str, "dict[str, Any] | None": dict, "list[str]": list}
     for f in dataclasses.fields(RunSummary):
-        if f.type not in ("float | None", "int | None") or values.get(f.name) is None:
+        value = values.get(f.name)
+        if value is None or f.name == "extra":
             continue
-        check_figure(f.name, values[f.name], whole=f.type == "int | None", fraction=f.name in _FRACTIONS)
+        if f.type in ("float | None", "int | None"):
+            check_figure(f.name, value, whole=f.type == "int | None", fraction=f.name in _FRACTIONS)
+        elif f.type in kinds and not isinstance(value, kinds[f.type]):
+            # a hand-edited "versions": 5 or "notes": "text" would fail the report's tables later
+            expected = {str: "text", dict: "an object", list: "a list"}[kinds[f.type]]
+            raise ResultsError(f"{f.name} {_short(value)[:60]}: expected {expected}")
 
 
 #: Recipe options added after run directories were first written, with the value that means "not

@@ -7,6 +7,7 @@ import the engine.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -71,6 +72,8 @@ def open_run(path: str | os.PathLike[str]) -> RunDir:
         raise CnnbenchError(
             f"{cfg_path} has no model_args section: it is truncated or damaged, or was not written by cnnbench train"
         )
+    if not isinstance(config.get("data_config"), dict):
+        raise CnnbenchError(f"{cfg_path} has no data_config section: it is truncated or damaged")
     config, notes = _known_config(cfg_path, config)
     return RunDir(path=path, config=config, notes=tuple(notes))
 
@@ -112,9 +115,41 @@ class CheckpointFile:
     sha256: str
     epoch: int | None
     step: int | None
+    model_args: dict[str, Any] | None = None  # what the model was rebuilt with (load_run_model)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "sha256": self.sha256, "epoch": self.epoch, "step": self.step}
+
+
+def config_count(run: RunDir, key: str, default: int) -> int:
+    """A whole number ≥ 1 that ``config.yaml`` records (``eval_batch_size``, ...), or ``default`` when absent.
+
+    Raises:
+        CnnbenchError: naming the file, the key and the value, when it is anything else (edited by hand).
+    """
+    value = run.config.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CnnbenchError(f"{run.path / 'config.yaml'}: {key} {value!r}: expected a whole number ≥ 1")
+    return value
+
+
+def checkpoint_model_args(
+    cfg_path: Path, model_args: dict[str, Any], ckpt: dict[str, Any], notes: list[str]
+) -> dict[str, Any]:
+    """The model arguments to rebuild a checkpoint's model with: the checkpoint's own where it records them
+    (they describe its weights), with a note for each value config.yaml gives differently (edited by hand)."""
+    recorded = ckpt.get("model_args")
+    if not isinstance(recorded, dict):
+        return model_args
+    changed = [k for k in recorded if k in model_args and model_args[k] != recorded[k]]
+    for key in changed:
+        notes.append(
+            f"{cfg_path}: model_args {key} {model_args[key]!r} differs from the checkpoint's {recorded[key]!r} "
+            "(edited by hand?); the checkpoint's value is used"
+        )
+    return {**model_args, **{k: v for k, v in recorded.items() if k in model_args}}
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -275,8 +310,13 @@ def load_run_model(
     run: RunDir | str | os.PathLike[str],
     which: str = "best",
     device: str | torch.device = "cpu",
+    notes: list[str] | None = None,
 ) -> tuple[torch.nn.Module, CheckpointFile]:
-    """``build_run_model``, and which checkpoint it loaded (path, SHA-256 of the bytes read, epoch)."""
+    """``build_run_model``, and which checkpoint it loaded (path, SHA-256 of the bytes read, epoch).
+
+    Args:
+        notes: receives a line for each model argument config.yaml gives otherwise than the checkpoint.
+    """
     from cnnbench.models import create_model
 
     run = run if isinstance(run, RunDir) else open_run(run)
@@ -284,11 +324,11 @@ def load_run_model(
     if which == "best" and not path.is_file():
         path = run.checkpoint_path("last")
     ckpt, info = read_checkpoint(path)
-    args = dict(run.config["model_args"])
+    args = checkpoint_model_args(run.path / "config.yaml", dict(run.config["model_args"]), ckpt, notes or [])
     args["pretrained"] = None  # the checkpoint holds the trained weights
     model = create_model(**args)
     model.load_state_dict(eval_state_dict(ckpt))
-    return model.to(device).eval(), info
+    return model.to(device).eval(), dataclasses.replace(info, model_args=args)
 
 
 def run_data_config(run: RunDir | str | os.PathLike[str]):

@@ -200,7 +200,7 @@ def embed_run(
         CnnbenchError: a missing or foreign run directory, a bad flag, a damaged checkpoint.
     """
     from cnnbench.data import load_dataset
-    from cnnbench.runs import load_run_model, open_run, run_data_config
+    from cnnbench.runs import config_count, load_run_model, open_run, run_data_config
 
     _check_flags(split, max_points)
     options = dataclasses.replace(options or AnalysisConfig(), perplexity=perplexity, seed=seed)
@@ -219,7 +219,7 @@ def embed_run(
     dev = _device_for(run.config, device, notes)
 
     start = time.perf_counter()
-    model, loaded = load_run_model(run, which="best", device=dev)
+    model, loaded = load_run_model(run, which="best", device=dev, notes=notes)
     seconds["model"] = time.perf_counter() - start
     _checkpoint_used(run, notes)  # the note when there was no best checkpoint
     if training is not None:
@@ -237,7 +237,8 @@ def embed_run(
             f"the {split} split of {run.path} holds {len(data)} image(s); t-SNE and clustering need at least 10 "
             "(a run trained with a larger --max-test-samples, or another --split of cnnbench embed)"
         )
-    loader = _eval_loader(run.config, dataset, data, dev, batch_size)
+    size = (loaded.model_args or run.config["model_args"]).get("input_size")  # the checkpoint's, as the model
+    loader = _eval_loader(dataset, data, dev, batch_size or config_count(run, "eval_batch_size", 512), size)
     seconds["data"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -286,19 +287,19 @@ def _sample_split(
 
 
 def _eval_loader(
-    run_config: dict, dataset: Dataset, data: ArraySplit, device: torch.device, batch_size: int | None
+    dataset: Dataset, data: ArraySplit, device: torch.device, batch_size: int, output_size: int | None
 ) -> DeviceLoader:
     """Batches of ``data`` on ``device``, normalised and sized as the run's model was trained, never augmented."""
     from cnnbench.data import DeviceLoader
 
     return DeviceLoader(
         data,
-        batch_size=batch_size or int(run_config.get("eval_batch_size") or 512),
+        batch_size=batch_size,
         device=device,
         train=False,
         mean=dataset.mean,
         std=dataset.std,
-        output_size=run_config["model_args"].get("input_size"),
+        output_size=output_size,
     )
 
 

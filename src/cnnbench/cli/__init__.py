@@ -91,7 +91,9 @@ def _configure_threads(argv: Sequence[str]) -> None:
     command = _command_in(argv)
     if command is None or command in ("models", "summary"):
         return  # no computation worth tuning; `summary` never trains
-    configure_cpu_threads(check_threads(threads_from_argv(argv)))
+    settings = configure_cpu_threads(check_threads(threads_from_argv(argv)))
+    for line in settings.notes:  # more threads than cores, said before any work
+        print(f"note: {line}", file=sys.stderr)
 
 
 # a file system or a resource limit that refuses: said in one line naming the path (utils.io.describe_os_error)

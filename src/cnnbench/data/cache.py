@@ -98,6 +98,8 @@ def _results(paths: list[str], size: int, mode: str, workers: int) -> Iterator[n
     from concurrent.futures import ProcessPoolExecutor
 
     chunks = [paths[i : i + _CHUNK_FILES] for i in range(0, len(paths), _CHUNK_FILES)]
+    # never more processes than chunks, nor than a few per core (--decode-workers 500 on 2 cores)
+    workers = max(1, min(workers, len(chunks), 4 * default_workers()))
     # The platform's default start method (fork on Linux up to Python 3.13, like torch's DataLoader):
     # workers start in milliseconds and run only decode.py (NumPy + Pillow, no OpenMP). "spawn"
     # re-imported the caller's main module (torch) in every worker: 3-8 s of start-up on 2 busy cores.

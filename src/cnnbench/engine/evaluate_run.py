@@ -10,7 +10,7 @@ from cnnbench.data.config import data_default
 from cnnbench.engine.evaluate import evaluate
 from cnnbench.errors import CnnbenchError, ConfigError
 from cnnbench.rundir import check_split
-from cnnbench.runs import eval_state_dict, load_checkpoint, open_run
+from cnnbench.runs import checkpoint_model_args, eval_state_dict, load_checkpoint, open_run
 from cnnbench.utils.env import resolve_device, synchronize
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ def evaluate_run(
 
     check_split(split)
     ckpt_path, config, model_args, data_config, notes = _what_to_evaluate(Path(path))
+    ckpt = load_checkpoint(ckpt_path)
+    model_args = checkpoint_model_args(Path(path) / "config.yaml", model_args, ckpt, notes)
     data_config = _override_data(data_config, data, data_dir)
     dev = resolve_device(device)
     dataset = load_dataset(DataConfig(**data_config))
@@ -48,11 +50,14 @@ def evaluate_run(
             f"{model_args['num_classes']}"
         )
     model = create_model(**{**model_args, "pretrained": None})
-    model.load_state_dict(eval_state_dict(load_checkpoint(ckpt_path)))
+    model.load_state_dict(eval_state_dict(ckpt))
     model.to(dev).eval()
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"--batch-size {batch_size!r}: expected a whole number ≥ 1")
-    bs = batch_size if batch_size is not None else int(config.get("test_batch_size", 32))
+    recorded = config.get("test_batch_size", 32)
+    if isinstance(recorded, bool) or not isinstance(recorded, int) or recorded < 1:
+        raise CnnbenchError(f"{path}: test_batch_size {recorded!r} in its config: expected a whole number ≥ 1")
+    bs = batch_size if batch_size is not None else recorded
     loader = DeviceLoader(
         getattr(dataset, split),
         batch_size=bs,

@@ -22,6 +22,7 @@ from cnnbench.utils.yamlfile import load_yaml
 
 PER_RUN_KEYS = {"model": "models", "data": "data", "schedule": "schedules", "seed": "seeds"}  # key -> study list
 WORKERS_AUTO = "auto"
+MAX_SEEDS = 10_000  # seeds a study may list or count
 # keys a study directory's study.yaml carries besides the definition; ignored when it is read back
 OUTPUT_KEYS = ("resolved_models", "shard", "command", "runs", "started", "notes")
 
@@ -201,6 +202,8 @@ def parse_seeds(value: Any) -> list[int]:
         if isinstance(value, int):
             if value < 1:
                 raise ValueError
+            if value > MAX_SEEDS:  # --seeds 1000000000000 would build a list of a trillion ints first
+                raise ConfigError(f"seeds: {value}: expected a count ≤ {MAX_SEEDS:,} (each seed is a run per model)")
             return list(range(value))
         if isinstance(value, str):
             parts = [p for p in value.split(",") if p.strip()]
@@ -208,10 +211,14 @@ def parse_seeds(value: Any) -> list[int]:
                 return parse_seeds(int(parts[0]))
             return parse_seeds([int(p) for p in parts])
         if isinstance(value, (list, tuple)) and value:
+            if len(value) > MAX_SEEDS:
+                raise ConfigError(f"seeds: {len(value):,} seeds listed: expected at most {MAX_SEEDS:,}")
             seeds = [int(v) for v in value]
             if min(seeds) < 0:
                 raise ValueError
             return seeds
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
         pass
     raise ConfigError(f"seeds: {short_repr(value)}: expected a count ≥ 1 (3 → seeds 0,1,2) or a list of seeds ≥ 0")

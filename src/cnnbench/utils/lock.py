@@ -113,7 +113,7 @@ def read_owner(path: str | os.PathLike[str]) -> LockOwner | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return LockOwner(path, False, problem=describe_os_error(exc))
+        return LockOwner(path, False, problem=f"unreadable ({describe_os_error(exc)})")
     age, identity = max(0.0, time.time() - st.st_mtime), (st.st_ino, st.st_mtime_ns)
     try:
         text = path.read_text(encoding="utf-8")
@@ -121,7 +121,7 @@ def read_owner(path: str | os.PathLike[str]) -> LockOwner | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         why = describe_os_error(exc) if isinstance(exc, OSError) else "not UTF-8 text"
-        return LockOwner(path, False, age_s=age, problem=f"cannot be read ({why})", identity=identity)
+        return LockOwner(path, False, age_s=age, problem=f"unreadable ({why})", identity=identity)
     try:
         data = json.loads(text)
         pid = data["pid"]
@@ -157,7 +157,7 @@ def stale_reason(owner: LockOwner, stale_after_s: float | None = None) -> str | 
         if owner.problem in ("empty", "not a cnnbench lock file") and owner.age_s > GARBAGE_GRACE_S:
             return f"it is {owner.problem} and {owner.age_s:.0f} s old (left by a process that died while writing it)"
         if stale_after_s is not None and owner.age_s > stale_after_s:
-            return f"it {owner.problem or 'is unreadable'} and has not changed for {owner.age_s:.0f} s"
+            return f"it is {owner.problem or 'unreadable'} and has not changed for {owner.age_s:.0f} s"
         return None
     if owner.host == socket.gethostname() and owner.pid is not None:
         if not pid_alive(owner.pid):

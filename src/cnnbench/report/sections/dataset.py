@@ -4,6 +4,7 @@ each augmented.npz), and ``dataset_sections``: which sections one dataset gets, 
 
 from __future__ import annotations
 
+import zipfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -52,7 +53,17 @@ def samples_section(results: Results, figs: Figures, out_dir: Path | None) -> Se
                 title = f"{name}: training images, one row per class" if name else None
                 draw_sample_grid(images, labels, classes, png_path, per_class=per_class, title=title)
                 png = read_png(png_path)
-        except (OSError, KeyError, ValueError, CnnbenchError) as exc:
+        except (
+            OSError,
+            KeyError,
+            ValueError,
+            IndexError,
+            TypeError,
+            EOFError,
+            zipfile.BadZipFile,
+            CnnbenchError,
+        ) as exc:
+            # a cut or hand-edited samples.npz: np.load raises BadZipFile, labels out of range an IndexError
             blocks.append(Paragraph(f"{path}: could not draw the sample grid ({exc})", "warn"))
             continue
         if png:
@@ -78,7 +89,7 @@ def _augmentation_blocks(results: Results, figs: Figures, out_dir: Path | None, 
             preview = AugmentationPreview.load(path)
             with tempfile.TemporaryDirectory(dir=out_dir, prefix=REPORT_TEMP_PREFIX) as tmp:
                 png = read_png(draw(preview, Path(tmp) / "augmentation.png"))
-        except (OSError, ValueError, CnnbenchError) as exc:
+        except (OSError, ValueError, IndexError, TypeError, CnnbenchError) as exc:
             blocks.append(Paragraph(f"{path}: could not draw the augmentation figure ({exc})", "warn"))
             continue
         if not png:
