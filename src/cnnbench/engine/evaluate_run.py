@@ -10,8 +10,9 @@ from cnnbench.data.config import data_default
 from cnnbench.engine.evaluate import evaluate
 from cnnbench.errors import CnnbenchError, ConfigError
 from cnnbench.rundir import check_split
-from cnnbench.runs import checkpoint_model_args, eval_state_dict, load_checkpoint, open_run
+from cnnbench.runs import checkpoint_model_args, eval_state_dict, load_checkpoint, open_run, read_checkpoint
 from cnnbench.utils.env import resolve_device, synchronize
+from cnnbench.utils.lock import lock_is_live
 
 if TYPE_CHECKING:
     import torch
@@ -39,8 +40,13 @@ def evaluate_run(
 
     check_split(split)
     ckpt_path, config, model_args, data_config, notes = _what_to_evaluate(Path(path))
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt, loaded = read_checkpoint(ckpt_path)
     model_args = checkpoint_model_args(Path(path) / "config.yaml", model_args, ckpt, notes)
+    if Path(path).is_dir() and lock_is_live(Path(path) / ".train.lock"):
+        notes.append(
+            f"{path} is still training: evaluated its {ckpt_path.stem} checkpoint of epoch {loaded.epoch} as it is "
+            "now; a later epoch may replace it"
+        )
     data_config = _override_data(data_config, data, data_dir)
     dev = resolve_device(device)
     dataset = load_dataset(DataConfig(**data_config))
