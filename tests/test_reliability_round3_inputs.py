@@ -376,3 +376,153 @@ def test_lock_files_from_the_last_boot_or_a_reused_pid_are_stale(tmp_path):
         json.dumps({"pid": os.getpid(), "host": host, "started": "x", "pid_start": process_start(os.getpid())})
     )
     assert stale_reason(read_owner(path)) is None
+
+
+# ------------------------------------------------------------------------------------ the stranger pass
+def test_paths_too_long_or_looping_are_one_line(tmp_path, capsys):
+    from cnnbench.cli import main
+
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    deep = tmp_path.joinpath(*["b" * 250] * 20)  # each name fits, the whole path (5,000 bytes) does not
+    for out in (tmp_path / ("a" * 300), deep / "run", loop / "run"):
+        assert main(["train", "--model", "lenet5", "--data", "synthetic", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert "too long" in err or "symbolic links" in err
+    assert main(["data", "info", f"imagefolder:{tmp_path / ('d' * 300)}"]) == 2
+    assert "too long" in capsys.readouterr().err
+
+
+def test_cnnbench_cache_naming_a_file_is_refused(tmp_path, monkeypatch):
+    from cnnbench.data import DataConfig, load_dataset
+
+    cache = tmp_path / "cache.txt"
+    cache.write_text("x")
+    monkeypatch.setenv("CNNBENCH_CACHE", str(cache / "sub"))
+    with pytest.raises(DataError, match=rf"CNNBENCH_CACHE={cache / 'sub'} is not a directory \({cache} is a file\)"):
+        load_dataset(DataConfig("synthetic"))
+
+
+def test_a_full_cache_disk_during_a_decode_is_an_error_not_a_crash(tmp_path):
+    from cnnbench.data.cache import decode_folder
+    from cnnbench.data.imagefolder import scan_folder
+    from cnnbench.errors import OutputError
+
+    root = tmp_path / "imgs"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(20):
+            Image.new("RGB", (64, 64), (i, 3, 100)).save(root / c / f"{i}.png")
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(tiny)]).returncode != 0:
+        pytest.skip("needs root to mount a tmpfs (CI and the dev machines run as root)")
+    try:
+        # 40 images at 256 px are 7.5 MB: the disk fills while they are written (a memory map here died of SIGBUS)
+        with pytest.raises(OutputError, match="images.npy: the disk is full"):
+            decode_folder(scan_folder(root), 256, "RGB", tiny, "imgs", workers=1)
+        assert not [p for p in tiny.rglob("*") if p.is_file()]  # no temporary file, no lock left
+    finally:
+        subprocess.run(["umount", str(tiny)])
+
+
+@pytest.mark.slow
+def test_running_out_of_memory_or_file_size_mid_command_is_one_line(tmp_path, isolated_cache):
+    import resource
+
+    def file_size_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100 * 1024, 100 * 1024))  # ulimit -f 100
+
+    train = [sys.executable, "-m", "cnnbench", "train", "--model", "lenet5", "--data", "synthetic", "--epochs", "1",
+             "--max-train-samples", "128", "--no-progress"]  # fmt: skip
+    big = subprocess.run([*train, "--image-size", "100000", "--out", str(tmp_path / "a")], capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert big.returncode == 1 and "Traceback" not in big.stderr
+    assert big.stderr.strip().splitlines()[-1].startswith("cnnbench train: error: out of memory (an allocation of")
+    capped = subprocess.run([*train, "--out", str(tmp_path / "b")], capture_output=True, text=True,
+                            preexec_fn=file_size_limit, timeout=300)  # fmt: skip
+    assert capped.returncode == 2 and "Traceback" not in capped.stderr
+    assert "the file is larger than this process may write (ulimit -f 100)" in capped.stderr
+    threads = subprocess.run([*train, "--threads", "64", "--out", str(tmp_path / "c")], capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+    assert threads.returncode == 0 and "note: --threads 64 on" in threads.stderr
+
+
+@pytest.mark.slow
+def test_hand_edited_run_configs_are_notes_or_one_line(engine_run, tmp_path, isolated_cache):
+    from cnnbench.analysis import embed_run
+    from cnnbench.engine.evaluate_run import evaluate_run
+
+    run = _copy_run(engine_run, tmp_path)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["model_args"]["input_size"] = 100_000  # would allocate terabytes; the checkpoint knows better
+    config["model_args"]["num_classes"] = -1
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    result = evaluate_run(run)
+    assert result["accuracy"] == json.loads((run / "summary.json").read_text())["test_accuracy"]
+    assert any("input_size 100000 differs from the checkpoint's 28" in n for n in result["notes"])
+    config["eval_batch_size"] = "big"
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(CnnbenchError, match=r"config.yaml: eval_batch_size 'big': expected a whole number"):
+        embed_run(run, max_points=100)
+    del config["data_config"]
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(CnnbenchError, match="has no data_config section"):
+        evaluate_run(run)
+
+
+@pytest.mark.slow
+def test_eval_of_a_run_still_training_says_which_epoch(engine_run, tmp_path, isolated_cache):
+    from cnnbench.engine.evaluate_run import evaluate_run
+
+    run = _copy_run(engine_run, tmp_path)
+    (run / ".train.lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "started": "x"}))
+    best = json.loads((run / "summary.json").read_text())["best_epoch"]
+    (note,) = [n for n in evaluate_run(run)["notes"] if "still training" in n]
+    assert f"best checkpoint of epoch {best}" in note
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        {"notes": "one string"},
+        {"versions": 5},
+        {"device": "cpu"},
+        {"model": ["lenet5"]},
+        {"seed": "zero"},
+    ],
+)
+def test_summary_fields_of_the_wrong_type_make_the_run_unreadable(tmp_path, summary):
+    _run_dir(tmp_path, **summary)
+    (record,) = collect(tmp_path).runs
+    assert record.status == "unreadable" and next(iter(summary)) in record.error
+
+
+def test_damaged_sample_and_augmentation_files_are_warnings_in_the_report(tmp_path):
+    from cnnbench.report import build_report
+    from support.synthetic_study import SyntheticStudy, write_synthetic_study
+
+    study = write_synthetic_study(tmp_path / "s", SyntheticStudy(models=("lenet5",), seeds=(0,)))
+    for name in ("samples.npz", "augmented.npz"):
+        (study / name).write_bytes((study / name).read_bytes()[:300])  # cut short: not a zip archive any more
+    html = build_report(study).html.read_text()
+    assert "could not draw the sample grid" in html and "not a readable augmentation preview" in html
+
+
+def test_counts_that_would_expand_are_capped():
+    with pytest.raises(ConfigError, match=r"seeds: 1000000000000: expected a count ≤ 10,000"):
+        resolve_spec(None, None, {"seeds": "1000000000000"})
+
+
+def test_a_lock_that_cannot_be_read_is_named_as_such(tmp_path):
+    from cnnbench.errors import LockedError
+    from cnnbench.utils.lock import DirectoryLock
+
+    (tmp_path / ".lock").mkdir()
+    with pytest.raises(LockedError, match=r"an unknown process \(the lock file is unreadable \(it is a directory"):
+        DirectoryLock(tmp_path).acquire()
+    (tmp_path / ".lock").rmdir()
+    (tmp_path / ".lock").write_text("")  # fresh: a process may be between creating and writing it
+    with pytest.raises(LockedError, match=r"the lock file is empty"):
+        DirectoryLock(tmp_path).acquire()

@@ -86,14 +86,18 @@ def _command_in(argv: Sequence[str]) -> str | None:
 
 def _configure_threads(argv: Sequence[str]) -> None:
     """OpenMP reads its settings once, when torch loads: set them before any command imports torch."""
-    from cnnbench.utils.threads import check_threads, configure_cpu_threads, threads_from_argv
+    from cnnbench.utils.threads import check_threads, configure_cpu_threads, threads_from_argv, usable_cores
 
     command = _command_in(argv)
     if command is None or command in ("models", "summary"):
         return  # no computation worth tuning; `summary` never trains
-    settings = configure_cpu_threads(check_threads(threads_from_argv(argv)))
-    for line in settings.notes:  # more threads than cores, said before any work
-        print(f"note: {line}", file=sys.stderr)
+    threads = check_threads(threads_from_argv(argv))
+    configure_cpu_threads(threads)
+    if threads is not None and threads > usable_cores():  # said before any work, as --workers is
+        print(
+            f"note: --threads {threads} on {usable_cores()} usable cores: threads will wait for each other",
+            file=sys.stderr,
+        )
 
 
 # a file system or a resource limit that refuses: said in one line naming the path (utils.io.describe_os_error)
