@@ -404,6 +404,7 @@ def test_cnnbench_cache_naming_a_file_is_refused(tmp_path, monkeypatch):
         load_dataset(DataConfig("synthetic"))
 
 
+@pytest.mark.slow
 def test_a_full_cache_disk_during_a_decode_is_an_error_not_a_crash(tmp_path):
     from cnnbench.data.cache import decode_folder
     from cnnbench.data.imagefolder import scan_folder
