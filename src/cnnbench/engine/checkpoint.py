@@ -18,7 +18,7 @@ import torch
 
 from cnnbench.errors import CheckpointError
 from cnnbench.runs import CHECKPOINT_FORMAT, checksum_path, load_checkpoint
-from cnnbench.utils.io import atomic_open, atomic_save, atomic_write_text
+from cnnbench.utils.io import atomic_save, atomic_write_text
 
 
 def save_checkpoint(directory: Path, name: str, state: dict[str, Any]) -> Path:
@@ -40,17 +40,19 @@ def save_checkpoint(directory: Path, name: str, state: dict[str, Any]) -> Path:
             checksum_path(prev).unlink(missing_ok=True)
     digest = hashlib.sha256()
     side = checksum_path(path)
-    with atomic_open(path, "wb") as f:
+
+    def write(f) -> None:
         torch.save(state, _HashingWriter(f, digest))
-        # Before the new file takes the name, the checksum file lists both hashes; after, only the new
-        # one. A reader between the two renames (eval or embed of a run still training), or a process
-        # killed between them, then finds the hash of whichever file holds the name, and a changed file
-        # (a disk error, a stray write, someone's edit) matches neither: caught at load, where a bad
-        # `last` falls back to `last.prev`.
-        line = f"{digest.hexdigest()}  {path.name}\n"
+        # Before the new file takes the name (atomic_save renames it after this returns), the checksum
+        # file lists both hashes; after, only the new one. A reader between the two renames (eval or
+        # embed of a run still training), or a process killed between them, then finds the hash of
+        # whichever file holds the name, and a changed file (a disk error, a stray write, someone's
+        # edit) matches neither: caught at load, where a bad `last` falls back to `last.prev`.
         previous = _checksum_lines(side) if path.exists() else []
-        atomic_write_text(side, line + "".join(previous[:2]))
-    atomic_write_text(side, line)
+        atomic_write_text(side, f"{digest.hexdigest()}  {path.name}\n" + "".join(previous[:2]))
+
+    atomic_save(path, write)
+    atomic_write_text(side, f"{digest.hexdigest()}  {path.name}\n")
     return path
 
 
