@@ -6,6 +6,7 @@ import csv
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import signal
@@ -93,7 +94,10 @@ def test_time_budget_fixes_the_step_count_and_states_it(tmp_path, isolated_cache
     # the budget fixed the step count once, from a timed probe; the run then took exactly those steps
     noted = int(re.search(r"time budget 2 s: (\d+) steps", " ".join(summary["notes"])).group(1))
     assert summary["steps"] == noted
-    assert summary["epochs_run"] == len(_metrics(tmp_path / "run")) >= 1 and summary["test_accuracy"] is not None
+    rows = _metrics(tmp_path / "run")
+    # the budget's last step falls inside an epoch: that epoch counts as the fraction trained
+    assert summary["epochs_run"] == float(rows[-1]["epoch"]) and len(rows) == math.ceil(summary["epochs_run"])
+    assert int(rows[-1]["step"]) == summary["steps"] and summary["test_accuracy"] is not None
 
 
 @pytest.mark.slow
@@ -117,7 +121,8 @@ def test_stop_at_target_needs_a_target_and_leaves_older_recipe_hashes_alone():
         TrainConfig(stop_at_target=True)
     # runs written before the option existed must still group with today's runs of the same recipe
     cfg = TrainConfig(target_accuracy=0.9)
-    before = {k: v for k, v in cfg.to_dict().items() if k not in ("progress", "notes", "device", "stop_at_target")}
+    later = ("stop_at_target", "lr_find_steps", "val_every_steps")  # options added after the first runs
+    before = {k: v for k, v in cfg.to_dict().items() if k not in ("progress", "notes", "device", *later)}
     old_hash = hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert cfg.hash() == old_hash
     assert cfg.replace(stop_at_target=True).hash() != old_hash
@@ -347,6 +352,15 @@ def test_ddp_two_gloo_ranks_write_one_run_directory(tmp_path, isolated_cache):
     rows = _metrics(out)
     assert len(rows) == 3 and all(0 <= float(r["val_acc"]) <= 1 for r in rows)
     assert summary["test_samples"] == json.loads((out / "data.json").read_text())["test_size"]
+    # each rank tested its own shard; the predictions file holds every test image once, in dataset order
+    from cnnbench.data import load_dataset
+    from cnnbench.rundir import TestPredictions
+    from cnnbench.runs import run_data_config
+
+    preds = TestPredictions.read(out)
+    assert (preds.target == load_dataset(run_data_config(out)).test.labels).all()
+    assert preds.accuracy == pytest.approx(summary["test_accuracy"], abs=1e-12)
+    assert preds.correct_top5.mean() == pytest.approx(summary["test_top5"], abs=1e-12)
 
 
 @pytest.mark.slow  # trains two runs of a few steps

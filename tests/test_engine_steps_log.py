@@ -53,7 +53,8 @@ def _forty_steps(**overrides: object) -> TrainConfig:
 @pytest.mark.slow
 def test_a_run_of_40_steps_in_a_113_step_epoch_has_ten_points(tmp_path, isolated_cache):
     summary = fit(_forty_steps(), tmp_path / "run", quiet=True)
-    assert summary["status"] == "completed" and summary["steps"] == 40 and summary["epochs_run"] == 1
+    assert summary["status"] == "completed" and summary["steps"] == 40
+    assert summary["epochs_run"] == pytest.approx(40 / 113, abs=1e-4)  # the fraction of the epoch trained
     run = tmp_path / "run"
     header, steps = _rows(run / "steps.csv")
     assert tuple(header) == STEP_COLUMNS

@@ -111,6 +111,40 @@ def test_mnist_study_dry_run_shows_the_seed_recipe(isolated_cache):
 
 
 @pytest.mark.slow
+def test_quick_dry_run_shows_the_tuned_train_to_target_recipe_and_narrowing_keeps_it(isolated_cache):
+    from cnnbench.study.presets import QUICK_CAP, QUICK_LR_FIND_STEPS, QUICK_VAL_EVERY
+
+    plan = json.loads(run_cli("run", "--preset", "quick", "--data", "mnist-sample", "--dry-run", "--json").stdout)
+    assert len(plan["runs"]) == 10 and plan["recipe_hashes"] == [recipe_hash(plan["runs"][0]["config"])]
+    cfg = plan["runs"][0]["config"]
+    expected = {
+        "lr": "auto",
+        "lr_find_steps": QUICK_LR_FIND_STEPS,
+        "schedule": "onecycle",
+        "max_steps": QUICK_CAP,
+        "val_every_steps": QUICK_VAL_EVERY,
+        "stop_at_target": True,
+        "target_accuracy": 0.95,
+        "batch_size": 64,
+        "drop_rate": 0.0,
+        "augment": "none",
+    }
+    assert {k: cfg[k] for k in expected} == expected
+    assert any("range test" in d for d in plan["deviations"])
+    # any flag without --preset narrows the default study (on a CPU: quick), never drops it
+    narrowed = json.loads(run_cli("run", "--models", "lenet5,squeezenet1_1", "--dry-run", "--json").stdout)
+    assert narrowed["preset"] == "quick" and [r["config"]["model"] for r in narrowed["runs"]] == [
+        "lenet5",
+        "squeezenet1_1",
+    ]
+    assert {k: narrowed["runs"][0]["config"][k] for k in expected} == expected
+    # --preset none: train's defaults, one schedule
+    plain = json.loads(run_cli("run", "--preset", "none", "--models", "lenet5", "--dry-run", "--json").stdout)
+    assert plain["preset"] is None and plain["runs"][0]["config"]["max_steps"] is None
+    assert plain["runs"][0]["config"]["schedule"] == "onecycle" and plain["runs"][0]["config"]["lr"] == "auto"
+
+
+@pytest.mark.slow
 def test_report_of_two_studies_with_different_lr_shows_two_rows(tmp_path, isolated_cache):
     a, b, merged = tmp_path / "a", tmp_path / "b", tmp_path / "merged"
     run_cli("run", *TINY_RUN, "--lr", "1e-3", "--out", str(a))
@@ -208,17 +242,14 @@ def test_planned_work_follows_the_recipe_not_the_clock():
 
 def test_a_flag_that_changes_a_preset_value_replaces_the_deviation_that_described_it(tmp_path):
     from cnnbench.study import resolve_spec
-    from cnnbench.study.presets import QUICK_STEPS
 
     quick = resolve_spec("quick", None, {"data": ["synthetic"]})
     assert any(d.startswith("No augmentation") for d in quick.deviations)
     assert not any(d.startswith("Changed from") for d in quick.deviations)
 
-    changed = resolve_spec("quick", None, {"data": ["synthetic"], "recipe": {"augment": "digits", "lr": 1e-3}})
+    changed = resolve_spec("quick", None, {"data": ["synthetic"], "recipe": {"augment": "digits", "lr": "auto"}})
     assert not any(d.startswith("No augmentation") for d in changed.deviations)  # it would be false now
-    assert any(
-        d.startswith(f"{QUICK_STEPS} optimiser steps per run") for d in changed.deviations
-    )  # untouched ones stay
+    assert any(d.startswith("Each model trains until") for d in changed.deviations)  # untouched ones stay
     # lr was given but equals the preset's value: not a change
     assert [d for d in changed.deviations if d.startswith("Changed from")] == [
         "Changed from the quick preset by a study file or flags: augment 'none' → 'digits'."
@@ -230,3 +261,37 @@ def test_a_flag_that_changes_a_preset_value_replaces_the_deviation_that_describe
     path.write_text(yaml.safe_dump({"preset": "quick", **changed.to_dict()}))
     again = resolve_spec(None, path, {})
     assert sum(d.startswith("Changed from") for d in again.deviations) == 1
+
+
+@pytest.mark.slow
+def test_a_tuned_train_to_target_study_is_ranked_by_cost_and_shows_its_tuning(tmp_path, isolated_cache):
+    """The quick preset's procedure on two models: the report ranks by images to the target, shows each
+    pick and range-test curve, and stars no column whose values are all equal."""
+    out = tmp_path / "study"
+    run_cli(
+        "run", "--preset", "quick", "--data", "synthetic", "--models", "squeezenet1_1,lenet5",
+        "--max-train-samples", "640", "--lr-find-steps", "20", "--max-steps", "80", "--val-every-steps", "5",
+        "--no-embed", "--no-speed", "--out", str(out),
+    )  # fmt: skip
+    rows = {r["model"]: r for r in _rows(out / "results.csv")}
+    assert set(rows) == {"lenet5", "squeezenet1_1"}
+    for row in rows.values():
+        assert row["status"] in ("early_stopped", "completed")
+    reached = {m: int(r["images_to_target"]) for m, r in rows.items() if r["images_to_target"]}
+    assert reached, rows  # at least one model reaches synthetic's 90 % within 80 steps
+    assert len(list((out / "lr_find").glob("*.json"))) == 2  # one range test per model, cached in the study
+    md = (out / "report.md").read_text()
+    table = md.split("## Results", 1)[1].split("\n\n")[2]
+    header, _, *body = table.splitlines()
+    assert header.split("|")[3].strip().startswith("Images to 90")
+    ranked = [line.split("|")[1].strip().replace("\\_", "_") for line in body]
+    order = sorted(rows, key=lambda m: (m not in reached, reached.get(m, 0)))
+    assert ranked == order
+    seeds_col = [line.split("|")[2] for line in body]
+    assert all("★" not in c for c in seeds_col)  # "Seeds 1/1" everywhere: equal, so no star
+    tuning = md.split("## Tuning", 1)[1].split("\n## ", 1)[0]
+    assert "range test of 20 optimiser steps" in tuning and "figures/lr-find.png" in tuning
+    for model in rows:
+        summary = json.loads((out / "runs" / rows[model]["run_id"] / "summary.json").read_text())
+        assert f"{summary['lr_find']['lr']:.2g}" in tuning
+    assert (out / "figures" / "lr-find.png").read_bytes().startswith(b"\x89PNG")

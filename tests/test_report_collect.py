@@ -10,6 +10,7 @@ import shutil
 import socket
 import statistics
 
+import numpy as np
 import pytest
 import yaml
 
@@ -17,7 +18,7 @@ from cnnbench.errors import ResultsError
 from cnnbench.report import RESULT_COLUMNS, collect, write_results
 from cnnbench.report.collect import SUMMARY_FIGURES
 from cnnbench.report.results_csv import aggregate_columns
-from cnnbench.rundir import STATUS_OK, RunSummary
+from cnnbench.rundir import PREDICTIONS_FILE, STATUS_OK, RunSummary
 from support.synthetic_study import SyntheticStudy, write_synthetic_study
 
 FAILED = "mnist__vgg11__cosine__s1"
@@ -238,3 +239,6 @@ def test_the_synthetic_study_writes_the_files_and_keys_the_engine_writes(study, 
         for section in ("model_args", "data_config", "resolved") if name == "config.yaml" else ():
             assert set(made_obj[section]) == set(real_obj[section]), f"{name}: {section}"
     assert RunSummary.read(synthetic).extra == {} and RunSummary.read(engine_run).extra == {}
+    with np.load(engine_run / PREDICTIONS_FILE) as real, np.load(synthetic / PREDICTIONS_FILE) as made:
+        assert sorted(made.files) == sorted(real.files)
+        assert all(made[k].dtype == real[k].dtype and made[k].ndim == real[k].ndim for k in real.files)

@@ -151,7 +151,7 @@ def test_training_curves_show_loss_accuracy_and_the_learning_rate():
         data_lines = [ln for ln in ax.lines if ln.get_label() in ("train (augmented)", "validation")]
         assert {to_hex(ln.get_color()) for ln in data_lines} == {COLORS["resnet18"]}
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert {"train (augmented)", "validation", "learning rate", "selected epoch", "target 95 %"} <= set(legend)
+    assert {"train (augmented)", "validation", "learning rate", "selected checkpoint", "target 95 %"} <= set(legend)
     assert "resnet18" in fig._suptitle.get_text()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from cnnbench.engine.config import TrainConfig
+from cnnbench.report.stats import wilson_interval
 from cnnbench.rundir import DERIVED_SECTIONS, RunSummary, recipe_hash
 
 FROZEN = Path(__file__).resolve().parent / "data" / "rundir-2026-11-30"
@@ -55,3 +56,8 @@ def test_the_report_reads_the_old_run(tmp_path):
     assert [(r["model"], r["status"], r["test_accuracy"]) for r in rows] == [("lenet5", "completed", "0.1")]
     assert rows[0]["recipe_hash"] == RunSummary.read(RUN).recipe_hash
     assert "lenet5" in (study / "report.md").read_text()
+    # no test_predictions.npz then: the 95 % interval comes from the accuracy and the test size (50 of 500)
+    with (study / "aggregate.csv").open() as f:
+        (row,) = list(csv.DictReader(f))
+    expected = wilson_interval(50, 500)
+    assert (float(row["test_accuracy_ci_low"]), float(row["test_accuracy_ci_high"])) == (expected.low, expected.high)

@@ -236,6 +236,7 @@ def test_plan_and_shard_are_deterministic_and_cover_every_run():
 
 def test_unknown_preset_names_the_allowed_ones():
     with pytest.raises(
-        ConfigError, match="--preset .mnist.: expected one of mnist-study, mnist-study-fast, caltech-transfer, quick"
+        ConfigError,
+        match="--preset .mnist.: expected one of mnist-study, mnist-study-fast, caltech-transfer, quick, or none",
     ):
         resolve_spec("mnist", None, {})

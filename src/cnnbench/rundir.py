@@ -13,13 +13,17 @@ import json
 import math
 import os
 import re
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnbench.errors import ConfigError, ResultsError
-from cnnbench.utils.io import loads_json
+from cnnbench.utils.io import atomic_open, loads_json
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # summary.json statuses. OK: the test figures are final and enter means. FINISHED: re-running the
 # same recipe would give the same result, so a study never retries it.
@@ -105,15 +109,16 @@ DERIVED_SECTIONS = ("model_args", "data_config", "resolved")
 # so that the report can tell a key added by hand from a real one; tests/test_reliability_round3.py checks
 # the list against TrainConfig (a new option is added in both places).
 TRAIN_CONFIG_KEYS = (
-    "model", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov",
-    "weight_decay", "schedule", "min_lr", "warmup_epochs", "warmup_start_lr", "plateau_factor",
+    "model", "data", "data_dir", "epochs", "batch_size", "lr", "lr_find_steps", "optimizer", "momentum",
+    "nesterov", "weight_decay", "schedule", "min_lr", "warmup_epochs", "warmup_start_lr", "plateau_factor",
     "plateau_patience", "plateau_max_reductions", "step_size", "step_gamma", "patience", "monitor",
-    "min_delta", "target_accuracy", "stop_at_target", "label_smoothing", "grad_clip", "drop_rate", "augment",
-    "amp", "channels_last", "compile", "cuda_graphs", "ema", "precise_bn_samples", "seed", "deterministic",
-    "device", "val_fraction", "image_size", "data_image_size", "per_class", "split_ratio", "include_clutter",
-    "strict_data", "max_skip_fraction", "pretrained", "finetune", "head_epochs", "backbone_lr_scale", "head",
-    "eval_batch_size", "test_batch_size", "max_steps", "time_budget_s", "max_train_samples",
-    "max_val_samples", "max_test_samples", "checkpoint_every_steps", "nan_check_every", "progress", "notes",
+    "min_delta", "target_accuracy", "stop_at_target", "val_every_steps", "label_smoothing", "grad_clip",
+    "drop_rate", "augment", "amp", "channels_last", "compile", "cuda_graphs", "ema", "precise_bn_samples",
+    "seed", "deterministic", "device", "val_fraction", "image_size", "data_image_size", "per_class",
+    "split_ratio", "include_clutter", "strict_data", "max_skip_fraction", "pretrained", "finetune",
+    "head_epochs", "backbone_lr_scale", "head", "eval_batch_size", "test_batch_size", "max_steps",
+    "time_budget_s", "max_train_samples", "max_val_samples", "max_test_samples", "checkpoint_every_steps",
+    "nan_check_every", "progress", "notes",
 )  # fmt: skip
 
 
@@ -155,13 +160,15 @@ class RunSummary:
     test_mean_class_accuracy: float | None = None
     best_val_accuracy: float | None = None  # the best epoch's validation accuracy (selects the checkpoint)
     train_accuracy: float | None = None  # at the best epoch, on augmented batches
-    epochs_run: int | None = None
-    best_epoch: int | None = None
+    epochs_run: float | None = None  # fractional when the run ended inside an epoch (--max-steps, the target)
+    best_epoch: float | None = None
     train_time_s: float | None = None  # training epochs only, evaluation excluded
     time_per_epoch_s: float | None = None
     target_accuracy: float | None = None
-    epochs_to_target: int | None = None  # first epoch whose validation accuracy reached the target
-    time_to_target_s: float | None = None
+    epochs_to_target: float | None = None  # epochs trained at the first validation pass ≥ the target
+    time_to_target_s: float | None = None  # train time (evaluation excluded) until that pass
+    steps_to_target: int | None = None  # optimiser steps until that pass
+    images_to_target: int | None = None  # training images until that pass (steps × batch, summed over ranks)
     test_time_s: float | None = None  # one pass over the test split at test_batch_size
     test_batch_size: int | None = None
     test_samples: int | None = None
@@ -174,6 +181,10 @@ class RunSummary:
     batch_size: int | None = None  # the batch actually trained with (after any OOM back-off)
     lr: float | None = None
     steps: int | None = None  # optimiser steps taken
+    images: int | None = None  # training images seen
+    evaluations: int | None = None  # validation passes (one per epoch, or per --val-every-steps window)
+    best_step: int | None = None  # optimiser steps at the validation pass that selected the checkpoint
+    lr_find: dict[str, Any] | None = None  # --lr auto: the range test's pick (lr, rule, steps, ...)
     device: dict[str, Any] | None = None  # cnnbench.utils.env.device_info
     world_size: int | None = None
     versions: dict[str, Any] | None = None  # python, torch, torchvision, timm, ...
@@ -290,9 +301,98 @@ def _check_figures(values: Mapping[str, Any]) -> None:
             raise ResultsError(f"{f.name} {_short(value)[:60]}: expected {expected}")
 
 
+# A run's per-image test predictions (written by the engine's test pass and `cnnbench eval --save-predictions`).
+PREDICTIONS_FILE = "test_predictions.npz"
+PREDICTIONS_FORMAT = "cnnbench-test-predictions-v1"
+
+
+@dataclass(frozen=True, eq=False)
+class TestPredictions:
+    """What a run predicted for every test image, in dataset order: the raw material of paired tests.
+
+    Two models scored on the same test images are compared image by image (McNemar's test), which
+    needs more than their accuracies. The arrays are small integers: 10,000 images take about 30 kB
+    compressed. ``predicted == top5[:, 0]`` except where two logits tie.
+    """
+
+    __test__ = False  # a data class, not a pytest test class
+
+    predicted: np.ndarray  # (N,) top-1 class of each test image
+    target: np.ndarray  # (N,) true class
+    top5: np.ndarray  # (N, k) the k = min(5, classes) highest-scoring classes, best first
+
+    def __post_init__(self) -> None:
+        import numpy as np  # here, not at the top: importing rundir stays cheap for the CLI
+
+        n = len(self.target)
+        shapes = (np.shape(self.predicted), np.shape(self.target), np.shape(self.top5))
+        if shapes[0] != (n,) or shapes[1] != (n,) or len(shapes[2]) != 2 or shapes[2][0] != n or shapes[2][1] < 1:
+            raise ResultsError(
+                f"test predictions: expected predicted (N,), target (N,) and top5 (N, k); got shapes {shapes}"
+            )
+        for name in ("predicted", "target", "top5"):
+            values = np.asarray(getattr(self, name))
+            if values.size and (values.dtype.kind not in "iu" or values.min() < 0):
+                raise ResultsError(f"test predictions: {name} must hold class indices ≥ 0 (dtype {values.dtype})")
+            # a small integer type that holds every class index (Caltech-256 has 257 classes)
+            dtype = np.int16 if not values.size or values.max() < 2**15 else np.int32
+            object.__setattr__(self, name, values.astype(dtype))
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    @property
+    def correct(self) -> np.ndarray:
+        """(N,) bool: top-1 right."""
+        return self.predicted == self.target
+
+    @property
+    def correct_top5(self) -> np.ndarray:
+        """(N,) bool: the true class among the top k."""
+        return (self.top5 == self.target[:, None]).any(axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean()) if len(self) else math.nan
+
+    def write(self, run_dir: str | os.PathLike[str]) -> Path:
+        """``run_dir/test_predictions.npz``, written atomically (compressed npz)."""
+        import numpy as np
+
+        path = Path(run_dir) / PREDICTIONS_FILE
+        with atomic_open(path, "wb") as f:
+            np.savez_compressed(
+                f, format=np.array(PREDICTIONS_FORMAT), predicted=self.predicted, target=self.target, top5=self.top5
+            )
+        return path
+
+    @classmethod
+    def read(cls, run_dir: str | os.PathLike[str]) -> TestPredictions | None:
+        """``run_dir/test_predictions.npz``, or None when the run has none (written before the file existed).
+
+        Raises:
+            ResultsError: naming the file when it is present but damaged or not this format.
+        """
+        import numpy as np
+
+        path = Path(run_dir) / PREDICTIONS_FILE
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                fmt = str(data["format"]) if "format" in data.files else None
+                if fmt != PREDICTIONS_FORMAT:
+                    raise ResultsError(f"format {fmt!r}, expected {PREDICTIONS_FORMAT!r}")
+                return cls(predicted=data["predicted"], target=data["target"], top5=data["top5"])
+        except ResultsError as exc:
+            raise ResultsError(f"{path}: {exc}") from exc
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # truncated, not an npz, ...
+            raise ResultsError(f"{path} is not a readable test-predictions file ({type(exc).__name__}: {exc})") from exc
+
+
 #: Recipe options added after run directories were first written, with the value that means "not
 #: used": a run that leaves one there has the recipe (and hashes) of a run written before it existed.
-UNUSED_OPTION_VALUES: dict[str, Any] = {"stop_at_target": False}
+UNUSED_OPTION_VALUES: dict[str, Any] = {"stop_at_target": False, "lr_find_steps": 60, "val_every_steps": None}
 
 
 def option_unused(key: str, value: Any) -> bool:

@@ -26,7 +26,7 @@ import numpy as np
 from cnnbench.data.preview import AUGMENTED_FILE, PREVIEW_DRAWS, AugmentationPreview
 from cnnbench.engine.config import TrainConfig
 from cnnbench.models.summary import ModelSummary
-from cnnbench.rundir import RunId, RunSummary, recipe_hash
+from cnnbench.rundir import RunId, RunSummary, TestPredictions, recipe_hash
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 # name: (params, FLOPs, base test accuracy, seconds per epoch on a made-up GPU, GPU images/s, CPU ms)
@@ -64,6 +64,7 @@ class SyntheticStudy:
     onnx: bool = False
     analysis: bool = True  # analysis.json + tsne.png in the first seed of every model and schedule
     samples: bool = True
+    predictions: bool = True  # test_predictions.npz in every finished run (False: runs from before the file)
     failed: Sequence[str] = ()  # run_ids that diverged (summary with status diverged and an error)
     missing: Sequence[str] = ()  # run_ids with a run directory but no summary.json (killed mid-run)
     absent: Sequence[str] = ()  # run_ids the study defines but that have no directory at all
@@ -189,6 +190,8 @@ def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.
     atomic_write_text(run_dir / "steps.csv", _metrics_csv(steps))
     best = max(rows, key=lambda r: r["val_acc"] if not math.isnan(r["val_acc"]) else -1)
     train_time = rows[-1]["train_time_s"]
+    confusion = _confusion(k, final_acc, rng)
+    final_acc = float(np.trace(confusion) / confusion.sum())  # what the test pass would report for these counts
     summary = RunSummary(
         model=model,
         dataset=dataset,
@@ -209,7 +212,7 @@ def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.
         time_to_target_s=reach[1],
         test_time_s=None if failed else 1.9 + float(rng.uniform(0, 0.2)),
         test_batch_size=None if failed else cfg.test_batch_size,
-        test_samples=None if failed else 10_000,
+        test_samples=None if failed else int(confusion.sum()),
         params=params,
         size_mb=params * 4 / 2**20,
         flops=flops,
@@ -228,7 +231,8 @@ def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.
     )
     atomic_write_json(run_dir / "summary.json", summary.to_dict())
     if not failed:
-        confusion = _confusion(k, final_acc, rng)
+        if spec.predictions:
+            _predictions(confusion, rng).write(run_dir)
         atomic_write_json(
             run_dir / "test_metrics.json",
             {
@@ -296,6 +300,7 @@ def _config_yaml(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
         "world_size": 1,
         "amp": "bfloat16",
         "channels_last": True,
+        "lr": cfg.lr,
         "config_hash": cfg.hash(),
         "recipe_hash": recipe_hash(cfg.to_dict()),
     }
@@ -399,6 +404,33 @@ def _confusion(k: int, acc: float, rng: np.random.Generator, per_class: int = 10
         for j in targets:
             m[i, j] += 1
     return m
+
+
+# How hard each test image is (one value per image, the same for every model of a study): real models
+# err on the same hard images, so a synthetic model's errors fall on them too, mostly.
+_DIFFICULTY = np.random.default_rng(12345).random(100_000)
+
+
+def _predictions(confusion: np.ndarray, rng: np.random.Generator) -> TestPredictions:
+    """Per-image predictions with exactly ``confusion``'s counts; test images sorted by class, errors on hard ones."""
+    k = len(confusion)
+    target = np.repeat(np.arange(k), confusion.sum(axis=1))
+    predicted = target.copy()
+    start = 0
+    for i in range(k):
+        n = int(confusion[i].sum())
+        wrong = np.repeat([j for j in range(k) if j != i], [confusion[i, j] for j in range(k) if j != i])
+        weights = np.exp(4 * _DIFFICULTY[start : start + n])
+        where = rng.choice(n, size=len(wrong), replace=False, p=weights / weights.sum())
+        predicted[start + where] = wrong
+        start += n
+    # top-5: the prediction first, the true class next when it is another, then other classes at random
+    scores = rng.random((len(target), k))
+    rows = np.arange(len(target))
+    scores[rows, target] = 2.0
+    scores[rows, predicted] = 3.0
+    top5 = np.argsort(-scores, axis=1)[:, : min(5, k)]
+    return TestPredictions(predicted=predicted, target=target, top5=top5)
 
 
 def _model_json(model: str, params: int, flops: float, num_classes: int) -> dict[str, Any]:

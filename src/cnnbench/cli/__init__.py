@@ -22,6 +22,7 @@ from cnnbench import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cnnbench.cli.run", "run a study: datasets x models x schedules x seeds, then write its report"),
     "train": ("cnnbench.cli.train", "train one model and write a run directory"),
+    "lr-find": ("cnnbench.cli.lrfind", "learning-rate range test of a recipe (what --lr auto runs)"),
     "eval": ("cnnbench.cli.eval", "evaluate a run directory or checkpoint on a test split"),
     "speed": ("cnnbench.cli.speed", "measure throughput, latency and size without training"),
     "models": ("cnnbench.cli.models", "list registered models"),

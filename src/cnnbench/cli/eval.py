@@ -15,6 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", choices=SPLITS, help="split (default: test)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the run's test batch size)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--save-predictions",
+        action="store_true",
+        help="write the per-image test predictions into RUN_DIR (test_predictions.npz, which the report's paired "
+        "tests read), for a run trained before the file existed; the run's own test split only, and nothing is "
+        "written when the accuracy differs from its summary.json",
+    )
     add_json_flag(parser)
 
 
@@ -28,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         batch_size=args.batch_size,
         device=args.device,
+        save_predictions=args.save_predictions,
     )
     for line in result.get("notes", []):
         note(f"note: {line}", markup=False)
@@ -55,4 +63,5 @@ def eval_fields(result: dict) -> list[tuple[str, str]]:
         ("seconds", fmt("seconds", "seconds")),
         ("batch size", str(result["batch_size"])),
         ("device", str(result["device"])),
+        *([("predictions written to", result["predictions"])] if result.get("predictions") else []),
     ]

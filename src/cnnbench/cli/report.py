@@ -50,15 +50,28 @@ def run(args: argparse.Namespace) -> int:
     chosen = select_schedules(aggregate(results.runs))
     for dataset in results.datasets():
         rows = [row for (d, _), row in sorted(chosen.items()) if d == dataset]
+        stats = paths.statistics.get(dataset, {})
+        intervals = {m["model"]: m["interval"] for m in stats.get("models", []) if m.get("interval")}
         print_table(
             f"{dataset}: one row per model (schedule with the best validation accuracy), mean ± std over seeds",
-            ["model", "schedule", "seeds", "test acc (%)", "test loss", "params", "size (MB)", "train time (s)"],
+            [
+                "model",
+                "schedule",
+                "seeds",
+                "test acc (%)",
+                "95 % interval",
+                "test loss",
+                "params",
+                "size (MB)",
+                "train time (s)",
+            ],
             [
                 [
                     r.model,
                     r.schedule,
                     f"{r.ok}/{r.runs}",
                     fmt_stat(r.stats["test_accuracy"], "pct"),
+                    _interval_text(intervals.get(r.model)),
                     fmt_stat(r.stats["test_loss"], "loss"),
                     fmt_stat(r.stats["params"], "count"),
                     fmt_stat(r.stats["size_mb"], "mb"),
@@ -67,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
                 for r in rows
             ],
         )
+        finding = stats.get("summary") or next(iter(stats.get("notes") or []), "")
+        if finding and len(rows) > 1:
+            print(f"{dataset}: {finding}")
     bad = [r for r in results.runs if not r.ok]
     if bad:
         print_table(
@@ -86,3 +102,10 @@ def run(args: argparse.Namespace) -> int:
         ],
     )
     return 0
+
+
+def _interval_text(interval: dict | None) -> str:
+    """``[91.52, 93.21]``: a 95 % interval of the report's JSON, in percent."""
+    from cnnbench.report.tables import fmt_number
+
+    return f"[{fmt_number(interval['low'], 'pct')}, {fmt_number(interval['high'], 'pct')}]" if interval else ""

@@ -26,7 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a CPU, the full mnist-study on a GPU."
     )
     parser.add_argument("study_file", nargs="?", metavar="STUDY.yaml", help="study definition file (optional)")
-    parser.add_argument("--preset", default=None, help="quick, mnist-study, mnist-study-fast or caltech-transfer")
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help="quick, mnist-study, mnist-study-fast or caltech-transfer; none: no preset, train's defaults "
+        "(default without a study file: quick on a CPU, mnist-study-fast on a GPU)",
+    )
     parser.add_argument("--data", default=None, help="datasets, comma-separated")
     parser.add_argument("--models", "-m", default=None, help="model names and groups, comma-separated")
     parser.add_argument("--schedules", default=None, help="lr schedules, comma-separated (none,cosine,plateau,...)")
@@ -56,10 +61,14 @@ def run(args: argparse.Namespace) -> int:
     workers = check_workers_flag(args.workers)
     shard = parse_shard(args.shard)
     preset = args.preset
-    if args.study_file is None and preset is None and not flags.get("data") and not flags.get("models"):
-        preset, extra, message = default_study_values(data_dir=args.data_dir)
+    if args.study_file is None and preset is None:
+        # the default study, narrowed or changed by whatever flags were given (--models a,b: the same
+        # study on fewer models); --preset none leaves every value to train's defaults and the flags
+        preset, extra, message = default_study_values(data_dir=args.data_dir, data_given=bool(flags.get("data")))
         flags = {**extra, **flags}
         note(message)
+    if preset == "none":
+        preset = None
     spec = resolve_spec(preset, args.study_file, flags)
     out = Path(args.out) if args.out else Path("studies") / spec.name
     check_dir_path(out, "--out")  # a dry run refuses what the run would refuse

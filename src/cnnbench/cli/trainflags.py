@@ -31,7 +31,11 @@ HELP: dict[str, str] = {
     "model": "model name (see 'cnnbench models')",
     "epochs": "maximum number of epochs (early stopping, --max-steps or --time-budget may end sooner)",
     "batch_size": "training batch size",
-    "lr": "peak learning rate at --batch-size, after warm-up",
+    "lr": "peak learning rate at --batch-size, after warm-up; auto: a learning-rate range test picks it "
+    "(docs/training.md)",
+    "lr_find_steps": "--lr auto: steps of the range test (the same for every model of a study)",
+    "val_every_steps": "validate every N optimiser steps instead of after every epoch (patience and plateau "
+    "then count these passes)",
     "optimizer": "optimiser",
     "momentum": "SGD momentum",
     "nesterov": "SGD with Nesterov momentum",
@@ -129,6 +133,8 @@ def add_train_flags(parser: argparse.ArgumentParser, exclude: set[str] = frozens
         help_text = f"{HELP.get(f.name, '')} (default: {default})"
         if kind is bool:
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif f.name == "lr":
+            group.add_argument(*flags, dest=f.name, type=_lr, default=None, metavar="LR|auto", help=help_text)
         elif f.name == "device":
             group.add_argument(*flags, dest=f.name, default=None, metavar="|".join(DEVICE_CHOICES), help=help_text)
         else:
@@ -143,6 +149,15 @@ def _parse_for(kind: type):
     if kind is float:
         return float
     return str
+
+
+def _lr(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
 
 
 def _int(text: str) -> int:

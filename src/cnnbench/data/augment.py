@@ -218,6 +218,18 @@ def _crops_on_cpu(
     return to_unit_float(out)
 
 
+def training_augment_kind(augment: str, dataset_kind: str) -> str:
+    """What a training run's ``--augment`` means: ``auto`` is ``natural`` for photos and ``none`` for digits.
+
+    Digits train without augmentation unless asked (``--augment digits``, the MNIST study's): at 2-15
+    epochs on the 3,600 bundled digits the seed's augmentation under-fits LeNet-5 by 2-4 points
+    (docs/training.md); photos keep crop, flip and colour jitter, which they need at any length.
+    """
+    if augment != "auto":
+        return augment
+    return "natural" if dataset_kind == "natural" else "none"
+
+
 def build_augmentation(kind: str, output_size: int | None = None, **overrides: Any) -> BatchAugment | None:
     """The augmentation for ``--augment KIND``.
 

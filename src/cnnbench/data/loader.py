@@ -175,6 +175,14 @@ class DeviceLoader:
         steps, bounds = self._steps()
         return sum(len(range(bounds[k] + self.rank, bounds[k + 1], self.world_size)) for k in range(steps))
 
+    def sample_order(self) -> np.ndarray:
+        """(num_samples,) int64: the split index of each sample this rank's batches hold, in the order a
+        full pass of the current epoch yields them (for an eval loader: its shard of 0..N-1, ascending)."""
+        steps, bounds = self._steps()
+        order = self._order().cpu().numpy()
+        shards = [order[bounds[k] + self.rank : bounds[k + 1] : self.world_size] for k in range(steps)]
+        return np.concatenate(shards).astype(np.int64) if shards else np.zeros(0, dtype=np.int64)
+
     def _order(self) -> torch.Tensor:
         """This epoch's order of all N samples (identical on every rank), on the images' device."""
         if self._perm_cache is not None and self._perm_cache[0] == self.epoch:

@@ -21,6 +21,7 @@ AUGMENT_CHOICES = ("auto", "none", "digits", "natural")
 FINETUNE_CHOICES = ("full", "head", "two-phase")
 HEAD_CHOICES = ("linear", "mlp")
 GRAPH_CHOICES = ("auto", "on", "off")
+LR_AUTO = "auto"  # --lr auto: the learning-rate range test (cnnbench.engine.lr_find) picks the lr
 
 
 @dataclass
@@ -32,13 +33,14 @@ class TrainConfig:
     data: str = data_default("data")
     data_dir: str | None = data_default("data_dir")  # searched before the default locations
     epochs: int = 30  # upper bound; early stopping and --time-budget may end sooner
-    batch_size: int = 128
-    lr: float = 1e-3  # peak learning rate at --batch-size (after warm-up)
+    batch_size: int = 64
+    lr: float | str = "auto"  # peak learning rate at --batch-size (after warm-up); auto: the range test picks it
+    lr_find_steps: int = 60  # --lr auto: steps of the range test's ramp, the same for every model (the tuning budget)
     optimizer: str = "adamw"
     momentum: float = 0.9  # sgd only
     nesterov: bool = True  # sgd only
     weight_decay: float = 5e-4  # not applied to norm and bias parameters
-    schedule: str = "cosine"
+    schedule: str = "onecycle"  # warms up by itself, so a range test's high pick starts safely
     min_lr: float = 0.0  # floor of cosine/onecycle/plateau
     warmup_epochs: float = 0.0  # linear warm-up before any schedule
     warmup_start_lr: float = 1e-6
@@ -52,10 +54,11 @@ class TrainConfig:
     min_delta: float = 0.0
     target_accuracy: float | None = None  # fraction (0.99) or percent (99); time/epochs to reach it on val
     stop_at_target: bool = False  # end the run at the first validation pass that reaches --target-accuracy
-    label_smoothing: float = 0.0
+    val_every_steps: int | None = None  # validate every N optimiser steps instead of after each epoch
+    label_smoothing: float = 0.1  # timm's default; measured with LeNet-5 in docs/training.md
     grad_clip: float | None = None  # max global grad norm
-    drop_rate: float | None = None  # classifier dropout; None = the architecture's default
-    augment: str = "auto"  # auto: digits for MNIST-like data, natural for photos
+    drop_rate: float | None = 0.0  # classifier dropout; None = the architecture's default (the seed's 0.5)
+    augment: str = "auto"  # auto: none for MNIST-like data, natural for photos (data.augment.training_augment_kind)
     amp: str = "auto"  # auto: bf16 on a GPU that has it, else fp16 with a scaler; none on the CPU
     channels_last: bool = True  # NHWC: faster on GPUs, and 1.5-2.5x on CPUs for depthwise-heavy models
     compile: bool = False  # torch.compile the model
@@ -126,7 +129,18 @@ class TrainConfig:
             raise ConfigError(f"--seed {self.seed!r}: expected a whole number ≥ 0")
 
     def _check_ranges(self) -> None:
-        check_range("--lr", self.lr, 0, low_inclusive=False)
+        if isinstance(self.lr, str) and self.lr.strip().lower() == LR_AUTO:
+            self.lr = LR_AUTO
+        else:
+            try:
+                check_range("--lr", self.lr, 0, low_inclusive=False)
+            except ConfigError:
+                raise ConfigError(
+                    f"--lr {self.lr!r}: expected a number > 0, or auto (a learning-rate range test picks it)"
+                ) from None
+        check_range("--lr-find-steps", self.lr_find_steps, 10)
+        if not isinstance(self.lr_find_steps, int) or isinstance(self.lr_find_steps, bool):
+            raise ConfigError(f"--lr-find-steps {self.lr_find_steps!r}: expected a whole number ≥ 10")
         check_range("--weight-decay", self.weight_decay, 0)
         check_range("--min-lr", self.min_lr, 0)
         check_range("--warmup-epochs", self.warmup_epochs, 0)
@@ -166,8 +180,12 @@ class TrainConfig:
                 )
 
     def _check_optional_limits(self) -> None:
-        if self.checkpoint_every_steps is not None:
-            check_range("--checkpoint-every-steps", self.checkpoint_every_steps, 1)
+        for flag, value in (
+            ("--checkpoint-every-steps", self.checkpoint_every_steps),
+            ("--val-every-steps", self.val_every_steps),
+        ):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"{flag} {value!r}: expected a whole number ≥ 1")
         if self.image_size is not None:
             check_range("--image-size", self.image_size, 8)
 
@@ -188,6 +206,10 @@ class TrainConfig:
     def data_config(self, split_seed: int = 0) -> DataConfig:
         """The run's DataConfig. The split seed is fixed so every run of a study sees the same images."""
         return DataConfig.from_flags(dataclasses.asdict(self), split_seed=split_seed)
+
+    @property
+    def lr_auto(self) -> bool:
+        return self.lr == LR_AUTO
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -82,6 +82,15 @@ def broadcast_object(obj, info: DistInfo):
     return box[0]
 
 
+def all_gather_object(obj, info: DistInfo) -> list:
+    """Every rank's ``obj``, in rank order (a collective: every rank calls it); ``[obj]`` without DDP."""
+    if not info.enabled:
+        return [obj]
+    out: list = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def all_reduce_sum(values: list[float], device: torch.device, info: DistInfo) -> list[float]:
     if not info.enabled:
         return values

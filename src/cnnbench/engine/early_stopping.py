@@ -9,7 +9,10 @@ from typing import Any
 
 @dataclass
 class EarlyStopping:
-    """Stop after ``patience`` epochs without an improvement larger than ``min_delta``.
+    """Stop after ``patience`` validation passes without an improvement larger than ``min_delta``.
+
+    A pass is an epoch, or with ``--val-every-steps`` a window of that many steps (as Lightning's
+    ``EarlyStopping`` counts validation checks, not epochs).
 
     ``patience=None`` never stops but still tracks the best epoch, which selects the checkpoint
     used for the test pass.
@@ -19,8 +22,9 @@ class EarlyStopping:
     mode: str = "max"  # max for accuracy, min for loss
     min_delta: float = 0.0
     best: float | None = None
-    best_epoch: int = 0
-    bad_epochs: int = 0
+    best_epoch: float = 0  # fractional for a --val-every-steps pass inside an epoch
+    bad_epochs: int = 0  # validation passes without improvement (epochs, or --val-every-steps windows)
+    best_step: int | None = None  # optimiser steps done at the best pass
 
     def improved(self, value: float) -> bool:
         if value is None or math.isnan(value):
@@ -31,10 +35,10 @@ class EarlyStopping:
             return value > self.best + self.min_delta
         return value < self.best - self.min_delta
 
-    def update(self, value: float, epoch: int) -> bool:
-        """Record an epoch's monitored value; returns True if it is the new best."""
+    def update(self, value: float, epoch: float, step: int | None = None) -> bool:
+        """Record a validation pass's monitored value; returns True if it is the new best."""
         if self.improved(value):
-            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            self.best, self.best_epoch, self.bad_epochs, self.best_step = value, epoch, 0, step
             return True
         self.bad_epochs += 1
         return False

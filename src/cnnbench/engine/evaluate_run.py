@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnbench.data.config import data_default
-from cnnbench.engine.evaluate import evaluate
+from cnnbench.engine.evaluate import evaluate, predictions_in_dataset_order
 from cnnbench.errors import CnnbenchError, ConfigError
-from cnnbench.rundir import check_split
+from cnnbench.rundir import PREDICTIONS_FILE, RunSummary, check_split
 from cnnbench.runs import checkpoint_model_args, eval_state_dict, load_checkpoint, open_run, read_checkpoint
 from cnnbench.utils.env import resolve_device, synchronize
 from cnnbench.utils.lock import lock_is_live
@@ -29,16 +29,29 @@ def evaluate_run(
     split: str = "test",
     batch_size: int | None = None,
     device: str = "auto",
+    save_predictions: bool = False,
 ) -> dict[str, Any]:
     """Evaluate the best checkpoint of a run directory (or the given checkpoint file).
 
     With ``data``/``data_dir`` unset, the run's own dataset and split are used, so the result
     reproduces the run's ``test_accuracy``.
+
+    Args:
+        save_predictions: write the per-image predictions into the run directory
+            (``test_predictions.npz``, as the run's own test pass does), for a run trained before the
+            file existed; only for a run directory's own test split, and only when the accuracy matches
+            its summary.json, so that the file never contradicts it.
+
+    Raises:
+        ConfigError: ``save_predictions`` for a checkpoint file, another split or another dataset.
+        CnnbenchError: ``save_predictions`` and the accuracy differs from summary.json (nothing written).
     """
     from cnnbench.data import DataConfig, DeviceLoader, load_dataset
     from cnnbench.models import create_model
 
     check_split(split)
+    if save_predictions:
+        _check_saving(Path(path), split, data)
     ckpt_path, config, model_args, data_config, notes = _what_to_evaluate(Path(path))
     ckpt, loaded = read_checkpoint(ckpt_path)
     model_args = checkpoint_model_args(Path(path) / "config.yaml", model_args, ckpt, notes)
@@ -73,7 +86,8 @@ def evaluate_run(
         std=dataset.std,
         output_size=model_args["input_size"],
     )
-    result, seconds = _timed_evaluate(model, loader, dataset.num_classes, dev)
+    result, seconds = _timed_evaluate(model, loader, dataset.num_classes, dev, save_predictions)
+    saved = _save_predictions(Path(path), result, loader.sample_order()) if save_predictions else None
     return {
         "checkpoint": str(ckpt_path),
         "dataset": dataset.name,
@@ -86,8 +100,43 @@ def evaluate_run(
         "seconds": seconds,
         "batch_size": bs,
         "device": str(dev),
+        "predictions": str(saved) if saved else None,
         "notes": notes,
     }
+
+
+def _check_saving(path: Path, split: str, data: str | None) -> None:
+    """--save-predictions belongs to a run directory's own test split: refuse anything else before any work."""
+    if not path.is_dir():
+        raise ConfigError(f"--save-predictions: {path} is not a run directory (a checkpoint file has none to write to)")
+    if split != "test":
+        raise ConfigError(f"--save-predictions with --split {split}: the file holds the test split only")
+    if data is not None and data != open_run(path).config["data_config"]["name"]:
+        raise ConfigError(f"--save-predictions with --data {data}: the file holds the run's own test split only")
+
+
+def _save_predictions(run_dir: Path, result: EvalResult, order: Any) -> Path:
+    """Write ``test_predictions.npz`` when the re-evaluation agrees with summary.json, image for image.
+
+    Raises:
+        CnnbenchError: summary.json is missing, holds no test accuracy, or disagrees (nothing is written).
+    """
+    summary = RunSummary.read(run_dir)
+    predictions = predictions_in_dataset_order(result.predictions, order)
+    expected, n = summary.test_accuracy, summary.test_samples or len(predictions)
+    if expected is None:
+        raise CnnbenchError(
+            f"--save-predictions: {run_dir}/summary.json has no test accuracy (status {summary.status}), "
+            f"so {PREDICTIONS_FILE} would have nothing to agree with; nothing written"
+        )
+    correct = int(predictions.correct.sum())
+    if n != len(predictions) or correct != round(expected * n):
+        raise CnnbenchError(
+            f"--save-predictions: this evaluation scores {correct}/{len(predictions)} test images, "
+            f"{run_dir}/summary.json {round(expected * n)}/{n} ({expected:.4f}); {PREDICTIONS_FILE} would "
+            "contradict it, nothing written (another device or batch size can move a few borderline images)"
+        )
+    return predictions.write(run_dir)
 
 
 def _override_data(data_config: dict[str, Any], data: str | None, data_dir: str | None) -> dict[str, Any]:
@@ -100,12 +149,12 @@ def _override_data(data_config: dict[str, Any], data: str | None, data_dir: str 
 
 
 def _timed_evaluate(
-    model: torch.nn.Module, loader: DeviceLoader, num_classes: int, dev: torch.device
+    model: torch.nn.Module, loader: DeviceLoader, num_classes: int, dev: torch.device, keep_predictions: bool = False
 ) -> tuple[EvalResult, float]:
     """Evaluate and time it; synchronising on both sides so queued GPU work is inside the clock."""
     synchronize(dev)
     t0 = time.perf_counter()
-    result = evaluate(model, loader, num_classes, dev)
+    result = evaluate(model, loader, num_classes, dev, keep_predictions=keep_predictions)
     synchronize(dev)
     return result, time.perf_counter() - t0
 

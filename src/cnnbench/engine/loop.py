@@ -33,7 +33,13 @@ class EpochStats:
     points: list[StepPoint] = field(default_factory=list)  # every ``log_every`` steps, and at the end
 
     def partial(self) -> EpochPartial:
-        return EpochPartial(loss_sum=self.loss_sum, correct=self.correct, samples=self.samples, seconds=self.seconds)
+        return EpochPartial(
+            loss_sum=self.loss_sum,
+            correct=self.correct,
+            samples=self.samples,
+            seconds=self.seconds,
+            last_lr=self.last_lr,
+        )
 
 
 @dataclass
@@ -59,12 +65,14 @@ class StepPoint:
 
 @dataclass
 class EpochPartial:
-    """Sums of an epoch cut short (SIGTERM), so a resumed epoch reports the same statistics."""
+    """Training sums since the last validation pass (an epoch, or a --val-every-steps window), saved
+    in a checkpoint taken inside it, so a resumed run reports the same statistics."""
 
     loss_sum: float = 0.0
     correct: int = 0
     samples: int = 0
     seconds: float = 0.0
+    last_lr: float = float("nan")  # lr of the window's last step
 
 
 class EagerStep:

@@ -25,8 +25,12 @@ class MetricsLog:
         self.skipped_rows = 0  # unreadable rows dropped by ``resume``
 
     @classmethod
-    def resume(cls, path: Path, upto_epoch: int) -> MetricsLog:
-        """Rows of epochs ≤ ``upto_epoch`` (the checkpoint's) — later rows were never checkpointed."""
+    def resume(cls, path: Path, upto_epoch: int | float, upto_step: int | None = None) -> MetricsLog:
+        """Rows up to the checkpoint's — later rows were never checkpointed.
+
+        Rows are cut on their ``step`` when they have one and ``upto_step`` is given (a --val-every-steps
+        pass inside an epoch has a fractional epoch), else on ``key`` ≤ ``upto_epoch``.
+        """
         rows: list[dict[str, Any]] = []
         skipped = 0
         if path.exists():
@@ -35,11 +39,14 @@ class MetricsLog:
                     # a damaged row (a hand edit, a disk error) is dropped, not fatal: every epoch's
                     # figures up to the checkpoint are rewritten from the rows that parse
                     try:
-                        key = int(float(row.get(cls.key) or ""))
+                        key = float(row.get(cls.key) or "")
+                        step = float(row["step"]) if upto_step is not None and row.get("step") else None
+                        if not math.isfinite(key) or (step is not None and not math.isfinite(step)):
+                            raise ValueError
                     except (ValueError, OverflowError):
                         skipped += 1
                         continue
-                    if key <= upto_epoch:
+                    if (step <= upto_step) if step is not None else (key <= upto_epoch):
                         rows.append({k: _parse(v) for k, v in row.items() if k in cls.columns})
         log = cls(path, rows)
         log.skipped_rows = skipped
@@ -149,8 +156,17 @@ class TensorBoardLog:
         self.step_writer.flush()
 
     def epoch(self, row: dict[str, Any]) -> None:
+        """One validation pass: against the epoch (whole epochs only) and, validation figures, against the step."""
         if self.writer is None:
             return
+        if row.get("step") is not None and self.step_writer is not None:
+            for key, tag in (("val_loss", "loss/val"), ("val_acc", "accuracy/val")):
+                value = row.get(key)
+                if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                    self.step_writer.add_scalar(tag, value, int(row["step"]))
+            self.step_writer.flush()
+        if not float(row["epoch"]).is_integer():
+            return  # a --val-every-steps pass inside an epoch: the epoch axis keeps whole epochs
         step = int(row["epoch"])
         for key, tag in (
             ("train_loss", "loss/train"),
@@ -182,6 +198,7 @@ class Progress:
     def __init__(self, enabled: bool, description: str, lines: bool = False) -> None:
         self.enabled = enabled and sys.stderr is not None and sys.stderr.isatty()
         self._progress = None
+        self._task = None
         self.description = description
         # without a terminal (a Slurm log, nohup, CI) one plain line per epoch, as Lightning and timm log
         self.lines = lines
@@ -210,10 +227,18 @@ class Progress:
             self._progress.update(self._task, advance=1, info=info)
 
     def end_epoch(self, line: str) -> None:
-        if self._progress is not None:
+        """The bar of the part of the epoch just trained goes; ``line`` (if any) is printed."""
+        if self._progress is not None and self._task is not None:
             self._progress.remove_task(self._task)
+            self._task = None
+        self.print(line)
+
+    def print(self, line: str) -> None:
+        if not line:
+            return
+        if self._progress is not None:
             self._progress.console.print(line)
-        elif self.lines and line and sys.stderr is not None:  # print(file=None) would write to stdout
+        elif self.lines and sys.stderr is not None:  # print(file=None) would write to stdout
             from rich.text import Text
 
             print(Text.from_markup(line).plain, file=sys.stderr, flush=True)

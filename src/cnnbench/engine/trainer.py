@@ -25,7 +25,7 @@ from cnnbench.engine import distributed as ddp
 from cnnbench.engine.checkpoint import RESUME_KEYS, load_resume_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cnnbench.engine.config import TrainConfig
 from cnnbench.engine.early_stopping import EarlyStopping
-from cnnbench.engine.evaluate import EvalResult, evaluate
+from cnnbench.engine.evaluate import EvalResult, evaluate, predictions_in_dataset_order
 from cnnbench.engine.graphs import CudaGraphStep, cuda_graphs_wanted
 from cnnbench.engine.loop import EagerStep, EpochPartial, EpochStats, train_one_epoch
 from cnnbench.engine.optim import ModelEma, build_optimizer, set_lr
@@ -51,12 +51,17 @@ class RunState:
     epoch: int = 0  # epochs finished
     step: int = 0  # optimiser steps taken
     batch_in_epoch: int = 0  # > 0 when the checkpoint was taken inside an epoch (SIGTERM)
-    partial: dict[str, Any] | None = None  # EpochPartial of that epoch
+    partial: dict[str, Any] | None = None  # EpochPartial: training sums since the last validation pass
     train_time_s: float = 0.0
     total_steps: int | None = None  # fixed after the time-budget probe
-    epochs_to_target: int | None = None
+    epochs_to_target: float | None = None  # epochs (fractional with --val-every-steps) at the first pass ≥ target
     time_to_target_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    images: int = 0  # training images seen (summed over ranks), the cost axis of time-to-target
+    lr_find: dict[str, Any] | None = None  # --lr auto: what the range test picked (summary.json's lr_find)
+    evaluations: int = 0  # validation passes done
+    steps_to_target: int | None = None
+    images_to_target: int | None = None
 
 
 def _recorded_data_config(dataset, cfg: TrainConfig):
@@ -154,18 +159,23 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if needs_scaler else None
 
     # ----------------------------------------------------------------------------- building
-    def build_model(self) -> None:
+    def new_model(self) -> torch.nn.Module:
+        """The run's model with its seeded initial weights, on the device, in the run's memory format."""
         from cnnbench.models import create_model, onednn_refuses_small_maps, pad_small_maps
 
         seed_everything(self.cfg.seed)  # weight initialisation depends on the seed only
-        self.model = create_model(**self.model_args, pretrained=self.cfg.pretrained).to(self.device)
+        model = create_model(**self.model_args, pretrained=self.cfg.pretrained).to(self.device)
         # oneDNN's slow weight-gradient fallback on maps smaller than a depthwise kernel, which its AVX2
         # kernels take and its AVX-512 ones do not (models/cpu_conv.py)
         pad = self.device.type == "cpu" and onednn_refuses_small_maps()
         shape = (self.dataset.image_shape[0], self.input_size, self.input_size)
-        self.padded_convs = pad_small_maps(self.model, shape) if pad else 0
+        self.padded_convs = pad_small_maps(model, shape) if pad else 0
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def build_model(self) -> None:
+        self.model = self.new_model()
         self.ema = ModelEma(self.model, self.cfg.ema) if self.cfg.ema else None
         self.train_model: torch.nn.Module = self.model
         if self.cfg.compile:
@@ -174,32 +184,39 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = torch.nn.parallel.DistributedDataParallel(self.train_model, device_ids=ids)
 
-    def build_loaders(self, batch_size: int) -> None:
-        from cnnbench.data import DeviceLoader, build_augmentation
+    def loader(self, split, batch_size: int, *, train: bool, augment=None, seed: int = 0, sharded: bool = True):
+        """A DeviceLoader over ``split`` in the run's normalisation and input size; ``sharded``: this rank's
+        part under DDP (False: every rank sees every batch)."""
+        from cnnbench.data import DeviceLoader
 
-        kind = self.dataset.kind if self.cfg.augment == "auto" else self.cfg.augment
-        augment = build_augmentation(kind, output_size=self.input_size)
-        common = {
-            "device": self.device,
-            "mean": self.dataset.mean,
-            "std": self.dataset.std,
-            "output_size": self.input_size,
-            "rank": self.dist.rank,
-            "world_size": self.dist.world_size,
-        }
-        self.train_loader = DeviceLoader(
-            self.train_split, batch_size=batch_size, train=True, augment=augment, seed=self.cfg.seed, **common
-        )
-        self.val_loader = DeviceLoader(self.dataset.val, batch_size=self.cfg.eval_batch_size, train=False, **common)
-        # precise BN: shuffled, unaugmented train batches; the same ones on every rank
-        self.bn_loader = DeviceLoader(
-            self.train_split,
+        return DeviceLoader(
+            split,
             batch_size=batch_size,
-            train=True,
-            augment=None,
-            seed=self.cfg.seed + 7919,
-            **{**common, "rank": 0, "world_size": 1},
+            train=train,
+            augment=augment,
+            seed=seed,
+            device=self.device,
+            mean=self.dataset.mean,
+            std=self.dataset.std,
+            output_size=self.input_size,
+            rank=self.dist.rank if sharded else 0,
+            world_size=self.dist.world_size if sharded else 1,
         )
+
+    def train_augmentation(self):
+        from cnnbench.data import build_augmentation
+        from cnnbench.data.augment import training_augment_kind
+
+        return build_augmentation(
+            training_augment_kind(self.cfg.augment, self.dataset.kind), output_size=self.input_size
+        )
+
+    def build_loaders(self, batch_size: int) -> None:
+        augment, seed = self.train_augmentation(), self.cfg.seed
+        self.train_loader = self.loader(self.train_split, batch_size, train=True, augment=augment, seed=seed)
+        self.val_loader = self.loader(self.dataset.val, self.cfg.eval_batch_size, train=False)
+        # precise BN: shuffled, unaugmented train batches; the same ones on every rank
+        self.bn_loader = self.loader(self.train_split, batch_size, train=True, seed=seed + 7919, sharded=False)
 
     def build_optimizer(self, lr: float, batch_size: int, notes: list[str]) -> None:
         cfg = self.cfg.replace(lr=lr) if lr != self.cfg.lr else self.cfg
@@ -246,21 +263,20 @@ class Trainer:
         )
 
     # ---------------------------------------------------------------------------- checkpoints
-    def checkpoint_state(
-        self, state: RunState, plateau: PlateauState, early: EarlyStopping, weights_only: bool = False
-    ) -> dict[str, Any]:
-        if weights_only:
-            # `best` is only ever evaluated: the weights, without the optimiser state (2/3 of the bytes
-            # with Adam), which matters at ~8 s per GiB written and fsynced on a small machine
-            return {
-                "model": self.model.state_dict(),
-                "ema": self.ema.state_dict() if self.ema is not None else None,
-                "epoch": state.epoch,
-                "step": state.step,
-                "config": self.cfg.to_dict(),
-                "model_args": self.model_args,
-                "best_val_accuracy": early.best if early.mode == "max" else None,
-            }
+    def weights_state(self, state: RunState, early: EarlyStopping) -> dict[str, Any]:
+        """``best``: the weights, without the optimiser state (2/3 of the bytes with Adam, which matters at
+        ~8 s per GiB written and fsynced on a small machine), copied so that training can go on."""
+        return {
+            "model": _detached_copy(self.model.state_dict()),
+            "ema": _detached_copy(self.ema.state_dict()) if self.ema is not None else None,
+            "epoch": state.epoch,
+            "step": state.step,
+            "config": self.cfg.to_dict(),
+            "model_args": self.model_args,
+            "best_val_accuracy": early.best if early.mode == "max" else None,
+        }
+
+    def checkpoint_state(self, state: RunState, plateau: PlateauState, early: EarlyStopping) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -279,8 +295,13 @@ class Trainer:
 
     def save(self, name: str, state: RunState, plateau: PlateauState, early: EarlyStopping) -> None:
         if self.dist.is_main:
-            state_dict = self.checkpoint_state(state, plateau, early, weights_only=name == "best")
-            save_checkpoint(self.out / "checkpoint", name, state_dict)
+            save_checkpoint(self.out / "checkpoint", name, self.checkpoint_state(state, plateau, early))
+        ddp.barrier(self.dist)
+
+    def save_weights(self, name: str, weights: dict[str, Any]) -> None:
+        """A ``weights_state`` dict as ``checkpoint/<name>.pt`` (rank 0)."""
+        if self.dist.is_main:
+            save_checkpoint(self.out / "checkpoint", name, weights)
         ddp.barrier(self.dist)
 
     def restore(self, ckpt: dict[str, Any], plateau: PlateauState, early: EarlyStopping) -> RunState:
@@ -296,7 +317,7 @@ class Trainer:
         return state
 
 
-def _write_config(trainer: Trainer, out: Path) -> None:
+def _write_config(trainer: Trainer, out: Path, lr: float | None) -> None:
     config = trainer.cfg.to_dict()
     config["model_args"] = trainer.model_args
     config["data_config"] = dataclasses.asdict(trainer.data_config)
@@ -305,6 +326,7 @@ def _write_config(trainer: Trainer, out: Path) -> None:
         "world_size": trainer.dist.world_size,
         "amp": str(trainer.autocast_dtype).replace("torch.", "") if trainer.autocast_dtype else "fp32",
         "channels_last": trainer.channels_last,
+        "lr": lr,  # the learning rate trained with (--lr auto: the range test's pick; None while it runs)
         "config_hash": trainer.cfg.hash(),
         "recipe_hash": recipe_hash(trainer.cfg.to_dict()),
     }
@@ -337,6 +359,7 @@ def fit(
     dataset=None,
     quiet: bool = False,
     overwrite: bool = False,
+    lr_find_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data`` and write the run directory ``out_dir``.
 
@@ -348,6 +371,8 @@ def fit(
             runs never mix in one directory.
         dataset: an already loaded ``cnnbench.data.Dataset`` (a study loads it once for all runs).
         quiet: no progress bar or per-epoch lines (``--json``).
+        lr_find_dir: with ``--lr auto``, a directory of cached range tests (a study's ``lr_find/``):
+            a run finds the test of its model, data, seed and regularisation there instead of repeating it.
 
     Returns:
         The summary.json dict. Failures that are results (divergence, interruption) are reported
@@ -369,7 +394,7 @@ def fit(
         lock.acquire()
     try:
         with STOP.installed() as stop:
-            return _fit(trainer, out, resume or trainer.dist.restart_count > 0, stop)
+            return _fit(trainer, out, resume or trainer.dist.restart_count > 0, stop, lr_find_dir)
     finally:
         if main:
             lock.release()
@@ -413,8 +438,8 @@ def prepare_run_dir(out: Path, cfg: TrainConfig, *, resume: bool, overwrite: boo
     )
 
 
-def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> dict[str, Any]:
-    run = _FitRun(trainer, out, resume, stop)
+def _fit(trainer: Trainer, out: Path, resume: bool, stop: StopRequest, lr_find_dir=None) -> dict[str, Any]:
+    run = _FitRun(trainer, out, resume, stop, Path(lr_find_dir) if lr_find_dir else None)
     status, error = run.train()
     return run.end(status, error)
 
@@ -427,15 +452,22 @@ class _FitRun:
     and updates ``self.state`` (what a checkpoint saves), so the order of the calls is the algorithm.
     """
 
-    def __init__(self, trainer: Trainer, out: Path, resume: bool, stop: StopRequest) -> None:
+    def __init__(
+        self, trainer: Trainer, out: Path, resume: bool, stop: StopRequest, lr_find_dir: Path | None = None
+    ) -> None:
         cfg = self.cfg = trainer.cfg
         self.trainer, self.out, self.stop, self.main = trainer, out, stop, trainer.dist.is_main
         trainer.build_model()
         mode = "max" if cfg.monitor == "val_accuracy" else "min"
         self.plateau = PlateauState(cfg.plateau_factor, cfg.plateau_patience, cfg.plateau_max_reductions, mode=mode)
         self.early = EarlyStopping(cfg.patience, mode, cfg.min_delta)
-        self.state = RunState(batch_size=cfg.batch_size, lr=cfg.lr, notes=list(cfg.notes))
+        lr = float("nan") if cfg.lr_auto else cfg.lr  # --lr auto: set by the range test below
+        self.state = RunState(batch_size=cfg.batch_size, lr=lr, notes=list(cfg.notes))
         resumed_from = self._restore(resume)
+        if cfg.lr_auto and resumed_from is None:
+            if self.main:  # the run directory says what it is before the test: a killed test can be resumed
+                _write_config(trainer, out, None)
+            self._find_lr(lr_find_dir)
         self._build_optimisation(resumed_from)
         meta = getattr(trainer.model, "cnnbench_meta", None)
         self.model_summary = self._write_header_files()
@@ -444,6 +476,8 @@ class _FitRun:
             self._add_opening_notes(meta)
         self.spe = len(trainer.train_loader)  # steps per epoch at the current batch size
         self.spec = build_schedule_spec(cfg.replace(lr=self.state.lr), self.spe, self.state.total_steps)
+        self._best_pending: dict[str, Any] | None = None  # best weights not yet on disk (written with last)
+        self._last_saved_step: int | None = self.state.step if resumed_from is not None else None
 
     def _restore(self, resume: bool) -> dict[str, Any] | None:
         """With ``resume``: the last checkpoint loaded into the model and ``self.state`` (None: none found)."""
@@ -457,6 +491,48 @@ class _FitRun:
         if resume and self.main:
             self.state.notes.append("--resume: no checkpoint found, started from scratch")
         return None
+
+    def _find_lr(self, cache_dir: Path | None) -> None:
+        """--lr auto: the range test's pick becomes the run's lr (cnnbench.engine.lr_find).
+
+        Rank 0 runs the test (or reads it from ``cache_dir``, a study's ``lr_find/``, where every run of the
+        same model, data, seed and regularisation finds it) and every rank takes its pick. The curve goes
+        to ``lr_find.csv``; the pick is saved with the run's state, so a resumed run never repeats it.
+        """
+        from cnnbench.engine.lr_find import LrFindResult, cache_key, run_range_test
+
+        trainer, state = self.trainer, self.state
+        result, cached = None, False
+        if self.main:
+            path = Path(cache_dir) / f"{cache_key(self.cfg.to_dict())}.json" if cache_dir else None
+            result = _read_lr_find(path) if path else None
+            cached = result is not None
+            if result is None:
+                self.say(f"{self.cfg.model}: learning-rate range test ({self.cfg.lr_find_steps} steps)")
+                result = run_range_test(trainer)
+                if path:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_json(path, result.to_dict())
+            atomic_write_text(self.out / "lr_find.csv", result.csv_text())
+        result = LrFindResult.from_dict(ddp.broadcast_object(result.to_dict() if result else None, trainer.dist))
+        state.lr = result.lr
+        state.lr_find = {
+            "lr": result.lr,
+            "rule": result.rule,
+            "steps": result.steps,
+            "steps_taken": len(result.lrs),
+            "start_lr": result.start_lr,
+            "end_lr": result.end_lr,
+            "seconds": result.seconds,
+            "cached": cached,
+        }
+        how = "read from the study's cache" if cached else f"{len(result.lrs)} steps, {result.seconds:.1f} s"
+        state.notes.append(
+            f"--lr auto: the range test ({result.start_lr:g} → {result.end_lr:g} over {result.steps} steps, "
+            f"rule '{result.rule}'; {how}) picked lr {result.lr:.3g}"
+        )
+        state.notes.extend(f"range test: {n}" for n in result.notes)
+        self.say(state.notes[-1 - len(result.notes)])
 
     def _build_optimisation(self, resumed_from: dict[str, Any] | None) -> None:
         trainer, state, cfg = self.trainer, self.state, self.cfg
@@ -476,7 +552,7 @@ class _FitRun:
         size = trainer.input_size
         model_summary = summarize(trainer.model, (trainer.model_args["in_chans"], size, size))
         if self.main:
-            _write_config(trainer, self.out)
+            _write_config(trainer, self.out, self.state.lr)
             atomic_write_json(self.out / "data.json", trainer.dataset.info())
             atomic_write_json(self.out / "model.json", model_summary.to_dict())
         return model_summary
@@ -485,7 +561,7 @@ class _FitRun:
         """metrics.csv, steps.csv and TensorBoard, continued after the checkpoint's epoch and step on resume."""
         out, state, main = self.out, self.state, self.main
         metrics_csv = out / "metrics.csv"
-        self.metrics = MetricsLog.resume(metrics_csv, state.epoch) if resumed else MetricsLog(metrics_csv)
+        self.metrics = MetricsLog.resume(metrics_csv, state.epoch, state.step) if resumed else MetricsLog(metrics_csv)
         if self.metrics.skipped_rows:
             state.notes.append(f"metrics.csv: {self.metrics.skipped_rows} unreadable row(s) dropped on resume")
         self.steps_log = StepLog.resume(out / "steps.csv", state.step) if resumed else StepLog(out / "steps.csv")
@@ -532,6 +608,10 @@ class _FitRun:
             return self.cfg.epochs
         return min(self.cfg.epochs, math.ceil(self.state.total_steps / self.spe))
 
+    def epochs_done(self) -> float:
+        """Epochs trained, fractional inside an epoch (a run cut by --max-steps, a --val-every-steps pass)."""
+        return self.state.epoch + self.state.batch_in_epoch / max(1, self.spe)
+
     def lr_for_step(self, step: int) -> float:
         return lr_at(step, self.spec, self.plateau.scale)
 
@@ -553,48 +633,82 @@ class _FitRun:
         )
 
     def train(self) -> tuple[str, str | None]:
-        """The epoch loop: (status, error) once the planned epochs ran or something ended the run early."""
-        state = self.state
-        while state.epoch < self.epochs_planned():
-            epoch = state.epoch
-            stats = self._train_epoch(epoch)
+        """The training loop: (status, error) once the planned work ran or something ended the run early.
+
+        Training goes in chunks: from where the run stands to the next of the epoch's end, the next
+        validation pass (``--val-every-steps``), the next mid-epoch checkpoint or the last step. A
+        validation pass closes a *window* (the steps since the previous one): its metrics.csv row,
+        the plateau rule, early stopping, the target and the best checkpoint all act per window.
+        Without ``--val-every-steps`` a window is an epoch, as it always was.
+        """
+        while True:
+            if self._evaluation_due():
+                ended = self._evaluate_window()
+                if ended is not None:
+                    return ended
+            if self._work_done():
+                return "completed", None
+            stats = self._train_chunk()
             if stats is None:  # out of memory: the epoch starts again at a smaller batch
-                state = self.state
                 continue
             if stats.diverged_step is not None:
                 error = (
-                    f"loss became NaN/Inf at epoch {epoch + 1}, step {stats.diverged_step} (lr {stats.last_lr:.3g}); "
-                    + _what_is_kept(self.out, state.epoch)
+                    f"loss became NaN/Inf at epoch {self.state.epoch + 1}, step {stats.diverged_step} "
+                    f"(lr {stats.last_lr:.3g}); " + _what_is_kept(self.out, self.state.epoch)
                 )
                 return self._ended("diverged", error, "red")
-            if self.stop.set and stats.stopped_at_batch is not None:
-                return self._interrupted_mid_epoch(epoch, stats)
-            state.batch_in_epoch, state.partial = 0, None
-            self.trainer.recalibrate_bn(epoch)
-            val = self.trainer.evaluate(self.trainer.val_loader)
-            if not math.isfinite(val.loss):
-                # the last step's update made the weights non-finite after a finite loss: nothing to keep
-                error = (
-                    f"validation loss is NaN/Inf after epoch {epoch + 1} (the weights stopped being finite; lr "
-                    f"{stats.last_lr:.3g}); {_what_is_kept(self.out, state.epoch)}"
-                )
-                return self._ended("diverged", error, "red")
-            self._record_epoch(epoch, stats, val)
-            ended = self._after_epoch(stats, val)
-            if ended is not None:
-                return ended
-        return "completed", None
+            if self.stop.set and stats.stopped_at_batch is not None and not self._evaluation_due():
+                return self._interrupted()
+            if self.state.batch_in_epoch == 0 and not self._evaluation_due():
+                self._save_last()  # an epoch ended inside a --val-every-steps window
+            elif self._checkpoint_due():
+                self._save_last()
 
-    def _train_epoch(self, epoch: int) -> EpochStats | None:
-        """Train one epoch (the rest of it, after a stop mid-epoch), its figures summed over ranks.
+    def _work_done(self) -> bool:
+        state = self.state
+        if state.total_steps is not None and state.step >= state.total_steps:
+            return True
+        return state.epoch >= self.cfg.epochs
+
+    def _window(self) -> EpochPartial:
+        """Training sums since the last validation pass (saved in checkpoints as ``RunState.partial``)."""
+        return EpochPartial(**self.state.partial) if self.state.partial else EpochPartial()
+
+    def _evaluation_due(self) -> bool:
+        """A validation pass is due: steps were trained since the last one and the window is complete."""
+        state, every = self.state, self.cfg.val_every_steps
+        if self._window().samples == 0:
+            return False
+        if self._work_done():
+            return True
+        if every:
+            return state.step % every == 0
+        return state.batch_in_epoch == 0
+
+    def _checkpoint_due(self) -> bool:
+        every = self.cfg.checkpoint_every_steps
+        return bool(every) and self.state.step % every == 0 and self.state.batch_in_epoch > 0
+
+    def _next_stop(self) -> int | None:
+        """The global step the next chunk stops at (None: the epoch's end)."""
+        state, cfg = self.state, self.cfg
+        stops = [state.total_steps] if state.total_steps is not None else []
+        for every in (cfg.val_every_steps, cfg.checkpoint_every_steps):
+            if every:
+                stops.append((state.step // every + 1) * every)
+        return min(stops) if stops else None
+
+    def _train_chunk(self) -> EpochStats | None:
+        """Train from where the run stands to the next stop (``_next_stop``) or the epoch's end.
 
         Returns None when the device ran out of memory and the epoch must start again at half the batch.
         """
         state = self.state
-        start_batch, partial = self._begin_epoch(epoch)
-        train_time_before = state.train_time_s - (partial.seconds if partial else 0.0)
+        epoch = state.epoch
+        start_batch = self._begin_epoch(epoch)
+        train_time_before = state.train_time_s
         try:
-            stats = self._epoch_batches(start_batch, partial)
+            stats = self._chunk_batches(start_batch)
         except _Diverged as d:
             stats = d.stats
         except (torch.OutOfMemoryError, RuntimeError) as exc:
@@ -602,17 +716,33 @@ class _FitRun:
                 raise
             self._retry_after_oom(exc, epoch)
             return None
+        self.progress.end_epoch("")
         self._sum_over_ranks(stats)
         state.step += stats.steps
+        state.images += stats.samples
         state.train_time_s = train_time_before + stats.seconds
+        window = self._window()
+        state.partial = dataclasses.asdict(
+            EpochPartial(
+                loss_sum=window.loss_sum + stats.loss_sum,
+                correct=window.correct + stats.correct,
+                samples=window.samples + stats.samples,
+                seconds=window.seconds + stats.seconds,
+                last_lr=stats.last_lr,
+            )
+        )
+        if stats.stopped_at_batch is None and stats.diverged_step is None:
+            state.epoch, state.batch_in_epoch = epoch + 1, 0
+        elif stats.stopped_at_batch is not None:
+            state.batch_in_epoch = stats.stopped_at_batch
         if self.main and stats.points:
             rows = step_rows(stats.points, epoch, self.spe, state.batch_size)
             self.steps_log.extend(rows)
             self.tb.steps(rows)
         return stats
 
-    def _begin_epoch(self, epoch: int) -> tuple[int, EpochPartial | None]:
-        """Freeze what the fine-tuning mode freezes, seed the epoch; (first batch, partial figures) to go on from."""
+    def _begin_epoch(self, epoch: int) -> int:
+        """Freeze what the fine-tuning mode freezes, seed the epoch at its start; the first batch to train."""
         from cnnbench.models import freeze_backbone
 
         cfg, state = self.cfg, self.state
@@ -622,27 +752,27 @@ class _FitRun:
             freeze_backbone(self.trainer.model, False)
         self.trainer.train_loader.set_epoch(epoch)
         start_batch = state.batch_in_epoch
-        partial = EpochPartial(**state.partial) if state.partial else None
         if start_batch == 0:
             torch.manual_seed(_epoch_seed(cfg.seed, epoch, self.trainer.dist.rank))
         self.progress.start_epoch(epoch, self.epochs_planned(), self.spe, start_batch)
-        return start_batch, partial
+        return start_batch
 
-    def _epoch_batches(self, start_batch: int, partial: EpochPartial | None) -> EpochStats:
-        """The epoch's batches; under a time budget not yet turned into steps, the timed probe first."""
+    def _chunk_batches(self, start_batch: int) -> EpochStats:
+        """The chunk's batches; under a time budget not yet turned into steps, the timed probe first."""
         probe_points: list = []
+        partial = None
         if self.cfg.time_budget_s and self.state.total_steps is None:
             probe = self._probe_time_budget(start_batch)
             start_batch += probe.steps
             probe_points = probe.points
             partial = probe.partial() if probe.diverged_step is None else None
             if probe.diverged_step is not None:
-                self.state.step -= probe.steps  # the probe counted them; _train_epoch counts the epoch's once
+                self.state.step -= probe.steps  # the probe counted them; _train_chunk counts the chunk's once
                 raise _Diverged(probe)
         stats = self.run_epoch(
             start_batch,
             partial,
-            self.state.total_steps,
+            self._next_stop(),
             nan_check_every=1 if self.trainer.device.type == "cpu" else self.cfg.nan_check_every,
             should_stop=lambda: self.stop.set,
             on_step=lambda b, s: self.progress.advance(),
@@ -674,7 +804,7 @@ class _FitRun:
         self.say(self.state.notes[-1])
 
     def _sum_over_ranks(self, stats: EpochStats) -> None:
-        """Under DDP every rank saw its own shard: the epoch's training figures are the sums over ranks."""
+        """Under DDP every rank saw its own shard: the chunk's training figures are the sums over ranks."""
         dist, device = self.trainer.dist, self.trainer.device
         if not dist.enabled or stats.diverged_step is not None:
             return
@@ -687,71 +817,107 @@ class _FitRun:
         self.progress.end_epoch(f"[{colour}]{error}")
         return status, error
 
-    def _interrupted_mid_epoch(self, epoch: int, stats: EpochStats) -> tuple[str, str]:
-        """SIGTERM/SIGINT inside an epoch: save where it stopped, so --resume continues at that batch."""
+    def _interrupted(self) -> tuple[str, str]:
+        """SIGTERM/SIGINT: save where the run stands (mid-epoch: the batch reached and the window's sums),
+        so --resume continues there."""
+        if self._last_saved_step != self.state.step or self._best_pending is not None:
+            self._save_last()
         state = self.state
-        state.batch_in_epoch = stats.stopped_at_batch
-        state.partial = dataclasses.asdict(stats.partial())
-        self.trainer.save("last", state, self.plateau, self.early)
-        error = f"stopped by {self.stop.signal} in epoch {epoch + 1}; resume with --resume"
+        where = f"in epoch {state.epoch + 1}" if state.batch_in_epoch else f"after epoch {state.epoch}"
+        error = f"stopped by {self.stop.signal} {where}; resume with --resume"
         return self._ended("interrupted", error, "yellow")
 
-    def _record_epoch(self, epoch: int, stats: EpochStats, val: EvalResult) -> None:
-        """The finished epoch: its metrics row, the plateau and target checks, early stopping, checkpoints."""
+    def _save_last(self) -> None:
+        """checkpoint/last.pt, and best.pt first when a validation pass improved on it since the last save
+        (best is written with last, so the two on disk always belong to one moment of the run)."""
+        if self._best_pending is not None:
+            self.trainer.save_weights("best", self._best_pending)
+            self._best_pending = None
+        self.trainer.save("last", self.state, self.plateau, self.early)
+        self._last_saved_step = self.state.step
+
+    def _evaluate_window(self) -> tuple[str, str | None] | None:
+        """Validate, record the window, and decide whether the run ends here."""
+        trainer = self.trainer
+        trainer.recalibrate_bn(self.state.epoch)
+        val = trainer.evaluate(trainer.val_loader)
+        if not math.isfinite(val.loss):
+            # the last step's update made the weights non-finite after a finite loss: nothing to keep
+            error = (
+                f"validation loss is NaN/Inf after step {self.state.step} (the weights stopped being finite; lr "
+                f"{self._window().last_lr:.3g}); {_what_is_kept(self.out, self.state.epoch)}"
+            )
+            return self._ended("diverged", error, "red")
+        window = self._record_evaluation(val)
+        return self._after_evaluation(window, val)
+
+    def _record_evaluation(self, val: EvalResult) -> EpochPartial:
+        """The window's metrics row, the plateau and target checks, early stopping, checkpoints."""
         cfg, state, early = self.cfg, self.state, self.early
+        window = self._window()
+        epochs = round(self.epochs_done(), 4)
         row = {
-            "epoch": epoch + 1,
-            "train_loss": stats.loss,
-            "train_acc": stats.accuracy,
+            "epoch": state.epoch if state.batch_in_epoch == 0 else epochs,
+            "train_loss": window.loss_sum / window.samples,
+            "train_acc": window.correct / window.samples,
             "val_loss": val.loss,
             "val_acc": val.accuracy,
-            "lr": stats.last_lr,
-            "epoch_time_s": stats.seconds,
+            "lr": window.last_lr,
+            "epoch_time_s": window.seconds,
             "train_time_s": state.train_time_s,
             "batch_size": state.batch_size,
             "step": state.step,
         }
-        state.epoch += 1
+        state.partial = None
+        state.evaluations += 1
         if (
             cfg.schedule == "plateau"
-            and state.epoch > cfg.warmup_epochs
+            and epochs > cfg.warmup_epochs
             and self.plateau.update(val.accuracy if self.plateau.mode == "max" else val.loss)
         ):
-            state.notes.append(f"plateau: lr × {cfg.plateau_factor:g} after epoch {state.epoch}")
+            state.notes.append(f"plateau: lr × {cfg.plateau_factor:g} after {self._where()}")
         if (
             cfg.target_accuracy is not None
-            and state.epochs_to_target is None
+            and state.steps_to_target is None
             and val.accuracy >= cfg.target_accuracy - 1e-12
         ):
-            state.epochs_to_target, state.time_to_target_s = state.epoch, state.train_time_s
-        improved = early.update(val.accuracy if early.mode == "max" else val.loss, state.epoch)
+            state.epochs_to_target, state.time_to_target_s = row["epoch"], state.train_time_s
+            state.steps_to_target, state.images_to_target = state.step, state.images
+        improved = early.update(val.accuracy if early.mode == "max" else val.loss, row["epoch"], state.step)
         if self.main:
             self.metrics.append(row)
             self.tb.epoch(row)
         if improved:
-            self.trainer.save("best", state, self.plateau, early)
-        self.trainer.save("last", state, self.plateau, early)
+            self._best_pending = self.trainer.weights_state(state, early)
+        if state.batch_in_epoch == 0 or self._work_done() or self._checkpoint_due():
+            self._save_last()
+        return window
 
-    def _after_epoch(self, stats: EpochStats, val: EvalResult) -> tuple[str, str | None] | None:
-        """The epoch's line; (status, error) when the run ends here (a stop, early stopping, the step budget)."""
+    def _where(self) -> str:
+        state = self.state
+        if self.cfg.val_every_steps:
+            return f"step {state.step} (epoch {self.epochs_done():.2f})"
+        return f"epoch {state.epoch}" if state.batch_in_epoch == 0 else f"step {state.step}"
+
+    def _after_evaluation(self, window: EpochPartial, val: EvalResult) -> tuple[str, str | None] | None:
+        """The pass's line; (status, error) when the run ends here (a stop, early stopping, the target)."""
         state, cfg = self.state, self.cfg
-        interrupted = self.stop.set and state.epoch < self.epochs_planned() and not self.early.should_stop
-        self.progress.end_epoch(
-            f"{cfg.model} epoch {state.epoch}: train loss {stats.loss:.4f} acc {stats.accuracy:.4f} · "
-            f"val loss {val.loss:.4f} acc {val.accuracy:.4f} · lr {stats.last_lr:.2e} · {stats.seconds:.1f}s"
+        self.progress.print(
+            f"{cfg.model} {self._where()}: train loss {window.loss_sum / window.samples:.4f} "
+            f"acc {window.correct / window.samples:.4f} · val loss {val.loss:.4f} acc {val.accuracy:.4f} · "
+            f"lr {window.last_lr:.2e} · {window.seconds:.1f}s"
         )
-        if interrupted:
-            # asked to stop during the evaluation: this epoch is saved; the next one is not started
-            return "interrupted", f"stopped by {self.stop.signal} after epoch {state.epoch}; resume with --resume"
+        if self.stop.set and not self._work_done() and not self.early.should_stop:
+            # asked to stop during the evaluation: this window is recorded; the next one is not started
+            return self._interrupted()
         if self.early.should_stop:
             return "early_stopped", None
-        if cfg.stop_at_target and state.epochs_to_target == state.epoch:
+        if cfg.stop_at_target and state.steps_to_target == state.step:
             state.notes.append(
-                f"stopped at the target: validation accuracy ≥ {cfg.target_accuracy:.2%} after epoch {state.epoch}"
+                f"stopped at the target: validation accuracy ≥ {cfg.target_accuracy:.2%} after {self._where()} "
+                f"({state.images:,} training images)"
             )
             return "early_stopped", None
-        if state.total_steps is not None and state.step >= state.total_steps:
-            return "completed", None
         return None
 
     def end(self, status: str, error: str | None) -> dict[str, Any]:
@@ -764,6 +930,11 @@ class _FitRun:
                 state.notes.append(step_fn.failed)
             elif step_fn.capture_seconds is not None:
                 state.notes.append(f"CUDA graph: training step captured in {step_fn.capture_seconds:.2f} s")
+        if status != "interrupted" and self._best_pending is not None:
+            self.trainer.save_weights("best", self._best_pending)  # the test pass reads it
+            self._best_pending = None
+        if status in STATUS_OK and self._last_saved_step != self.state.step:
+            self._save_last()  # a run that ended inside an epoch (early stopping, the target)
         if status in STATUS_OK and self.main:
             # a finished run needs no fallback for a damaged `last`; keep the disk for the next run
             (out / "checkpoint" / "last.prev.pt").unlink(missing_ok=True)
@@ -785,7 +956,6 @@ class _FitRun:
 
     def _test_pass(self) -> tuple[EvalResult | None, float | None]:
         """The best checkpoint on the test split, once: (result, seconds); (None, None) without a best checkpoint."""
-        from cnnbench.data import DeviceLoader
         from cnnbench.runs import eval_state_dict, load_checkpoint
 
         trainer, device = self.trainer, self.trainer.device
@@ -796,30 +966,32 @@ class _FitRun:
         trainer.model.load_state_dict(ckpt["model"])
         if trainer.ema is not None and ckpt.get("ema") is not None:
             trainer.ema.load_state_dict(eval_state_dict(ckpt))
-        loader = DeviceLoader(
-            trainer.dataset.test,
-            batch_size=self.cfg.test_batch_size,
-            device=device,
-            train=False,
-            mean=trainer.dataset.mean,
-            std=trainer.dataset.std,
-            output_size=trainer.input_size,
-            rank=trainer.dist.rank,
-            world_size=trainer.dist.world_size,
-        )
+        loader = trainer.loader(trainer.dataset.test, self.cfg.test_batch_size, train=False)
         synchronize(device)
         t0 = time.perf_counter()
-        test = trainer.evaluate(loader)
+        test = evaluate(
+            trainer.eval_model(),
+            loader,
+            trainer.dataset.num_classes,
+            device,
+            autocast_dtype=trainer.autocast_dtype,
+            channels_last=trainer.channels_last,
+            keep_predictions=True,  # test_predictions.npz: what the report's paired tests compare
+        )
         synchronize(device)
-        return test, time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        # outside the timed pass: under DDP every rank sends its shard, and all end with the whole split in order
+        test.predictions = predictions_in_dataset_order(test.predictions, loader.sample_order(), trainer.dist)
+        return test, seconds
 
     def _summary(
         self, status: str, error: str | None, test: EvalResult | None, test_time: float | None
     ) -> dict[str, Any]:
         """The summary.json object (docs/architecture.md; cnnbench.rundir.RunSummary reads it)."""
         cfg, state, early, trainer, rows = self.cfg, self.state, self.early, self.trainer, self.metrics.rows
-        best_row = next((r for r in rows if r["epoch"] == early.best_epoch), None)
-        epochs_run = state.epoch
+        best_row = next((r for r in rows if early.best_step is not None and r["step"] == early.best_step), None)
+        best_row = best_row or next((r for r in rows if r["epoch"] == early.best_epoch), None)
+        epochs_run = state.epoch if state.batch_in_epoch == 0 else round(self.epochs_done(), 4)
         return {
             "model": cfg.model,
             "dataset": cfg.data,
@@ -838,6 +1010,8 @@ class _FitRun:
             "target_accuracy": cfg.target_accuracy,
             "epochs_to_target": state.epochs_to_target,
             "time_to_target_s": state.time_to_target_s,
+            "steps_to_target": state.steps_to_target,
+            "images_to_target": state.images_to_target,
             "test_time_s": test_time,
             "test_batch_size": cfg.test_batch_size,
             "test_samples": test.samples if test else None,
@@ -850,6 +1024,10 @@ class _FitRun:
             "batch_size": state.batch_size,
             "lr": state.lr,
             "steps": state.step,
+            "images": state.images,
+            "evaluations": state.evaluations,
+            "best_step": early.best_step,
+            "lr_find": state.lr_find,
             "device": device_info(trainer.device),
             "world_size": trainer.dist.world_size,
             "versions": versions(),
@@ -859,7 +1037,10 @@ class _FitRun:
         }
 
     def _write_results(self, test: EvalResult | None, summary: dict[str, Any]) -> None:
-        """test_metrics.json (when the test pass ran), then summary.json: the file that says the run ended."""
+        """test_metrics.json and test_predictions.npz (when the test pass ran), then summary.json: the file
+        that says the run ended."""
+        if test is not None and test.predictions is not None:
+            test.predictions.write(self.out)
         if test is not None:
             atomic_write_json(
                 self.out / "test_metrics.json",
@@ -871,6 +1052,23 @@ class _FitRun:
                 },
             )
         atomic_write_json(self.out / "summary.json", summary)
+
+
+def _read_lr_find(path: Path):
+    """A cached range test, or None when there is none or it cannot be read (it is then run again)."""
+    import json
+
+    from cnnbench.engine.lr_find import LrFindResult
+
+    try:
+        result = LrFindResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return result if isinstance(result.lr, float) and math.isfinite(result.lr) and result.lr > 0 else None
+
+
+def _detached_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in state_dict.items()}
 
 
 def _what_is_kept(out: Path, epochs_done: int) -> str:

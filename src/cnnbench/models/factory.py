@@ -116,6 +116,11 @@ def create_model(
     report = load_pretrained(model, weights, name) if weights is not None else None
     notes = _remove_logit_relu(model)
     adaptation, final_map = adapt_to_input(model, in_chans, hw, name)
+    init = getattr(model, "small_input_init", None)
+    if adaptation and weights is None and init is not None:
+        # an architecture whose small-input variant also trains from another initialisation: at its native
+        # size, or from pretrained weights, it is left exactly as published
+        adaptation.append(init(model))
     model.cnnbench_meta = ModelMeta(
         name=name,
         source=spec.source,

@@ -1,4 +1,4 @@
-"""Mean ± std over seeds, the schedule shown per model, and differences smaller than seed spread.
+"""Mean ± std over seeds, and the schedule shown per model (which differences hold: significance.py).
 
 Only completed and early-stopped runs enter a mean; the std is the sample standard deviation
 (ddof = 1) over seeds, undefined (None) with fewer than two.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cnnbench.report.collect import FIGURES, RunRecord
 
@@ -53,6 +53,7 @@ class AggregateRow:
     variant: str | None = None  # how this recipe differs from the model's others (None: only one)
     duplicates: tuple[str, ...] = ()  # run ids left out: the same recipe and seed as a run counted
     arch: str = ""  # the zoo name (``model`` carries the recipe label when there are several)
+    averaged: tuple[RunRecord, ...] = field(default=(), repr=False)  # the finished runs averaged, one per seed
 
     def mean(self, key: str) -> float | None:
         return self.stats[key].mean
@@ -94,6 +95,7 @@ def aggregate(runs: Sequence[RunRecord]) -> list[AggregateRow]:
                 variant=members[0].variant,
                 duplicates=tuple(duplicates),
                 arch=members[0].arch,
+                averaged=tuple(ok),
             )
         )
     return rows
@@ -118,36 +120,6 @@ def _selection_key(row: AggregateRow) -> tuple[int, float]:
     val = row.mean("best_val_accuracy")
     test = row.mean("test_accuracy")
     return (row.ok > 0, val if val is not None else (test if test is not None else -math.inf))
-
-
-@dataclass(frozen=True)
-class ClosePair:
-    """Two models whose means differ by less than the larger of their seed stds."""
-
-    metric: str
-    a: str
-    b: str
-    difference: float  # |mean_a - mean_b|
-    spread: float  # max(std_a, std_b)
-
-
-def close_pairs(rows: Sequence[AggregateRow], metric: str = "test_accuracy") -> list[ClosePair]:
-    """Pairs of rows (one dataset) whose ``metric`` means differ by less than their seed spread.
-
-    Needs at least two seeds on both sides; with one seed there is no spread to compare to.
-    """
-    out = []
-    ordered = sorted(rows, key=lambda r: -(r.mean(metric) or -math.inf))
-    for i, a in enumerate(ordered):
-        for b in ordered[i + 1 :]:
-            sa, sb = a.stats[metric], b.stats[metric]
-            if sa.n < 2 or sb.n < 2 or sa.mean is None or sb.mean is None:
-                continue
-            spread = max(sa.std or 0.0, sb.std or 0.0)
-            difference = abs(sa.mean - sb.mean)
-            if difference < spread:
-                out.append(ClosePair(metric, a.model, b.model, difference, spread))
-    return out
 
 
 def best_value(values: Sequence[float | None], key: str) -> float | None:

@@ -34,6 +34,8 @@ class ReportPaths:
     figures: tuple[Path, ...]
     status_counts: dict[str, int] = field(default_factory=dict)  # runs per status
     seconds: float = 0.0  # wall time of the whole build
+    # by dataset: intervals, tests and the sentence of which differences hold (DatasetComparison.to_dict)
+    statistics: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,7 @@ class ReportPaths:
             "figures": [str(p) for p in self.figures],
             "runs": self.status_counts,
             "seconds": round(self.seconds, 2),
+            "statistics": self.statistics,
         }
 
 
@@ -152,4 +155,5 @@ def build_report(
         figures=tuple(written),
         status_counts=results.status_counts(),
         seconds=time.perf_counter() - start,
+        statistics={dataset: c.to_dict() for dataset, c in built.comparisons.items()},
     )

@@ -45,6 +45,8 @@ SUMMARY_FIGURES = (
     "target_accuracy",
     "epochs_to_target",
     "time_to_target_s",
+    "steps_to_target",
+    "images_to_target",
     "test_time_s",
     "params",
     "size_mb",

@@ -1,9 +1,10 @@
 """Results → the report ``Document``: the order of its sections. Each is built in its own module:
 
+    Findings                          sections/differences.py  findings_section (which differences hold)
     Study                             sections/header.py    header
     Dataset samples                   sections/dataset.py   samples_section
     then per dataset, in the order of sections/dataset.py's dataset_sections:
-      Results                         sections/results.py   results_section
+      Results                         sections/results.py   results_section (+ sections/differences.py)
       Comparisons, Schedules *        sections/results.py   comparisons_section, schedules_section
       Training curves *               sections/curves.py    curves_section
       Accuracy vs. speed and size *   sections/pareto.py    pareto_section
@@ -22,16 +23,18 @@ One pass per dataset of the study; figures come from ``fig_*`` modules and are e
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnbench.report.aggregate import aggregate
 from cnnbench.report.collect import Results
 from cnnbench.report.document import Document
 from cnnbench.report.sections.context import Figures, model_order
-from cnnbench.report.sections.dataset import dataset_sections, samples_section
+from cnnbench.report.sections.dataset import dataset_context, dataset_sections, samples_section
+from cnnbench.report.sections.differences import findings_section
 from cnnbench.report.sections.header import header
 from cnnbench.report.sections.runs import runs_section
+from cnnbench.report.significance import DatasetComparison, PredictionStore
 from cnnbench.report.style import model_colors
 
 
@@ -42,6 +45,7 @@ class Built:
     document: Document
     colors: dict[str, str]
     seconds: dict[str, float]  # per stage
+    comparisons: dict[str, DatasetComparison] = field(default_factory=dict)  # by dataset: which differences hold
 
 
 def build_document(results: Results, title: str | None = None, sample_grid_dir: Path | None = None) -> Built:
@@ -56,15 +60,20 @@ def build_document(results: Results, title: str | None = None, sample_grid_dir: 
     colors = model_colors(r.model for r in results.runs)
     rows = aggregate(results.runs)
     datasets = results.datasets()
-    sections = [header(results, datasets)]
+    order = model_order(results)
+    store = PredictionStore()
+    contexts = [
+        dataset_context(results, d, [r for r in rows if r.dataset == d], order, colors, figs, len(datasets) > 1, store)
+        for d in datasets
+    ]
+    findings = findings_section(contexts)
+    sections = [findings] if findings else []
+    sections.append(header(results, datasets))
     samples = samples_section(results, figs, sample_grid_dir)
     if samples:
         sections.append(samples)
-    order = model_order(results)
-    for dataset in datasets:
-        sections += dataset_sections(
-            results, dataset, [r for r in rows if r.dataset == dataset], order, colors, figs, len(datasets) > 1
-        )
+    for ctx in contexts:
+        sections += dataset_sections(results, ctx)
     sections.append(runs_section(results))
     title = title or "cnnbench study report — " + ", ".join(datasets)
     subtitle = (
@@ -73,4 +82,5 @@ def build_document(results: Results, title: str | None = None, sample_grid_dir: 
     )
     total = time.perf_counter() - start
     seconds = {"figures": round(figs.seconds, 3), "other": round(total - figs.seconds, 3), "figure_count": figs.count}
-    return Built(Document(title, subtitle, sections), colors, seconds)
+    comparisons = {ctx.dataset: ctx.comparison for ctx in contexts if ctx.comparison is not None}
+    return Built(Document(title, subtitle, sections), colors, seconds, comparisons)

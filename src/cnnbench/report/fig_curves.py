@@ -58,6 +58,7 @@ class CurveData:
     steps: int | None  # optimiser steps trained (None when unknown)
     interval: int | None  # steps between training points on a step axis
     steps_per_epoch: float | None  # to label a step axis in epochs too
+    val_epochs: np.ndarray | None = None  # (E,) metrics.csv's epoch of each validation pass (fractional inside one)
 
     @property
     def points(self) -> int:
@@ -65,9 +66,13 @@ class CurveData:
         return int(np.isfinite(self.train_loss).sum())
 
     def x_of_epoch(self, epoch: float) -> float | None:
-        """Where the end of epoch ``epoch`` (1-based, as in metrics.csv) falls on the x axis."""
+        """Where the validation pass of ``epoch`` (metrics.csv's epoch: 1-based, fractional for a pass inside
+        an epoch) falls on the x axis."""
         if self.x == "epoch":
             return float(epoch)
+        if self.val_epochs is not None:
+            hits = np.flatnonzero(np.isclose(self.val_epochs, epoch, atol=1e-4))
+            return float(self.val_x[hits[0]]) if hits.size else None
         idx = int(round(epoch)) - 1
         return float(self.val_x[idx]) if 0 <= idx < len(self.val_x) else None
 
@@ -116,6 +121,7 @@ def curve_data(table: EpochTable, steps: StepTable | None = None) -> CurveData:
         int(np.nanmax(s)),
         interval,
         per_epoch,
+        e,
     )
 
 
@@ -125,7 +131,7 @@ def fig_training_curves(model: str, color: str, curves: Sequence[Curve], target:
 
     Runs of ``SHORT_RUN_EPOCHS`` epochs or more are drawn per epoch (whole-number ticks); shorter
     runs against optimiser steps, the training figures every few steps (the mean since the previous
-    point) and validation at each epoch's end (it is measured per epoch only; the legend says so).
+    point) and validation at each pass (each epoch's end, or every --val-every-steps steps).
     Train lines are dashed, validation lines solid, both in the model's colour; the learning rate is
     grey and dotted, on a log axis whenever it is positive and changes by more than 10x (warm-up from
     1e-6, cosine to 1e-6, plateau cuts).
@@ -165,7 +171,7 @@ def _curve_panel(ax: Any, d: CurveData, curve: Curve, kind: str, color: str, tar
     train_label = "train (augmented)" if curve.augmented is not False else "train"
     if by_step and d.interval:
         train_label += f", mean of every {d.interval} steps" if d.interval > 1 else ", every step"
-    val_label = "validation (end of each epoch or of the run)" if by_step else "validation"
+    val_label = "validation (each pass)" if by_step else "validation"
     ylabel, scale = ("loss (cross-entropy)", 1.0) if kind == "loss" else ("accuracy (%)", 100.0)
     lines = []
     train_y, val_y = (d.train_loss, d.val_loss) if kind == "loss" else (d.train_acc, d.val_acc)
@@ -186,7 +192,7 @@ def _curve_panel(ax: Any, d: CurveData, curve: Curve, kind: str, color: str, tar
         )
     best_x = d.x_of_epoch(curve.best_epoch) if curve.best_epoch is not None else None
     if best_x is not None and np.isfinite(best_x):
-        lines.append(ax.axvline(best_x, color="black", lw=0.8, ls=":", label="selected epoch"))
+        lines.append(ax.axvline(best_x, color="black", lw=0.8, ls=":", label="selected checkpoint"))
     if kind == "acc" and target is not None:
         lines.append(ax.axhline(target * 100, color="#b00020", lw=0.8, ls="-.", label=f"target {target * 100:g} %"))
     if kind == "acc":

@@ -1,4 +1,4 @@
-"""``results.csv`` (one row per run) and ``aggregate.csv`` (mean ± std over seeds), written atomically."""
+"""``results.csv`` (one row per run) and ``aggregate.csv`` (mean ± std and 95 % intervals), written atomically."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from typing import Any
 
 from cnnbench.report.aggregate import aggregate
 from cnnbench.report.collect import FIGURES, RESULT_COLUMNS, Results
+from cnnbench.report.significance import TO_TARGET, PredictionStore, accuracy_interval, target_interval
 from cnnbench.utils.io import atomic_write_text
+
+# Figures whose 95 % interval aggregate.csv gives (``<figure>_ci_low``, ``<figure>_ci_high``), after
+# every mean/std/n column: test accuracy (its method in ``test_accuracy_ci_method``) and, over seeds,
+# the cost to the target (summary.json keys a run written before them lacks: the cells stay empty).
+INTERVAL_FIGURES = ("test_accuracy", *TO_TARGET)
 
 AGGREGATE_ID_COLUMNS = (
     "dataset",
@@ -34,10 +40,14 @@ class ResultsFiles:
 
 
 def aggregate_columns() -> list[str]:
-    """The columns of aggregate.csv: the group, then ``<figure>_mean``, ``<figure>_std``, ``<figure>_n``."""
+    """The columns of aggregate.csv: the group, then ``<figure>_mean``, ``<figure>_std``, ``<figure>_n``, then
+    the intervals (INTERVAL_FIGURES) and the method of the test accuracy's."""
     cols = list(AGGREGATE_ID_COLUMNS)
     for key in FIGURES:
         cols += [f"{key}_mean", f"{key}_std", f"{key}_n"]
+    for key in INTERVAL_FIGURES:
+        cols += [f"{key}_ci_low", f"{key}_ci_high"]
+    cols.append("test_accuracy_ci_method")
     return cols
 
 
@@ -52,6 +62,7 @@ def write_results(results: Results, out_dir: str | os.PathLike[str]) -> ResultsF
     aggregate_path = out / "aggregate.csv"
     atomic_write_text(results_path, _csv(list(RESULT_COLUMNS), [r.row() for r in results.runs]))
     rows = []
+    store = PredictionStore()
     for row in aggregate(results.runs):
         values: dict[str, Any] = {
             "dataset": row.dataset,
@@ -70,6 +81,12 @@ def write_results(results: Results, out_dir: str | os.PathLike[str]) -> ResultsF
             values[f"{key}_mean"] = stat.mean
             values[f"{key}_std"] = stat.std
             values[f"{key}_n"] = stat.n
+        intervals = {"test_accuracy": accuracy_interval(row.averaged, store)}
+        intervals.update({key: target_interval(row.averaged, key) for key in TO_TARGET})
+        for key, interval in intervals.items():
+            values[f"{key}_ci_low"] = interval.low if interval else None
+            values[f"{key}_ci_high"] = interval.high if interval else None
+        values["test_accuracy_ci_method"] = intervals["test_accuracy"].method if intervals["test_accuracy"] else None
         rows.append(values)
     atomic_write_text(aggregate_path, _csv(aggregate_columns(), rows))
     return ResultsFiles(results_path, aggregate_path)

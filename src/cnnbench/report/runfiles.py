@@ -100,6 +100,38 @@ def read_steps(run_dir: Path) -> StepTable | None:
     return StepTable({name: values[keep] for name, values in columns.items()})
 
 
+LR_FIND_COLUMNS = ("step", "lr", "loss", "smoothed_loss", "picked")  # lr_find.csv (cnnbench.engine.lr_find)
+
+
+@dataclass
+class LrFindCurve:
+    """``lr_find.csv``: the range test of a run trained with ``--lr auto`` (one value per step)."""
+
+    lr: np.ndarray  # (S,)
+    loss: np.ndarray  # (S,)
+    smoothed: np.ndarray  # (S,)
+    picked: int | None  # index of the picked step, None when the file marks none
+
+    @property
+    def picked_lr(self) -> float | None:
+        return None if self.picked is None else float(self.lr[self.picked])
+
+
+def read_lr_find(run_dir: Path) -> LrFindCurve | None:
+    """``lr_find.csv``; None when the run did not use ``--lr auto``."""
+    columns = _read_columns(Path(run_dir) / "lr_find.csv", LR_FIND_COLUMNS)
+    if columns is None:
+        return None
+    keep = np.isfinite(columns["lr"]) & (columns["lr"] > 0)
+    marked = np.flatnonzero(columns["picked"][keep] == 1)
+    return LrFindCurve(
+        columns["lr"][keep],
+        columns["loss"][keep],
+        columns["smoothed_loss"][keep],
+        int(marked[0]) if marked.size else None,
+    )
+
+
 def _read_columns(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None

@@ -1,7 +1,7 @@
 """The report's tables as ``document.Table``: the results table (one row per model), configurations, runs.
 
 Cells show mean ± std over seeds; each carries the raw mean for sorting, and the best value of a
-column is marked (with values within seed spread of it marked as ties).
+column is marked (with the values a test cannot tell apart from it marked as ties).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from cnnbench.report.aggregate import HIGHER_IS_BETTER, AggregateRow, Stat, best_value
 from cnnbench.report.collect import RunRecord
 from cnnbench.report.document import Cell, Column, Table
+from cnnbench.report.significance import DatasetComparison
+from cnnbench.report.stats import format_p
 
 
 @dataclass(frozen=True)
@@ -22,10 +24,29 @@ class ColumnSpec:
     kind: str  # pct | loss | count | seconds | epochs | mb | ips | ms
 
 
-def results_columns(target: float | None, test_batch: int | None) -> list[ColumnSpec]:
-    """The figures of the results table, in order (issue 7, plus top-5 for the Caltech convention)."""
+def results_columns(target: float | None, test_batch: int | None, by_cost: bool = False) -> list[ColumnSpec]:
+    """The figures of the results table, in order (issue 7, plus top-5 for the Caltech convention).
+
+    Args:
+        by_cost: the runs trained until their target: the costs of reaching it come first (images, steps,
+            seconds), then the test accuracy of the checkpoint that reached it.
+    """
     pct = f"{target * 100:g} %" if target else "target"
     batch = f"batch {test_batch}" if test_batch else "the run's test batch size"
+    specs = _result_specs(pct, batch)
+    if not by_cost:
+        return [s for s in specs if s.key not in ("images_to_target", "steps_to_target")]
+    first = ("images_to_target", "steps_to_target", "time_to_target_s", "test_accuracy")
+    ordered = [next(s for s in specs if s.key == k) for k in first] + [s for s in specs if s.key not in first]
+    return [
+        ColumnSpec(s.key, "Test acc at the stop (%)", s.title + ", with the checkpoint that reached the target", s.kind)
+        if s.key == "test_accuracy"
+        else s
+        for s in ordered
+    ]
+
+
+def _result_specs(pct: str, batch: str) -> list[ColumnSpec]:
     return [
         ColumnSpec("params", "Params", "parameters (count)", "count"),
         ColumnSpec("size_mb", "Size (MB)", "fp32 weights on disk, MB", "mb"),
@@ -44,6 +65,10 @@ def results_columns(target: float | None, test_batch: int | None) -> list[Column
         ColumnSpec(
             "time_to_target_s", f"Time to {pct} (s)", f"train time until validation accuracy ≥ {pct}", "seconds"
         ),
+        ColumnSpec(
+            "images_to_target", f"Images to {pct}", f"training images until validation accuracy ≥ {pct}", "count"
+        ),
+        ColumnSpec("steps_to_target", f"Steps to {pct}", f"optimiser steps until validation accuracy ≥ {pct}", "count"),
         ColumnSpec("test_time_s", "Test time (s)", f"one pass over the whole test split at {batch}", "seconds"),
         ColumnSpec("gpu_throughput", "GPU img/s", "inference throughput on the GPU, images per second", "ips"),
         ColumnSpec("cpu_latency_ms", "CPU latency (ms)", "inference latency on the CPU at batch 1, median, ms", "ms"),
@@ -85,35 +110,41 @@ def fmt_stat(stat: Stat, kind: str) -> str:
     return text
 
 
-def within_spread(a: Stat, b: Stat) -> bool:
-    """Whether two means differ by less than the larger of their seed stds (needs ≥ 2 seeds on both)."""
-    if a.mean is None or b.mean is None or a.n < 2 or b.n < 2:
-        return False
-    return abs(a.mean - b.mean) < max(a.std or 0.0, b.std or 0.0)
-
-
 def results_table(
     table_id: str,
     rows: Sequence[AggregateRow],
     specs: Sequence[ColumnSpec],
     show_schedule: bool,
+    comparison: DatasetComparison | None = None,
 ) -> tuple[Table, list[ColumnSpec]]:
     """One row per model; columns with no value in any row are left out and returned.
+
+    With ``comparison`` (cnnbench.report.significance), the test accuracy is followed by its 95 %
+    interval, and ≈ marks the values that cannot be told apart from the best: test accuracies by
+    the paired test against the most accurate model, costs to the target by Welch's test against the
+    fastest; no other column carries ≈ (no test stands behind it).
 
     Returns:
         the table and the specs that were left out (not measured in this study).
     """
     shown = [s for s in specs if any(r.stats[s.key].mean is not None for r in rows)]
     omitted = [s for s in specs if s not in shown]
+    intervals = comparison is not None and any(m.interval for m in comparison.models)
     columns = [Column("Model", "architecture")]
     if show_schedule:
         columns.append(Column("Schedule", "learning-rate schedule shown: best mean validation accuracy"))
     columns.append(Column("Seeds", "finished runs averaged / runs"))
-    columns += [
-        Column(s.label, f"{s.title}; {'higher' if s.key in HIGHER_IS_BETTER else 'lower'} is better") for s in shown
-    ]
-    best = {s.key: best_value([r.stats[s.key].mean for r in rows], s.key) for s in shown}
-    best_row = {s.key: next((r for r in rows if r.stats[s.key].mean == best[s.key]), None) for s in shown}
+    for s in shown:
+        columns.append(Column(s.label, f"{s.title}; {'higher' if s.key in HIGHER_IS_BETTER else 'lower'} is better"))
+        if s.key == "test_accuracy" and intervals:
+            columns.append(Column("95 % interval", "of the test accuracy (method: see Which differences hold)"))
+    # a column whose values are all equal has no best: no ★ (every model trained the same fixed steps)
+    best = {
+        s.key: None if _all_equal(rows, s.key) else best_value([r.stats[s.key].mean for r in rows], s.key)
+        for s in shown
+    }
+    # the model holding each ★: a test's ≈ only means something next to the value it was tested against
+    leader = {k: next((r.model for r in rows if v is not None and r.stats[k].mean == v), None) for k, v in best.items()}
     out_rows = []
     for row in rows:
         cells = [Cell(row.model, row.model)]
@@ -125,20 +156,58 @@ def results_table(
             stat = row.stats[spec.key]
             text = fmt_stat(stat, spec.kind)
             title = None
-            if spec.key in ("epochs_to_target", "time_to_target_s") and row.ok:
+            if spec.key in ("epochs_to_target", "time_to_target_s", "steps_to_target", "images_to_target") and row.ok:
                 if stat.n == 0:
                     text = "not reached"
                 elif stat.n < row.ok:
                     text += f" ({stat.n}/{row.ok})"
                     title = f"reached the target in {stat.n} of {row.ok} seeds; the mean is over those"
             is_best = stat.mean is not None and stat.mean == best[spec.key]
-            leader = best_row[spec.key]
-            tie = not is_best and leader is not None and within_spread(stat, leader.stats[spec.key])
-            if tie:
-                title = "within seed spread of the best value"
-            cells.append(Cell(text, stat.mean, best=is_best and len(rows) > 1, tie=tie, title=title))
+            tie, why = (False, None)
+            if not is_best and leader.get(spec.key) is not None:
+                tie, why = _cannot_tell(comparison, row.model, spec.key, leader[spec.key])
+            cells.append(Cell(text, stat.mean, best=is_best and len(rows) > 1, tie=tie, title=why or title))
+            if spec.key == "test_accuracy" and intervals:
+                cells.append(_interval_cell(comparison, row.model))
         out_rows.append(cells)
     return Table(table_id, columns, out_rows, css="results"), omitted
+
+
+def _all_equal(rows: Sequence[AggregateRow], key: str) -> bool:
+    values = [r.stats[key].mean for r in rows if r.stats[key].mean is not None]
+    return len(values) > 1 and all(v == values[0] for v in values)
+
+
+def _cannot_tell(comparison: DatasetComparison | None, model: str, key: str, leader: str) -> tuple[bool, str | None]:
+    """(≈, why) for one cell: a test could not tell the value from the column's best (held by ``leader``)."""
+    if comparison is None:
+        return False, None
+    if key == "test_accuracy":
+        m, best = comparison.model(model), comparison.best
+        if m is None or best is None or best.model != leader or m.distinguishable_from_best is not False:
+            return False, None
+        method = m.vs_best.method if m.vs_best else "test"
+        return True, f"cannot be told apart from the best ({method}, Holm-adjusted {format_p(m.p_vs_best or 1.0)})"
+    costs = comparison.to_target.get(key, [])
+    cost = next((c for c in costs if c.model == model), None)
+    fastest = next((c for c in costs if c.is_fastest), None)
+    if cost is None or fastest is None or fastest.model != leader or cost.distinguishable_from_fastest is not False:
+        return False, None
+    p = format_p(cost.p_vs_fastest or 1.0)
+    return True, f"cannot be told apart from the fastest (Welch's t test over seeds, Holm-adjusted {p})"
+
+
+def _interval_cell(comparison: DatasetComparison | None, model: str) -> Cell:
+    m = comparison.model(model) if comparison is not None else None
+    if m is None or m.interval is None:
+        return Cell("", None)
+    low, high = fmt_number(m.interval.low, "pct"), fmt_number(m.interval.high, "pct")
+    title = f"{m.interval.level:.0%} {m.interval.method}"
+    if len(m.per_seed) > 1:
+        title += "; per seed: " + ", ".join(
+            f"{fmt_number(a, 'pct')} (seed {s})" for s, a in zip(m.seeds, m.per_seed, strict=True)
+        )
+    return Cell(f"[{low}, {high}]", m.interval.low, title=title)
 
 
 def configurations_table(table_id: str, rows: Sequence[AggregateRow], target: float | None) -> Table:

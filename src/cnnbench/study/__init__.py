@@ -31,13 +31,14 @@ def resolve_spec(preset: str | None, study_file: str | Path | None, flags: dict[
     return build_spec(base, file_values, flags, where)
 
 
-def default_study_values(data_dir: str | None = None) -> tuple[str, dict[str, Any], str]:
-    """What ``cnnbench run`` with no arguments runs: (preset, overrides, a line saying so)."""
+def default_study_values(data_dir: str | None = None, data_given: bool = False) -> tuple[str, dict[str, Any], str]:
+    """What ``cnnbench run`` without a preset or study file runs: (preset, overrides, a line saying so).
+
+    Args:
+        data_given: ``--data`` was given: the preset runs on it, and no default dataset is looked for.
+    """
     import torch
 
-    from cnnbench.data import resolve_default_digits
-
-    dataset, data_note = resolve_default_digits(data_dir=data_dir)
     gpu = torch.cuda.is_available()
     # On a GPU the large-batch version of the MNIST study (its report lists how it differs from the
     # seed's recipe); on a CPU the quick preset: the same fixed work for every model.
@@ -45,6 +46,11 @@ def default_study_values(data_dir: str | None = None) -> tuple[str, dict[str, An
     how = (
         "mnist-study-fast (GPU found)"
         if gpu
-        else "quick preset (no GPU: fixed, equal work per run, a few minutes on 2 cores)"
+        else "quick preset (no GPU: each model tuned by the same range test and trained to its target)"
     )
+    if data_given:
+        return preset, {}, f"default study: {how} (--preset none: train's defaults instead)"
+    from cnnbench.data import resolve_default_digits
+
+    dataset, data_note = resolve_default_digits(data_dir=data_dir)
     return preset, {"data": [dataset]}, f"default study: {how} on {dataset}. {data_note}"

@@ -34,10 +34,12 @@ MODEL_OVERHEAD_S = 8.0  # per model: speed measurement and feature analysis
 class RunWork:
     run_id: str
     model: str
-    steps: int  # optimiser steps planned (early stopping may end sooner)
+    steps: int  # optimiser steps planned (early stopping or the target may end sooner)
     images: int  # training images seen: steps × batch
     evaluated: int  # validation images over all evaluations, plus the test split
     input_size: int
+    at_most: bool = False  # the run stops at its target: ``steps`` is its cap
+    tuning_steps: int = 0  # --lr auto: the range test's steps (shared by the runs of one model and seed)
 
 
 def run_work(run_id: str, cfg, n_train: int, n_val: int, n_test: int, input_size: int) -> RunWork | None:
@@ -46,8 +48,11 @@ def run_work(run_id: str, cfg, n_train: int, n_val: int, n_test: int, input_size
         return None
     per_epoch = math.ceil(n_train / cfg.batch_size)
     steps = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.epochs * per_epoch, cfg.max_steps)
-    evaluations = math.ceil(steps / per_epoch)
-    return RunWork(run_id, cfg.model, steps, steps * cfg.batch_size, evaluations * n_val + n_test, input_size)
+    evaluations = math.ceil(steps / (cfg.val_every_steps or per_epoch))
+    tuning = cfg.lr_find_steps if cfg.lr_auto else 0
+    images = steps * cfg.batch_size
+    stops = bool(cfg.stop_at_target and cfg.target_accuracy)
+    return RunWork(run_id, cfg.model, steps, images, evaluations * n_val + n_test, input_size, stops, tuning)
 
 
 def estimate_seconds(work: list[RunWork]) -> float | None:
@@ -58,7 +63,8 @@ def estimate_seconds(work: list[RunWork]) -> float | None:
         if ms is None:
             return None
         scale = (w.input_size / 28) ** 2
-        total += ms * scale * (w.images + EVAL_FRACTION * w.evaluated) / 1000 + RUN_OVERHEAD_S
+        tuning = w.tuning_steps * w.images / max(1, w.steps)  # its images: the same batch
+        total += ms * scale * (w.images + tuning + EVAL_FRACTION * w.evaluated) / 1000 + RUN_OVERHEAD_S
     return total + MODEL_OVERHEAD_S * len({w.model for w in work})
 
 
@@ -67,8 +73,13 @@ def describe(work: list[RunWork], cpu: bool) -> str:
     steps = sorted({w.steps for w in work})
     step_text = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}–{steps[-1]:,}"
     images = sum(w.images for w in work)
-    text = f"planned work: {len(work)} run(s) × {step_text} optimiser steps ({images:,} training images in all)"
+    if any(w.at_most for w in work):
+        step_text = "at most " + step_text
+    text = f"planned work: {len(work)} run(s) × {step_text} optimiser steps ({images:,} training images in all"
+    tuning = sorted({w.tuning_steps for w in work if w.tuning_steps})
+    text += f", with a {tuning[-1]}-step learning-rate range test per model and seed)" if tuning else ")"
     seconds = estimate_seconds(work) if cpu else None
     if seconds is not None:
-        text += f"; about {seconds / 60:.0f} min on a 2-core CPU like the reference one (docs/studies.md)"
+        bound = "at most about" if any(w.at_most for w in work) else "about"
+        text += f"; {bound} {seconds / 60:.0f} min on a 2-core CPU like the reference one (docs/studies.md)"
     return text

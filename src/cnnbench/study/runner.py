@@ -35,6 +35,8 @@ from cnnbench.utils.io import atomic_write_json, atomic_write_text, check_writab
 from cnnbench.utils.lock import DirectoryLock
 from cnnbench.utils.yamlfile import load_yaml
 
+LR_FIND_DIR = "lr_find"  # STUDY_DIR/lr_find/: the range tests of --lr auto, one per model, data, seed and recipe
+
 
 @dataclass
 class PlannedRun:
@@ -152,7 +154,11 @@ def execute_run(planned: PlannedRun, run_dir: Path) -> dict[str, Any]:
         notes.append(f"the recipe changed; the previous run was moved to {moved}")
     cfg = planned.config.replace(progress=False, notes=list(planned.config.notes) + notes)
     try:
-        return fit(cfg, run_dir, resume=action == "resume", dataset=_dataset_for(cfg), quiet=True)
+        # --lr auto: the runs of one model, data and seed share a range test (schedules differ after it)
+        lr_find_dir = run_dir.parent.parent / LR_FIND_DIR
+        return fit(
+            cfg, run_dir, resume=action == "resume", dataset=_dataset_for(cfg), quiet=True, lr_find_dir=lr_find_dir
+        )
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # the study goes on with the other runs; the report lists this one
@@ -510,17 +516,18 @@ def _analysis_is_current(run_dir: Path) -> bool:
 
 def _write_augmented(runs: list[PlannedRun], out: Path) -> None:
     """The first run's augmentation applied to a few training images (the report's augmentation figure)."""
+    from cnnbench.data.augment import training_augment_kind
     from cnnbench.data.preview import AUGMENTED_FILE, preview_augmentation
 
     if (out / AUGMENTED_FILE).exists() or not runs:
         return
     cfg = runs[0].config
-    # A study without augmentation still gets the figure, marked unused: what the dataset's default
+    dataset = _dataset_for(cfg)
+    kind = training_augment_kind(cfg.augment, dataset.kind)
+    # A study without augmentation still gets the figure, marked unused: what the dataset's family of
     # augmentation would do (the seed's Figure 32), so a reader can judge whether to turn it on.
-    used = cfg.augment != "none"
-    preview = preview_augmentation(
-        _dataset_for(cfg), cfg.augment if used else "auto", cfg.seed, output_size=cfg.image_size
-    )
+    used = kind != "none"
+    preview = preview_augmentation(dataset, kind if used else "auto", cfg.seed, output_size=cfg.image_size)
     if preview is not None:
         preview.used = used
         preview.save(out / AUGMENTED_FILE)

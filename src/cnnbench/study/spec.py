@@ -36,7 +36,7 @@ class StudySpec:
     data: list[str] = field(default_factory=lambda: ["mnist-sample"])
     data_dir: str | None = None
     models: list[str] = field(default_factory=lambda: ["seed-mnist"])
-    schedules: list[str] = field(default_factory=lambda: ["cosine"])
+    schedules: list[str] = field(default_factory=lambda: ["onecycle"])  # train's default schedule
     seeds: list[int] = field(default_factory=lambda: [0])
     recipe: dict[str, Any] = field(default_factory=dict)
     model_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-model recipe overrides
@@ -104,6 +104,11 @@ class StudySpec:
         values.update(model=model, data=dataset, schedule=schedule, seed=seed, data_dir=self.data_dir)
         if dataset in self.targets:
             values["target_accuracy"] = self.targets[dataset]
+        if values.get("stop_at_target") and values.get("target_accuracy") is None:
+            raise ConfigError(
+                f"targets: every run stops at its target (stop_at_target), but dataset {dataset!r} has none; "
+                f"add targets: {{{dataset}: 0.9}} (a validation accuracy) or set stop_at_target: false"
+            )
         if self.native_resolution and values.get("image_size") is None:
             from cnnbench.models import default_input_size
 
@@ -339,6 +344,8 @@ def _check_file_recipe(recipe: dict[str, Any], file_keys: set[str], where: str) 
     """
     if not file_keys:
         return
+    if recipe.get("stop_at_target") and recipe.get("target_accuracy") is None:
+        recipe = {**recipe, "target_accuracy": 0.5}  # the study's per-dataset target fills it in for each run
     try:
         TrainConfig(**recipe)
     except ConfigError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 from cnnbench.report.aggregate import AggregateRow
 from cnnbench.report.collect import Results, RunRecord
 from cnnbench.report.document import Image
+from cnnbench.report.significance import DatasetComparison
 from cnnbench.report.style import png_bytes
 
 
@@ -66,6 +67,8 @@ class SectionContext:
     figs: Figures
     target: float | None
     suffix: str
+    comparison: DatasetComparison | None = None  # which differences hold (cnnbench.report.significance)
+    ranked_by_cost: bool = False  # the runs trained to their target: models in order of the cost to reach it
 
     def anchor(self, name: str) -> str:
         return _anchor(name, self.dataset) if self.suffix else _anchor(name)

@@ -19,9 +19,9 @@ def curves_section(ctx: SectionContext) -> Section:
         Paragraph(
             "Per model and schedule, the lowest finished seed: loss and accuracy (train dashed, validation solid), "
             "learning rate on the right axis (grey, dotted, log scale when it spans more than 10x), the selected "
-            f"epoch marked. Runs of {fig_curves.SHORT_RUN_EPOCHS} epochs or more are drawn per epoch; shorter runs "
-            "against optimiser steps, with the training loss and accuracy averaged over every few steps and "
-            "validation, which is measured once per epoch, at each epoch's end.",
+            f"checkpoint marked. Runs of {fig_curves.SHORT_RUN_EPOCHS} epochs or more are drawn per epoch; shorter "
+            "runs against optimiser steps, with the training loss and accuracy averaged over every few steps and "
+            "validation at each pass (each epoch's end, or every --val-every-steps steps).",
             "note",
         )
     ]

@@ -1,9 +1,11 @@
 """The "Dataset samples" section (the sample grid of each samples.npz and the augmentation figure of
-each augmented.npz), and ``dataset_sections``: which sections one dataset gets, and in what order.
+each augmented.npz), ``dataset_context`` (what one dataset's sections share), and ``dataset_sections``:
+which sections one dataset gets, and in what order.
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -14,7 +16,7 @@ import numpy as np
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.report.aggregate import AggregateRow, select_schedules
-from cnnbench.report.collect import Results
+from cnnbench.report.collect import Results, RunRecord
 from cnnbench.report.document import Paragraph, Section
 from cnnbench.report.runfiles import read_png
 from cnnbench.report.sections.classes import classes_section
@@ -24,6 +26,8 @@ from cnnbench.report.sections.features import features_section
 from cnnbench.report.sections.pareto import pareto_section
 from cnnbench.report.sections.results import comparisons_section, results_section, schedules_section
 from cnnbench.report.sections.runs import summaries_section
+from cnnbench.report.sections.tuning import tuning_section
+from cnnbench.report.significance import PredictionStore, compare_dataset
 
 # scratch folders in the report's directory; the next report build removes those a killed build left
 REPORT_TEMP_PREFIX = ".report-tmp-"
@@ -124,7 +128,7 @@ def _augmentation_blocks(results: Results, figs: Figures, out_dir: Path | None, 
     return blocks
 
 
-def dataset_sections(
+def dataset_context(
     results: Results,
     dataset: str,
     rows: list[AggregateRow],
@@ -132,19 +136,48 @@ def dataset_sections(
     colors: dict[str, str],
     figs: Figures,
     several: bool,
-) -> list[Section]:
+    store: PredictionStore | None = None,
+) -> SectionContext:
+    """One dataset's runs, rows, selected schedules and the comparison of its models."""
     suffix = f" — {dataset}" if several else ""
     runs = results.for_dataset(dataset)
     chosen = select_schedules(rows)
     models = [m for m in order if (dataset, m) in chosen]
+    by_cost = stopped_at_target(runs)
+    if by_cost:  # runs that train to a target are ranked by what reaching it cost (DAWNBench, MLPerf Training)
+        models.sort(key=lambda m: cost_rank(chosen[(dataset, m)]))
     shown = [chosen[(dataset, m)] for m in models]
     finished = [r for r in shown if r.ok > 0]
     schedules = sorted({r.schedule for r in rows})
     target = common_value(r.figures.get("target_accuracy") for r in runs)
-    test_batch = common_test_batch(runs)
     ctx = SectionContext(dataset, runs, rows, chosen, models, shown, finished, schedules, colors, figs, target, suffix)
+    ctx.comparison = compare_dataset(dataset, finished, store)
+    ctx.ranked_by_cost = by_cost
+    return ctx
+
+
+def stopped_at_target(runs: list[RunRecord]) -> bool:
+    """Every finished run of the dataset trained until its target (``stop_at_target``): rank by cost."""
+    finished = [r for r in runs if r.ok]
+    return bool(finished) and all(r.config.get("stop_at_target") is True for r in finished)
+
+
+def cost_rank(row: AggregateRow) -> tuple[float, float, float]:
+    """Images to the target (fewest first), then seconds; models that never reached it last, by accuracy."""
+    images, seconds = row.stats["images_to_target"].mean, row.stats["time_to_target_s"].mean
+    if images is None:
+        return (math.inf, math.inf, -(row.stats["test_accuracy"].mean or 0.0))
+    return (float(images), float(seconds if seconds is not None else math.inf), 0.0)
+
+
+def dataset_sections(results: Results, ctx: SectionContext) -> list[Section]:
+    """The sections of one dataset, in page order."""
+    test_batch = common_test_batch(ctx.runs)
     sections = [results_section(ctx, test_batch, results)]
-    if finished:
+    tuning = tuning_section(ctx)
+    if tuning is not None:
+        sections.append(tuning)
+    if ctx.finished:
         sections.append(comparisons_section(ctx, test_batch))
         sections.append(schedules_section(ctx))
         sections.append(curves_section(ctx))

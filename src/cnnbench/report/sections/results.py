@@ -1,5 +1,6 @@
-"""A dataset's "Results" table (with its measurement notes and the pairs closer than their seed
-spread), its "Comparisons" figures (those of the MNIST study) and its "Schedules" comparison.
+"""A dataset's "Results" table (with its measurement notes, then which differences hold: intervals,
+tests and the pairwise table of sections/differences.py), its "Comparisons" figures (those of the MNIST
+study) and its "Schedules" comparison.
 """
 
 from __future__ import annotations
@@ -8,18 +9,19 @@ from collections import defaultdict
 from typing import Any
 
 from cnnbench.report import fig_compare, fig_curves
-from cnnbench.report.aggregate import AggregateRow, close_pairs
+from cnnbench.report.aggregate import AggregateRow
 from cnnbench.report.collect import Results
 from cnnbench.report.document import Bullets, Details, Paragraph, Section
 from cnnbench.report.sections.context import SectionContext, distinct, gpu_setups
+from cnnbench.report.sections.differences import differences_blocks
 from cnnbench.report.tables import configurations_table, results_columns, results_table
 
 
 def results_section(ctx: SectionContext, test_batch: int | None, results: Results) -> Section:
     blocks: list[Any] = []
     several_schedules = len(ctx.schedules) > 1
-    specs = results_columns(ctx.target, test_batch)
-    table, omitted = results_table(ctx.anchor("results-table"), ctx.shown, specs, several_schedules)
+    specs = results_columns(ctx.target, test_batch, by_cost=ctx.ranked_by_cost)
+    table, omitted = results_table(ctx.anchor("results-table"), ctx.shown, specs, several_schedules, ctx.comparison)
     seeds = sorted({s for r in ctx.shown for s in r.seeds})
     if several_schedules:
         how = (
@@ -29,7 +31,16 @@ def results_section(ctx: SectionContext, test_batch: int | None, results: Result
     else:
         how = f"One row per model (schedule: {ctx.schedules[0]})" if ctx.schedules else "One row per model"
     how += f"; mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else "; one seed, so no spread is shown"
-    how += ". ★ marks the best value of a column; ≈ marks values within seed spread of it. Click a header to sort."
+    if ctx.ranked_by_cost:
+        how += (
+            ". Every run trained until its validation accuracy reached the target: models are ranked by the "
+            "training images it took (then seconds), and tested with the checkpoint that reached it"
+        )
+    how += (
+        ". ★ marks the best value of a column; ≈ marks a value that cannot be told apart from it by a test: the test "
+        "accuracy against the most accurate model, the cost to the target against the fastest (below). "
+        "Click a header to sort."
+    )
     table.caption = how
     blocks.append(table)
     notes = _measurement_notes(ctx, test_batch)
@@ -37,15 +48,7 @@ def results_section(ctx: SectionContext, test_batch: int | None, results: Result
         notes.append("Not measured in this study: " + ", ".join(s.label for s in omitted) + ".")
     if notes:
         blocks.append(Bullets(notes, "note"))
-    pairs = close_pairs(ctx.finished)
-    if pairs:
-        lines = [
-            f"{p.a} and {p.b} differ by {p.difference * 100:.2f} points of test accuracy, less than their seed "
-            f"spread ({p.spread * 100:.2f} points std): the ranking between them is not meaningful."
-            for p in pairs
-        ]
-        blocks.append(Paragraph("Differences smaller than the seed spread:", "p"))
-        blocks.append(Bullets(lines, "p"))
+    blocks += differences_blocks(ctx)
     if several_schedules:
         blocks.append(
             Details(

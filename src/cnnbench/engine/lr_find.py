@@ -1,0 +1,255 @@
+"""The learning-rate range test (Smith, "Cyclical Learning Rates", 2015; fastai's ``lr_find``,
+Lightning's ``Tuner.lr_find``): train from the run's own initial weights while the learning rate
+grows exponentially, one step per value, record the loss, and pick the learning rate from the curve.
+
+It is the tuning procedure behind ``--lr auto``: every architecture of a comparison gets the same
+procedure (the same ramp, the same number of steps, the same pick rule) instead of one constant that
+suits only some of them. The test trains a throw-away copy: the run itself starts again from the
+seeded initial weights, so a run with ``--lr auto`` is the same run as one given the picked value.
+
+The pick rule (``suggest_lr``) is half a decade below the learning rate at the smoothed loss's minimum,
+chosen by measurement against a sweep of fixed learning rates on the seed-mnist models, beside fastai's
+"minimum ÷ 10" and Lightning's "steepest descent" (docs/studies.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+LR_FIND_START = 1e-5  # below this AdamW and SGD barely move a freshly initialised CNN in a few steps
+LR_FIND_END = 1.0  # above this every model of the zoo diverges within a step
+DIVERGE_FACTOR = 4.0  # the ramp stops once the smoothed loss exceeds 4× its minimum (fastai's rule)
+SMOOTHING = 0.9  # EMA of the loss (debiased); the ramp is short, so less lag than fastai's 0.98
+PICK_DECADES = 0.5  # the pick: half a decade below the smoothed loss's minimum (suggest_lr)
+PICK_RULE = "min/3.2"  # its name in lr_find.csv's run, summary.json and the report
+
+
+@dataclass
+class LrFindResult:
+    """The curve of one range test and the learning rate picked from it."""
+
+    lrs: list[float]  # the learning rate of each step taken
+    losses: list[float]  # its training loss (mean over the batch)
+    smoothed: list[float]  # debiased EMA of ``losses``
+    lr: float  # the pick
+    index: int  # the step whose lr (``lrs[index]``) is the pick
+    rule: str = PICK_RULE
+    steps: int = 0  # steps planned (the ramp's length); ``len(lrs)`` may be fewer (divergence)
+    start_lr: float = LR_FIND_START
+    end_lr: float = LR_FIND_END
+    seconds: float = 0.0  # wall time of the test (machine-dependent; not part of the result)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LrFindResult:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+    def csv_text(self) -> str:
+        """``lr_find.csv``: one row per step (step, lr, loss, smoothed_loss, picked)."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(("step", "lr", "loss", "smoothed_loss", "picked"))
+        for i, (lr, loss, smooth) in enumerate(zip(self.lrs, self.losses, self.smoothed, strict=True)):
+            writer.writerow((i, f"{lr:.6g}", f"{loss:.6g}", f"{smooth:.6g}", int(i == self.index)))
+        return buf.getvalue()
+
+
+def ramp_lr(step: int, steps: int, start: float = LR_FIND_START, end: float = LR_FIND_END) -> float:
+    """The exponential ramp: ``start`` at step 0, ``end`` at step ``steps - 1``."""
+    if steps <= 1:
+        return start
+    return start * (end / start) ** (step / (steps - 1))
+
+
+def smooth(losses: list[float], beta: float = SMOOTHING) -> list[float]:
+    """Debiased exponential moving average (fastai's and Lightning's smoothing of the range test)."""
+    out, avg = [], 0.0
+    for i, loss in enumerate(losses):
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg / (1 - beta ** (i + 1)))
+    return out
+
+
+def suggest_lr(lrs: list[float], smoothed: list[float]) -> int:
+    """Index of the picked learning rate: half a decade (÷√10 ≈ 3.2) below the one where the smoothed loss
+    is lowest, on the ramp's own points.
+
+    Below the minimum the loss still falls, and a model trained there is stable; at the minimum it is at
+    the edge of divergence. The debiased moving average lags the raw loss by about ten steps (close to a
+    decade on a 60-step ramp), so its minimum sits past the raw one: half a decade below it picked, on the
+    ten seed-mnist models, a rate within 3× of the best of a sweep for every model (docs/studies.md), where
+    fastai's "minimum ÷ 10" was up to 10× too low and Lightning's "steepest descent" chased noise.
+    """
+    values = np.asarray(smoothed, dtype=np.float64)
+    if not np.isfinite(values).any() or len(lrs) < 2:
+        return 0
+    best = int(np.nanargmin(np.where(np.isfinite(values), values, np.inf)))
+    per_decade = (len(lrs) - 1) / max(1e-12, math.log10(lrs[-1] / lrs[0]))
+    return max(0, best - int(round(PICK_DECADES * per_decade)))
+
+
+def range_test(
+    step: Callable[[Any, Any], tuple[Any, Any]],
+    batches: Iterator[tuple[Any, Any]],
+    set_lr: Callable[[float], None],
+    steps: int,
+    start_lr: float = LR_FIND_START,
+    end_lr: float = LR_FIND_END,
+) -> LrFindResult:
+    """Run the ramp: ``steps`` optimiser steps, the lr of step i ``ramp_lr(i)``, stopping early once
+    the smoothed loss is non-finite or above ``DIVERGE_FACTOR`` × its minimum.
+
+    Args:
+        step: the training step (``EagerStep``): returns (loss summed over the batch, correct), both tensors.
+        batches: training batches, at least ``steps`` of them (restarted by the caller when shorter).
+        set_lr: sets the optimiser's learning rate.
+    """
+    t0 = time.perf_counter()
+    lrs: list[float] = []
+    losses: list[float] = []
+    notes: list[str] = []
+    for i in range(steps):
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            notes.append(f"the training split ran out after {i} of {steps} steps")
+            break
+        lr = ramp_lr(i, steps, start_lr, end_lr)
+        set_lr(lr)
+        loss_sum, _ = step(x, y)
+        loss = float(loss_sum.item()) / int(y.shape[0])  # one sync per step: the stop rule needs the value
+        lrs.append(lr)
+        losses.append(loss if math.isfinite(loss) else math.inf)
+        smoothed = smooth(losses)
+        if not math.isfinite(smoothed[-1]) or smoothed[-1] > DIVERGE_FACTOR * min(smoothed):
+            notes.append(f"the loss diverged at lr {lr:.3g} (step {i + 1} of {steps}); the ramp stopped there")
+            break
+    smoothed = smooth(losses)
+    index = suggest_lr(lrs, smoothed) if lrs else 0
+    picked = lrs[index] if lrs else start_lr
+    if lrs and index == 0:
+        notes.append(
+            "the loss did not fall during the ramp: the pick is its first learning rate; a longer ramp "
+            "(--lr-find-steps) or an explicit --lr may train better"
+        )
+    return LrFindResult(
+        lrs=lrs,
+        losses=losses,
+        smoothed=smoothed,
+        lr=picked,
+        index=index,
+        steps=steps,
+        start_lr=start_lr,
+        end_lr=end_lr,
+        seconds=time.perf_counter() - t0,
+        notes=notes,
+    )
+
+
+def _batches_forever(loader, first_epoch: int = 0) -> Iterator[tuple[Any, Any]]:
+    """The loader's batches epoch after epoch (a ramp may be longer than a small dataset's epoch)."""
+    epoch = first_epoch
+    while True:
+        loader.set_epoch(epoch)
+        produced = False
+        for batch in loader.batches(start=0):
+            produced = True
+            yield batch
+        if not produced:
+            return
+        epoch += 1
+
+
+def run_range_test(trainer: Any) -> LrFindResult:
+    """The range test of ``trainer.cfg`` (its model, data, optimiser and regularisation), on a throw-away
+    copy of the run's seeded initial weights, unsharded (under DDP rank 0 runs it; the caller broadcasts).
+
+    Args:
+        trainer: a ``cnnbench.engine.trainer.Trainer``.
+    """
+    import torch
+
+    from cnnbench.engine.loop import EagerStep
+    from cnnbench.engine.optim import build_optimizer, set_lr
+    from cnnbench.models import freeze_backbone
+
+    cfg = trainer.cfg
+    model = trainer.new_model()  # the run's seeded initial weights, a copy of its own
+    if cfg.finetune == "head" or (cfg.finetune == "two-phase" and cfg.head_epochs > 0):
+        freeze_backbone(model, True)  # the lr the first epochs train with
+    optimizer = build_optimizer(model, cfg.replace(lr=LR_FIND_START), trainer.device)
+    step = EagerStep(
+        model,
+        optimizer,
+        label_smoothing=cfg.label_smoothing,
+        grad_clip=cfg.grad_clip,
+        autocast_dtype=trainer.autocast_dtype,
+        scaler=torch.amp.GradScaler("cuda") if trainer.scaler is not None else None,
+        channels_last=trainer.channels_last,
+    )
+    loader = trainer.loader(
+        trainer.train_split,
+        cfg.batch_size,
+        train=True,
+        augment=trainer.train_augmentation(),
+        seed=cfg.seed,
+        sharded=False,
+    )
+    torch.manual_seed(cfg.seed)  # dropout draws: a function of the seed
+    model.train()
+    return range_test(step, _batches_forever(loader), lambda lr: set_lr(optimizer, lr), cfg.lr_find_steps)
+
+
+# Recipe options that cannot change a range test: the run's length and schedule, how it is validated,
+# stopped, logged and saved. Every other option (new ones included) is part of the cache key.
+_NOT_IN_TEST = frozenset(
+    {
+        "lr", "epochs", "schedule", "min_lr", "warmup_epochs", "warmup_start_lr", "plateau_factor",
+        "plateau_patience", "plateau_max_reductions", "step_size", "step_gamma", "patience", "monitor",
+        "min_delta", "target_accuracy", "stop_at_target", "val_every_steps", "ema", "precise_bn_samples",
+        "eval_batch_size", "test_batch_size", "max_steps", "time_budget_s", "max_val_samples",
+        "max_test_samples", "checkpoint_every_steps", "nan_check_every", "progress", "notes", "device",
+        "compile", "cuda_graphs", "head_epochs",
+    }
+)  # fmt: skip
+
+
+def cache_key(config: dict[str, Any]) -> str:
+    """What a range test depends on (model, data, batch, optimiser, regularisation, seed, ramp), hashed:
+    the name of its entry in a study's ``lr_find/`` cache."""
+    import hashlib
+    import json
+
+    values = {k: v for k, v in sorted(config.items()) if k not in _NOT_IN_TEST}
+    values["ramp"] = [LR_FIND_START, LR_FIND_END, DIVERGE_FACTOR, SMOOTHING, PICK_DECADES, PICK_RULE]
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"{config.get('model', 'model')}__s{config.get('seed', 0)}__{digest}"
+
+
+def find_lr(cfg: Any, dataset: Any = None) -> LrFindResult:
+    """The range test of one recipe (``cnnbench lr-find``): ``cfg``'s model, data, batch, optimiser and
+    regularisation; its ``lr`` is ignored. Nothing is written.
+
+    Args:
+        cfg: a ``TrainConfig``.
+        dataset: an already loaded dataset (else the one ``cfg`` names is loaded).
+    """
+    import tempfile
+
+    from cnnbench.engine.trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:  # the trainer wants a run directory; the test writes nothing
+        trainer = Trainer(cfg, tmp, dataset=dataset, quiet=True)
+        return run_range_test(trainer)
