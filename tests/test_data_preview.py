@@ -107,7 +107,18 @@ def test_cli_augment_choices_are_the_engines():
 @pytest.mark.slow
 def test_study_with_augmentation_writes_the_preview_and_the_report_shows_it(tmp_path, isolated_cache):
     out = tmp_path / "study"
-    common = ["--data", "synthetic", "--models", "lenet5", "--schedules", "cosine", "--max-steps", "8"]
+    common = [
+        "--preset",
+        "none",
+        "--data",
+        "synthetic",
+        "--models",
+        "lenet5",
+        "--schedules",
+        "cosine",
+        "--max-steps",
+        "8",
+    ]
     run_cli("run", *common, "--augment", "digits", "--batch-size", "32", "--no-embed", "--no-speed", "--out", str(out))
     preview = AugmentationPreview.load(out / AUGMENTED_FILE)
     assert preview.augmented.shape == (10, 4, 1, 28, 28) and preview.seed == 0

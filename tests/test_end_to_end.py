@@ -22,6 +22,8 @@ def test_a_real_study_renders_in_a_real_browser(tmp_path, isolated_cache):
     out = tmp_path / "study"
     run_cli(
         "run",
+        "--preset",
+        "none",
         "--data",
         "synthetic",
         "--models",

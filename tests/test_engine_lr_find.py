@@ -75,7 +75,7 @@ def test_a_curve_that_only_rises_picks_the_start_and_says_so():
 
 def test_lr_auto_and_its_steps_are_validated():
     assert TrainConfig(lr="AUTO").lr == "auto" and TrainConfig(lr="auto").lr_auto
-    with pytest.raises(ConfigError, match=r"--lr 'fast': expected a number > 0, or auto"):
+    with pytest.raises(ConfigError, match=r"--lr 'fast': expected a number, or auto"):
         TrainConfig(lr="fast")
     with pytest.raises(ConfigError, match=r"--lr-find-steps 3: expected a number ≥ 10"):
         TrainConfig(lr="auto", lr_find_steps=3)
@@ -159,7 +159,7 @@ def _train_auto(out: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "cnnbench", "train", "--model", "lenet5", "--data", "synthetic",
         "--batch-size", "32", "--max-train-samples", "640", "--epochs", "1", "--lr", "auto",
-        "--lr-find-steps", "4000", "--deterministic", "--no-progress", "--out", str(out), *extra,
+        "--lr-find-steps", "600", "--deterministic", "--no-progress", "--out", str(out), *extra,
     ]  # fmt: skip
 
 

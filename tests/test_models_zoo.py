@@ -126,6 +126,7 @@ def test_lenet5_matches_the_mnist_study() -> None:
                 "features.12 (MaxPool2d) removed",
                 "global_pool 6×6→2×2 and pre_logits.1 9216→1024 inputs "
                 "(the 2×2 map was only repeated to fill the 6×6 grid)",
+                "weights initialised as torchvision's VGG (He for convolutions, N(0, 0.01) for linear layers)",
             ],
         ),
         ("mobilenet_v3_small", 32, ["features.0.0 stride 2→1"]),
@@ -175,3 +176,35 @@ def test_forward_equals_head_of_features_in_eval(name: str) -> None:
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(model(x), model.forward_head(model.forward_features(x)))
+
+
+def test_alexnet_from_scratch_at_small_inputs_takes_vggs_initialisation_and_stays_torchvisions_at_224():
+    torch.manual_seed(0)
+    small = create_model("alexnet", num_classes=10, in_chans=1, input_size=28)
+    conv = small.features[3]  # 64 -> 192, 5×5: He normal, fan-out
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert float(conv.weight.std()) == pytest.approx((2 / fan_out) ** 0.5, rel=0.05)
+    linear = small.fc
+    assert float(linear.weight.std()) == pytest.approx(0.01, rel=0.05) and float(linear.bias.abs().max()) == 0
+    assert any("initialised as torchvision's VGG" in a for a in small.cnnbench_meta.adaptation)
+    torch.manual_seed(0)
+    native = create_model("alexnet", num_classes=10, in_chans=3)  # 224: torchvision's own, untouched
+    assert native.cnnbench_meta.adaptation == []
+    bound = (1 / (native.fc.in_features)) ** 0.5  # PyTorch's default: uniform(±1/sqrt(fan_in))
+    assert float(native.fc.weight.abs().max()) <= bound < float(small.fc.weight.abs().max())  # normal tails
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mnasnet1_0"])
+def test_a_classifier_for_fewer_classes_starts_at_chance_not_at_torchvisions_1000_class_scale(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10, in_chans=1, input_size=28)
+    bound = 1 / model.fc.in_features**0.5  # PyTorch's default Linear init: uniform(±1/sqrt(fan_in))
+    assert float(model.fc.weight.abs().max()) <= bound
+    assert any("classifier initialised by its input size" in n for n in model.cnnbench_meta.notes)
+    model.train()
+    x = torch.randn(32, 1, 28, 28)
+    loss = torch.nn.functional.cross_entropy(model(x), torch.randint(0, 10, (32,)))
+    assert float(loss) == pytest.approx(2.30, abs=0.25)  # ln 10: a fresh classifier at chance
+    with torch.device("meta"):
+        native = create_model(name)  # 1,000 classes: torchvision's own rule, no note
+    assert not any("classifier initialised" in n for n in native.cnnbench_meta.notes)

@@ -18,6 +18,8 @@ from cnnbench.rundir import recipe_differences, recipe_hash
 from conftest import run_cli
 
 TINY_RUN = [
+    "--preset",
+    "none",
     "--data",
     "synthetic",
     "--models",

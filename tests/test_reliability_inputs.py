@@ -161,7 +161,8 @@ def _wait_for(predicate, timeout: float) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGINT])  # Ctrl-C; SIGTERM to a study: the two-workers test below
 def test_a_signal_stops_the_whole_study_and_the_same_command_resumes(tmp_path, isolated_cache, sig):
     out = tmp_path / "study"
-    args = ["run", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine,plateau", "--epochs", "25",
+    args = ["run", "--preset", "none", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine,plateau",
+            "--epochs", "25",
             "--batch-size", "32", "--max-train-samples", "512", "--no-embed", "--no-speed",
             "--out", str(out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
@@ -298,7 +299,8 @@ def test_bare_cnnbench_prints_help_and_starts_nothing(tmp_path):
 @pytest.mark.slow
 def test_study_workers_die_with_a_killed_study(tmp_path, isolated_cache):
     out = tmp_path / "study"
-    args = ["run", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine,plateau", "--epochs", "40",
+    args = ["run", "--preset", "none", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine,plateau",
+            "--epochs", "40",
             "--batch-size", "32", "--max-train-samples", "512", "--no-embed", "--no-speed", "--workers", "2",
             "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "cnnbench", *args], stderr=subprocess.DEVNULL)
@@ -354,7 +356,8 @@ def test_a_full_disk_at_any_fill_level_is_one_line(tmp_path, isolated_cache, siz
 @pytest.mark.slow
 def test_sigterm_to_a_study_with_two_workers_stops_both_and_they_exit(tmp_path, isolated_cache):
     out = tmp_path / "study"
-    args = ["run", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine,plateau", "--epochs", "40",
+    args = ["run", "--preset", "none", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine,plateau",
+            "--epochs", "40",
             "--batch-size", "32", "--max-train-samples", "512", "--no-embed", "--no-speed", "--workers", "2",
             "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "cnnbench", *args], stderr=subprocess.PIPE, text=True)
@@ -374,7 +377,8 @@ def test_sigterm_to_a_study_with_two_workers_stops_both_and_they_exit(tmp_path, 
 @pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once(tmp_path, isolated_cache):
     out = tmp_path / "study"
-    args = ["run", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine", "--epochs", "40",
+    args = ["run", "--preset", "none", "--data", "synthetic", "--models", "lenet5", "--schedules", "cosine",
+            "--epochs", "40",
             "--batch-size", "32", "--max-train-samples", "512", "--no-embed", "--no-speed",
             "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "cnnbench", *args], stderr=subprocess.PIPE, text=True)
@@ -420,7 +424,19 @@ def test_a_file_as_out_is_refused_by_the_dry_run_as_by_the_run(tmp_path, isolate
     with pytest.raises(CnnbenchError) as err:
         check_dir_path(a_file / "study")
     assert str(err.value) == f"--out {a_file / 'study'}: {a_file} is a file, not a directory"
-    study = ["run", "--data", "synthetic", "--models", "lenet5", "--no-embed", "--no-speed", "--out", str(a_file)]
+    study = [
+        "run",
+        "--preset",
+        "none",
+        "--data",
+        "synthetic",
+        "--models",
+        "lenet5",
+        "--no-embed",
+        "--no-speed",
+        "--out",
+        str(a_file),
+    ]
     for args in ([*study, "--dry-run"], study, [*TINY_TRAIN, "--dry-run", "--out", str(a_file)]):
         proc = run_cli(*(args if args[0] == "run" else ["train", *args]), check=False)
         assert proc.returncode == 2 and proc.stdout == "", proc.stderr

@@ -19,6 +19,8 @@ from cnnbench.study.runner import plan_runs, shard_runs
 from conftest import run_cli
 
 TINY = [
+    "--preset",
+    "none",  # a plain study: train's defaults and these flags (no preset narrowed by them)
     "--data",
     "synthetic",
     "--models",

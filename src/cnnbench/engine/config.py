@@ -134,10 +134,8 @@ class TrainConfig:
         else:
             try:
                 check_range("--lr", self.lr, 0, low_inclusive=False)
-            except ConfigError:
-                raise ConfigError(
-                    f"--lr {self.lr!r}: expected a number > 0, or auto (a learning-rate range test picks it)"
-                ) from None
+            except ConfigError as exc:
+                raise ConfigError(f"{exc}, or auto (a learning-rate range test picks it)") from None
         check_range("--lr-find-steps", self.lr_find_steps, 10)
         if not isinstance(self.lr_find_steps, int) or isinstance(self.lr_find_steps, bool):
             raise ConfigError(f"--lr-find-steps {self.lr_find_steps!r}: expected a whole number ≥ 10")

@@ -120,6 +120,7 @@ def range_test(
     lrs: list[float] = []
     losses: list[float] = []
     notes: list[str] = []
+    average, lowest = 0.0, math.inf  # the EMA kept step by step (smooth() recomputes the same values)
     for i in range(steps):
         try:
             x, y = next(batches)
@@ -130,10 +131,13 @@ def range_test(
         set_lr(lr)
         loss_sum, _ = step(x, y)
         loss = float(loss_sum.item()) / int(y.shape[0])  # one sync per step: the stop rule needs the value
+        loss = loss if math.isfinite(loss) else math.inf
         lrs.append(lr)
-        losses.append(loss if math.isfinite(loss) else math.inf)
-        smoothed = smooth(losses)
-        if not math.isfinite(smoothed[-1]) or smoothed[-1] > DIVERGE_FACTOR * min(smoothed):
+        losses.append(loss)
+        average = SMOOTHING * average + (1 - SMOOTHING) * loss
+        current = average / (1 - SMOOTHING ** (i + 1))
+        lowest = min(lowest, current)
+        if not math.isfinite(current) or current > DIVERGE_FACTOR * lowest:
             notes.append(f"the loss diverged at lr {lr:.3g} (step {i + 1} of {steps}); the ramp stopped there")
             break
     smoothed = smooth(losses)

@@ -109,12 +109,14 @@ def create_model(
     hw = _as_hw(input_size, spec.input_size)
     weights = find_weights(name, pretrained)  # fail (or download) before spending time on building
     model: ClassifierNet = spec.builder(num_classes=num_classes, in_chans=in_chans)
+    head_init = getattr(model, "head_init", None)
+    head_notes = [head_init(model)] if head_init is not None and num_classes != spec.num_classes else []
     if head == "mlp":
         use_mlp_head(model, num_classes, drop_rate)
     elif drop_rate is not None:
         set_head_dropout(model, float(drop_rate))
     report = load_pretrained(model, weights, name) if weights is not None else None
-    notes = _remove_logit_relu(model)
+    notes = head_notes + _remove_logit_relu(model)
     adaptation, final_map = adapt_to_input(model, in_chans, hw, name)
     init = getattr(model, "small_input_init", None)
     if adaptation and weights is None and init is not None:
