@@ -35,7 +35,7 @@ DEFAULT_DATA = DEFAULT_FASHION
 def time_cnnbench(ds, device: torch.device, batch_size: int) -> dict:
     aug = build_augmentation("digits", **AUG)
     loader = DeviceLoader(
-        ds.train, batch_size=batch_size, device=device, train=True, augment=aug, mean=ds.mean, std=ds.std, seed=0
+        ds.train, batch_size=batch_size, device=device, train=True, augment=aug, normalize=(ds.mean, ds.std), seed=0
     )
     loader.set_epoch(99)
     for i, _ in enumerate(loader):  # warm-up: allocator, kernels

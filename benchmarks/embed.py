@@ -136,7 +136,7 @@ def scores(result) -> dict:
 
 def stage_table(runs: dict[str, list[dict]]) -> list[str]:
     """Median seconds per stage of each variant, and the ratio legacy / new."""
-    from cnnbench.analysis.schema import SECONDS_KEYS
+    from cnnbench.rundir.analysis import SECONDS_KEYS
 
     med = {
         v: {k: statistics.median(r["seconds"].get(k, 0.0) for r in rs) for k in SECONDS_KEYS} for v, rs in runs.items()

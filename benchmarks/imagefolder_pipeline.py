@@ -210,8 +210,7 @@ def main(argv=None) -> int:
         device=device,
         train=True,
         augment=aug,
-        mean=MEAN,
-        std=STD,
+        normalize=(MEAN, STD),
         output_size=args.input,
         drop_last=True,
     )

@@ -1,6 +1,6 @@
 """Training images/s: cnnbench's engine vs. a bare PyTorch loop, and vs. the studies' naive pipeline.
 
-1. Engine overhead (the goal: ≤ 10 % on the CPU). ``cnnbench.engine.trainer`` and a bare loop train the
+1. Engine overhead (the goal: ≤ 10 % on the CPU). ``cnnbench.engine.fit`` and a bare loop train the
    same model on the same device-resident Fashion-MNIST tensors, same batch, AdamW, no augmentation,
    ``--epochs`` epochs; both report the median epoch after the first (which pays for allocation and
    warm-up). The engine's time is its own ``epoch_time_s`` (training only, device-synchronised). The

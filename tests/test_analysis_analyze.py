@@ -14,8 +14,8 @@ from cnnbench.analysis.figures import (
     plot_knn_distance,
     plot_tsne_panels,
 )
-from cnnbench.analysis.schema import ANALYSIS_FORMAT, ANALYSIS_KEYS, SECONDS_KEYS, analysis_value
 from cnnbench.errors import ConfigError
+from cnnbench.rundir.analysis import ANALYSIS_FORMAT, ANALYSIS_KEYS, SECONDS_KEYS, analysis_value
 from cnnbench.utils.io import dumps_json
 
 CLASSES = ["zero", "one", "two", "three"]

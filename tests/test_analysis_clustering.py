@@ -5,7 +5,8 @@ import pytest
 from scipy import sparse
 from sklearn.datasets import make_blobs
 
-from cnnbench.analysis.clustering import dbscan_search, kmeans_scores, knee_eps, score_clustering
+from cnnbench.analysis.clustering import kmeans_scores, score_clustering
+from cnnbench.analysis.dbscan import dbscan_search, knee_eps
 from cnnbench.analysis.neighbors import nearest_neighbors, pair_counts, radius_graph, restrict_graph
 from cnnbench.errors import ConfigError
 
@@ -133,7 +134,7 @@ def test_bad_inputs_raise_config_errors(blobs):
 def test_dbscan_labels_are_scikit_learns_on_the_same_graph(diagonal):
     from sklearn.cluster import DBSCAN
 
-    from cnnbench.analysis.clustering import dbscan_labels
+    from cnnbench.analysis.dbscan import dbscan_labels
 
     rng = np.random.default_rng(0)
     for trial in range(12):
@@ -195,17 +196,17 @@ def test_wide_features_take_elkans_kmeans_with_lloyds_result(monkeypatch):
 def test_no_graph_size_estimate_when_even_the_complete_graph_fits(blobs, monkeypatch):
     """N² pairs within the memory bound: the search skips the sampled estimate (and still truncates
     nothing); beyond it, the estimate runs."""
-    from cnnbench.analysis import clustering
+    from cnnbench.analysis import dbscan
 
     x, y = blobs  # 600 points: 360,000 pairs at most
     calls: list[int] = []
-    real = clustering.pair_counts
+    real = dbscan.pair_counts
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(clustering, "pair_counts", counting)
+    monkeypatch.setattr(dbscan, "pair_counts", counting)
     db = dbscan_search(x, y, max_graph_entries=len(x) ** 2)
     assert calls == [] and not db.grid_truncated and db.scores.ari >= 0.95
     again = dbscan_search(x, y, max_graph_entries=len(x) ** 2 - 1)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from cnnbench.analysis.embed import OUTPUT_FILES, embed_run, stratified_indices
-from cnnbench.analysis.schema import EMBEDDING_KEYS
 from cnnbench.errors import CheckpointError, CnnbenchError, ConfigError
+from cnnbench.rundir.analysis import EMBEDDING_KEYS
 from conftest import run_cli
 
 N_TEST = 300
@@ -19,8 +19,8 @@ N_TEST = 300
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, engine_run):
     """A copy of the session's real engine run (LeNet-5 on 600 generated shapes, 300 test), embedded here."""
+    from cnnbench.checkpoints import build_run_model, run_data_config
     from cnnbench.data import load_dataset
-    from cnnbench.runs import build_run_model, run_data_config
 
     root = tmp_path_factory.mktemp("embed")
     run_dir = Path(shutil.copytree(engine_run, root / "run"))

@@ -183,7 +183,7 @@ def test_cpu_training_pads_and_says_so(tmp_path, monkeypatch):
     summary = fit(cfg, tmp_path / "run", quiet=True)
     assert any(n.startswith("CPU: 7 convolutions pad their input") for n in summary["notes"]), summary["notes"]
     # the checkpoint is the stock layer's state_dict: a plain model loads it
-    from cnnbench.runs import build_run_model
+    from cnnbench.checkpoints import build_run_model
 
     model = build_run_model(tmp_path / "run")
     assert not any(isinstance(m, PaddedConv2d) for m in model.modules())

@@ -24,8 +24,7 @@ def _loader(split, **kw):
         "batch_size": 10,
         "device": "cpu",
         "train": True,
-        "mean": [0.5] * split.images.shape[1],
-        "std": [0.25] * split.images.shape[1],
+        "normalize": ([0.5] * split.images.shape[1], [0.25] * split.images.shape[1]),
     }
     args.update(kw)
     return DeviceLoader(split, **args)
@@ -81,7 +80,7 @@ def test_resume_mid_epoch_is_bit_identical():
 )
 def test_ddp_shards_disjoint_lockstep_and_complete(n, batch, world):
     split = _split(n)
-    loaders = [_loader(split, batch_size=batch, rank=r, world_size=world, seed=1) for r in range(world)]
+    loaders = [_loader(split, batch_size=batch, shard=(r, world), seed=1) for r in range(world)]
     for ld in loaders:
         ld.set_epoch(2)
     per_rank = [_epoch_labels(ld) for ld in loaders]
@@ -96,7 +95,7 @@ def test_ddp_shards_disjoint_lockstep_and_complete(n, batch, world):
 
 
 def test_drop_last_keeps_only_full_steps():
-    loaders = [_loader(_split(43), batch_size=5, rank=r, world_size=2, drop_last=True) for r in range(2)]
+    loaders = [_loader(_split(43), batch_size=5, shard=(r, 2), drop_last=True) for r in range(2)]
     per_rank = [_epoch_labels(ld) for ld in loaders]
     assert [len(p) for p in per_rank] == [4, 4] and all(len(b) == 5 for p in per_rank for b in p)
     flat = [v for p in per_rank for b in p for v in b]
@@ -105,7 +104,7 @@ def test_drop_last_keeps_only_full_steps():
 
 def test_normalisation_is_last_and_exact():
     split = _split(20)
-    loader = _loader(split, train=False, batch_size=20, mean=[0.25], std=[0.5])
+    loader = _loader(split, train=False, batch_size=20, normalize=([0.25], [0.5]))
     x, y = next(iter(loader))
     expected = (torch.from_numpy(split.images).float() / 255 - 0.25) / 0.5
     assert x.dtype == torch.float32 and y.dtype == torch.int64
@@ -115,30 +114,30 @@ def test_normalisation_is_last_and_exact():
 def test_train_batches_are_augmented_and_normalised():
     split = _split(64, size=28)
     aug = build_augmentation("digits")
-    x, _ = next(iter(_loader(split, augment=aug, batch_size=64, mean=[0.0], std=[1.0])))
+    x, _ = next(iter(_loader(split, augment=aug, batch_size=64, normalize=([0.0], [1.0]))))
     assert x.shape == (64, 1, 28, 28)
     assert float(x.min()) >= 0 and float(x.max()) <= 1
-    plain, _ = next(iter(_loader(split, batch_size=64, mean=[0.0], std=[1.0])))
+    plain, _ = next(iter(_loader(split, batch_size=64, normalize=([0.0], [1.0]))))
     assert not torch.allclose(x, plain)
 
 
 def test_output_size_and_natural_eval_centre_crop():
     split = _split(6, c=3, size=256)
-    x, _ = next(iter(_loader(split, train=False, output_size=224, mean=[0, 0, 0], std=[1, 1, 1])))
+    x, _ = next(iter(_loader(split, train=False, output_size=224, normalize=([0, 0, 0], [1, 1, 1]))))
     # 256 -> 224 at the 0.875 ratio is an exact centre crop, no resampling
     assert torch.allclose(x, torch.from_numpy(split.images[:, :, 16:240, 16:240]).float() / 255)
-    up, _ = next(iter(_loader(_split(6, c=3, size=32), train=False, output_size=64, mean=[0] * 3, std=[1] * 3)))
+    up, _ = next(iter(_loader(_split(6, c=3, size=32), train=False, output_size=64, normalize=([0] * 3, [1] * 3))))
     assert up.shape == (6, 3, 64, 64)
-    digits, _ = next(iter(_loader(_split(6, size=28), train=False, output_size=32, mean=[0], std=[1])))
+    digits, _ = next(iter(_loader(_split(6, size=28), train=False, output_size=32, normalize=([0], [1]))))
     assert digits.shape == (6, 1, 32, 32)
     aug = build_augmentation("natural")
-    xa, _ = next(iter(_loader(split, augment=aug, output_size=224, mean=[0] * 3, std=[1] * 3)))
+    xa, _ = next(iter(_loader(split, augment=aug, output_size=224, normalize=([0] * 3, [1] * 3))))
     assert xa.shape == (6, 3, 224, 224)
 
 
 def test_empty_split_has_no_batches():
     empty = ArraySplit(np.zeros((0, 1, 8, 8), np.uint8), np.zeros(0, np.int64))
-    loader = _loader(empty, train=False, world_size=2, rank=1)
+    loader = _loader(empty, train=False, shard=(1, 2))
     assert len(loader) == 0 and loader.num_samples == 0 and list(loader) == []
 
 
@@ -152,11 +151,11 @@ def test_batch_size_can_change_between_epochs():
 
 def test_errors_name_the_problem():
     with pytest.raises(ConfigError, match=r"rank 2 / world_size 2"):
-        _loader(_split(), rank=2, world_size=2)
+        _loader(_split(), shard=(2, 2))
     with pytest.raises(DataError, match=r"3 samples cannot be sharded over 4 ranks"):
-        _loader(_split(3), world_size=4)
+        _loader(_split(3), shard=(0, 4))
     with pytest.raises(ConfigError, match=r"mean/std have 3/3 values; the images have 1 channels"):
-        _loader(_split(), mean=[0.5] * 3, std=[0.2] * 3)
+        _loader(_split(), normalize=([0.5] * 3, [0.2] * 3))
     with pytest.raises(ConfigError, match=r"batches\(start=99\)"):
         next(_loader(_split()).batches(start=99))
 

@@ -38,8 +38,7 @@ def test_draw_k_is_what_the_loader_gives_the_first_batch_of_epoch_k(synthetic):
         train=True,
         augment=build_augmentation("digits"),
         seed=seed,
-        mean=[0.0],
-        std=[1.0],
+        normalize=([0.0], [1.0]),
     )
     for epoch in range(draws):
         loader.set_epoch(epoch)

@@ -79,8 +79,7 @@ def test_tiny_cnn_learns_synthetic_well_above_chance(isolated_cache, one_thread)
         device="cpu",
         train=True,
         augment=build_augmentation("digits"),
-        mean=ds.mean,
-        std=ds.std,
+        normalize=(ds.mean, ds.std),
     )
     for epoch in range(4):
         train.set_epoch(epoch)
@@ -88,7 +87,7 @@ def test_tiny_cnn_learns_synthetic_well_above_chance(isolated_cache, one_thread)
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
-    test = DeviceLoader(ds.test, batch_size=250, device="cpu", train=False, mean=ds.mean, std=ds.std)
+    test = DeviceLoader(ds.test, batch_size=250, device="cpu", train=False, normalize=(ds.mean, ds.std))
     with torch.no_grad():
         correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in test)
     assert correct / len(ds.test) > 0.8  # chance is 0.1

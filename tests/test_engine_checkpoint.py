@@ -1,10 +1,10 @@
 import pytest
 import torch
 
+from cnnbench.checkpoints import load_checkpoint, save_checkpoint
 from cnnbench.engine import checkpoint as ckpt_mod
-from cnnbench.engine.checkpoint import load_resume_checkpoint, save_checkpoint
+from cnnbench.engine.checkpoint import load_resume_checkpoint
 from cnnbench.errors import CheckpointError, OutputError
-from cnnbench.runs import load_checkpoint
 
 
 def _state(value: float) -> dict:

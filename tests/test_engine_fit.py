@@ -171,7 +171,7 @@ def test_huge_learning_rate_diverges_cleanly(tmp_path, isolated_cache):
     assert summary["status"] == "diverged" and "NaN/Inf" in summary["error"]
     assert (tmp_path / "run/summary.json").is_file()
     # the same divergence inside the timed probe of --time-budget counts its steps once
-    from cnnbench.engine.trainer import PROBE_STEPS
+    from cnnbench.engine.chunk import PROBE_STEPS
 
     assert summary["steps"] <= PROBE_STEPS  # so that the budgeted run below diverges inside its probe
     budget = fit(cfg.replace(time_budget_s=60.0), tmp_path / "budget", quiet=True)
@@ -353,9 +353,9 @@ def test_ddp_two_gloo_ranks_write_one_run_directory(tmp_path, isolated_cache):
     assert len(rows) == 3 and all(0 <= float(r["val_acc"]) <= 1 for r in rows)
     assert summary["test_samples"] == json.loads((out / "data.json").read_text())["test_size"]
     # each rank tested its own shard; the predictions file holds every test image once, in dataset order
+    from cnnbench.checkpoints import run_data_config
     from cnnbench.data import load_dataset
     from cnnbench.rundir import TestPredictions
-    from cnnbench.runs import run_data_config
 
     preds = TestPredictions.read(out)
     assert (preds.target == load_dataset(run_data_config(out)).test.labels).all()
@@ -367,8 +367,8 @@ def test_ddp_two_gloo_ranks_write_one_run_directory(tmp_path, isolated_cache):
 def test_a_dataset_given_to_fit_is_recorded_as_loaded_so_eval_reloads_the_same_images(tmp_path):
     import dataclasses
 
+    from cnnbench.checkpoints import run_data_config
     from cnnbench.data import DataConfig, load_dataset
-    from cnnbench.runs import run_data_config
 
     ds = load_dataset(DataConfig(name="synthetic", synthetic_train=300, synthetic_test=100))
     cfg = TrainConfig(model="lenet5", data="synthetic", epochs=1, max_steps=2, device="cpu", progress=False)

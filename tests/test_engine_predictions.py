@@ -35,10 +35,8 @@ def _loader(split: ArraySplit, rank: int = 0, world_size: int = 1, batch_size: i
         batch_size=batch_size,
         device="cpu",
         train=False,
-        mean=[0.5],
-        std=[0.25],
-        rank=rank,
-        world_size=world_size,
+        normalize=([0.5], [0.25]),
+        shard=(rank, world_size),
     )
 
 

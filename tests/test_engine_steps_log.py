@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from cnnbench.engine import TrainConfig, fit
-from cnnbench.engine.runlog import StepLog, step_log_interval
+from cnnbench.engine.runlog import step_log_interval
 from cnnbench.report.fig_curves import Curve, curve_data, fig_training_curves
-from cnnbench.report.runfiles import read_metrics, read_steps
 from cnnbench.report.style import png_bytes
-from cnnbench.utils.schema import METRIC_COLUMNS, STEP_COLUMNS
+from cnnbench.rundir.tables import METRIC_COLUMNS, STEP_COLUMNS, StepLog, read_metrics, read_steps
 
 
 @pytest.mark.parametrize(

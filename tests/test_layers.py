@@ -26,11 +26,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "rundir": ("errors", "utils"),
     "data": BOTTOM,
     "models": BOTTOM,
-    "runs": (*BOTTOM, "data", "models"),
-    "engine": (*BOTTOM, "data", "models", "runs"),
+    "checkpoints": (*BOTTOM, "data", "models"),
+    "engine": (*BOTTOM, "data", "models", "checkpoints"),
     "bench": (*BOTTOM, "data", "models"),
-    "analysis": (*BOTTOM, "data", "models", "runs"),  # never engine: analysis reads what training wrote
-    "study": (*BOTTOM, "data", "models", "runs", "engine", "bench", "analysis"),
+    "analysis": (*BOTTOM, "data", "models", "checkpoints"),  # never engine: analysis reads what training wrote
+    "study": (*BOTTOM, "data", "models", "checkpoints", "engine", "bench", "analysis"),
     "report": (*BOTTOM, "data"),  # result files only (data: the augmented.npz format); never torch
     "cli": ("*",),
     "__main__": ("*",),
@@ -161,7 +161,7 @@ def test_the_architecture_doc_shows_the_same_table():
         ("from cnnbench.engine.stop import STOP\n", "cnnbench.engine.stop"),
         ("def f():\n    from cnnbench.report import build_report\n", "cnnbench.report"),
         ("from cnnbench import engine\n", "cnnbench.engine"),
-        ("from ..engine import fit\n", "cnnbench.engine"),
+        ("from ..engine import TrainConfig\n", "cnnbench.engine"),
         ("import importlib\nimportlib.import_module('cnnbench.cli.common')\n", "cnnbench.cli.common"),
     ],
 )
@@ -169,3 +169,92 @@ def test_the_scanner_sees_imports_at_any_depth(source, expected):
     """The check itself: lazy, sub-package and importlib imports are all found."""
     probe = SRC / "analysis" / "_layer_probe.py"  # a path inside the package; never written
     assert [name for name, _ in imported_modules(probe, source)] == [expected]
+
+
+# Sizes a newcomer can read (issue 28): a file fits in one sitting, a function on one screen, a call
+# in one line of thought. The engine, the part read most, is held to a tighter file size.
+MAX_FILE_LINES = 450
+MAX_ENGINE_FILE_LINES = 400
+MAX_FUNCTION_LINES = 50  # from ``def`` to the last line, docstring included
+MAX_PARAMETERS = 10  # self and cls not counted
+
+
+def _sources() -> list[tuple[Path, ast.Module, int]]:
+    return [
+        (path, ast.parse(text, str(path)), text.count("\n"))
+        for path in sorted(SRC.rglob("*.py"))
+        for text in [path.read_text(encoding="utf-8")]
+    ]
+
+
+def test_no_file_is_longer_than_a_sitting():
+    problems = []
+    for path, _, lines in _sources():
+        limit = MAX_ENGINE_FILE_LINES if path.parent.name == "engine" else MAX_FILE_LINES
+        if lines > limit:
+            problems.append(f"{path.relative_to(ROOT)}: {lines} lines (at most {limit})")
+    assert not problems, "files to split by job:\n" + "\n".join(problems)
+
+
+def _functions(tree: ast.Module):
+    return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+
+def test_no_function_is_longer_than_a_screen():
+    problems = [
+        f"{path.relative_to(ROOT)}:{f.lineno} {f.name}: {f.end_lineno - f.lineno + 1} lines"
+        for path, tree, _ in _sources()
+        for f in _functions(tree)
+        if f.end_lineno - f.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not problems, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(problems)
+
+
+def test_no_signature_passes_more_than_ten_values():
+    problems = []
+    for path, tree, _ in _sources():
+        for f in _functions(tree):
+            a = f.args
+            names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+            count = len(names) + bool(a.vararg) + bool(a.kwarg) - (names[:1] in (["self"], ["cls"]))
+            if count > MAX_PARAMETERS:
+                problems.append(f"{path.relative_to(ROOT)}:{f.lineno} {f.name}: {count} parameters")
+    assert not problems, f"signatures over {MAX_PARAMETERS} parameters (pass a parameter object):\n" + "\n".join(
+        problems
+    )
+
+
+def _run_dir_names() -> tuple[set[str], re.Pattern]:
+    from cnnbench.rundir import layout
+
+    names = {v for k, v in vars(layout).items() if k.endswith(("_FILE", "_FIGURE")) and isinstance(v, str)}
+    names -= {layout.STUDY_FILE, layout.STUDY_LOCK_FILE, layout.SAMPLES_FILE, layout.RESULTS_FILE}
+    names -= {layout.AGGREGATE_FILE}
+    names |= {layout.checkpoint_file(which) for which in ("best", "last", "last.prev")}
+    # these two are named nowhere else, not even in a message: the issue's `grep summary.json\|config.yaml`
+    anywhere = re.compile(rf"{re.escape(layout.SUMMARY_FILE)}|{re.escape(layout.CONFIG_FILE)}")
+    return names, anywhere
+
+
+def test_run_directory_file_names_are_spelled_only_by_the_run_directory_module():
+    """A path of a run directory comes from ``cnnbench.rundir.layout``: no other module spells a file
+    name as a string (docstrings and comments may name files)."""
+    names, anywhere = _run_dir_names()
+    problems = []
+    for path, tree, _ in _sources():
+        if path.parent.name == "rundir":
+            continue
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Constant) or not isinstance(node.value, str) or id(node) in docstrings:
+                continue
+            if node.value in names or anywhere.search(node.value):
+                problems.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:80]!r}")
+    assert not problems, "run-directory file names outside cnnbench.rundir.layout:\n" + "\n".join(problems)

@@ -104,7 +104,7 @@ def test_top_level_names_load_lazily():
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert "fit" in out and "build_report" in out and "TrainConfig" in out
-    assert cnnbench.fit is __import__("cnnbench.engine.trainer", fromlist=["fit"]).fit
+    assert cnnbench.fit is __import__("cnnbench.engine.fit", fromlist=["fit"]).fit
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         cnnbench.nope  # noqa: B018
 

@@ -70,7 +70,7 @@ def test_a_failed_write_says_the_previous_version_is_kept_only_when_there_was_on
 def test_full_disk_during_training_stops_with_a_clear_error_and_keeps_the_last_checkpoint(
     tmp_path, isolated_cache, monkeypatch
 ):
-    import cnnbench.engine.checkpoint as ckpt_mod
+    import cnnbench.checkpoints as ckpt_mod
 
     calls = {"n": 0}
     real_save = ckpt_mod.atomic_save

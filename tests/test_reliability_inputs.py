@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from cnnbench.engine.config import TrainConfig
-from cnnbench.engine.runlog import MetricsLog
 from cnnbench.engine.trainer import _check_splits
 from cnnbench.errors import CnnbenchError, ConfigError, DataError
+from cnnbench.rundir.tables import MetricsLog
 from cnnbench.study import resolve_spec
 from cnnbench.utils.io import atomic_write_text
 from conftest import run_cli
@@ -248,7 +248,7 @@ def test_a_read_only_cache_is_one_line_naming_it(tmp_path):
 def test_the_torch_writer_failing_on_a_full_disk_is_said_plainly(tmp_path, monkeypatch):
     import torch
 
-    from cnnbench.engine import checkpoint as ckpt_mod
+    from cnnbench import checkpoints as ckpt_mod
     from cnnbench.errors import OutputError
 
     def full(obj, f, *a, **k):
@@ -391,8 +391,8 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path, isolated_cache):
 
 
 def test_a_path_of_the_wrong_kind_is_named_as_such_not_as_missing(tmp_path):
+    from cnnbench.checkpoints import open_run
     from cnnbench.report import collect
-    from cnnbench.runs import open_run
     from cnnbench.study.spec import load_study_file
 
     a_file = tmp_path / "notes.txt"

@@ -332,7 +332,7 @@ def test_an_address_space_limit_too_small_for_torch_is_one_line():
 
 
 def test_more_workers_than_cores_on_a_cpu_gets_a_note():
-    from cnnbench.study.runner import choose_workers
+    from cnnbench.study.workers import choose_workers
     from cnnbench.utils.threads import usable_cores
 
     runs = [SimpleNamespace(config=SimpleNamespace(device="cpu", image_size=None))]

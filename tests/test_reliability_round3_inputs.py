@@ -18,7 +18,8 @@ from PIL import Image
 
 from cnnbench.errors import CnnbenchError, ConfigError, DataError, DataNotFoundError, ResultsError
 from cnnbench.report import collect
-from cnnbench.rundir import TRAIN_CONFIG_KEYS, RunSummary
+from cnnbench.rundir import RunSummary
+from cnnbench.rundir.config import TRAIN_CONFIG_KEYS
 from cnnbench.study import resolve_spec
 from cnnbench.utils.yamlfile import MAX_VALUES, load_yaml
 from conftest import run_cli
@@ -105,7 +106,7 @@ def test_a_damaged_run_config_yaml_is_named_by_every_reader(tmp_path):
     (run / "summary.json").write_text(json.dumps({"model": "lenet5", "dataset": "synthetic", "status": "completed"}))
     results = collect(tmp_path)
     assert any("duplicate key 'model'" in p for p in results.problems)
-    from cnnbench.runs import open_run
+    from cnnbench.checkpoints import open_run
 
     with pytest.raises(CnnbenchError, match="config.yaml is not valid YAML"):
         open_run(run)
@@ -142,7 +143,9 @@ def test_numbers_out_of_their_range_are_named(tmp_path, key, value, expected):
 
 
 def test_every_other_result_file_checks_its_numbers(tmp_path):
-    from cnnbench.report.runfiles import read_analysis, read_metrics, read_test_metrics
+    from cnnbench.rundir.analysis import read_analysis
+    from cnnbench.rundir.files import read_test_metrics
+    from cnnbench.rundir.tables import read_metrics
 
     run = _run_dir(tmp_path)
     (tmp_path / "speed").mkdir()
@@ -191,7 +194,7 @@ def test_a_hand_edited_split_file_is_redrawn_not_trusted(isolated_cache):
 def test_the_torch_free_list_of_config_keys_is_the_train_config():
     from cnnbench.engine.config import train_config_fields
 
-    assert list(TRAIN_CONFIG_KEYS) == train_config_fields()
+    assert sorted(TRAIN_CONFIG_KEYS) == sorted(train_config_fields())
 
 
 def _copy_run(engine_run: Path, tmp_path: Path) -> Path:
@@ -209,7 +212,7 @@ def _add_unknown_keys(run: Path) -> None:
 
 @pytest.mark.slow
 def test_unknown_config_keys_are_named_by_open_run_and_the_report(engine_run, tmp_path):
-    from cnnbench.runs import open_run, run_data_config
+    from cnnbench.checkpoints import open_run, run_data_config
 
     run = _copy_run(engine_run, tmp_path)
     _add_unknown_keys(run)
@@ -270,8 +273,7 @@ def test_embed_of_a_run_still_training_is_refused_then_recorded_and_the_report_s
 def test_a_checkpoint_being_replaced_is_read_whole_and_verified(tmp_path):
     import torch
 
-    from cnnbench.engine.checkpoint import save_checkpoint
-    from cnnbench.runs import read_checkpoint
+    from cnnbench.checkpoints import read_checkpoint, save_checkpoint
 
     save_checkpoint(tmp_path, "best", {"model": {"w": torch.zeros(3)}, "epoch": 1})
     first = (tmp_path / "best.pt.sha256").read_text().split()[0]
@@ -289,14 +291,14 @@ def test_a_checkpoint_being_replaced_is_read_whole_and_verified(tmp_path):
 
 @pytest.mark.slow
 def test_a_failed_analysis_in_run_names_flags_run_has(engine_run, tmp_path, isolated_cache):
-    from cnnbench.study.runner import _embed_best_runs
+    from cnnbench.study.artefacts import embed_best_runs
 
     run = _copy_run(engine_run, tmp_path)
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["data_config"]["max_test_samples"] = 6  # a test split too small to analyse
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     lines: list[str] = []
-    _embed_best_runs(type("Spec", (), {"embed_max_points": 1000})(), tmp_path, lines.append)
+    embed_best_runs(type("Spec", (), {"embed_max_points": 1000})(), tmp_path, lines.append)
     (line,) = lines
     assert "feature analysis of" in line and "holds 6 image(s)" in line
     assert "--embed-max-points" in line and "--max-test-samples" in line and "raise --max-points" not in line

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cnnbench.report.aggregate import Stat, aggregate, select_schedules
-from cnnbench.report.collect import FIGURES, RunRecord
+from cnnbench.report.records import FIGURES, RunRecord
 from cnnbench.report.tables import fmt_number, fmt_stat, results_columns, results_table
 
 

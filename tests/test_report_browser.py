@@ -11,7 +11,7 @@ import pytest
 
 from cnnbench.report import build_report
 from cnnbench.report.fig_curves import curve_data
-from cnnbench.report.runfiles import read_metrics, read_steps
+from cnnbench.rundir.tables import read_metrics, read_steps
 from support.browser import find_browser, inspect, open_page
 from support.synthetic_study import SyntheticStudy, write_synthetic_study
 

@@ -16,7 +16,7 @@ import yaml
 
 from cnnbench.errors import ResultsError
 from cnnbench.report import RESULT_COLUMNS, collect, write_results
-from cnnbench.report.collect import SUMMARY_FIGURES
+from cnnbench.report.records import SUMMARY_FIGURES
 from cnnbench.report.results_csv import aggregate_columns
 from cnnbench.rundir import PREDICTIONS_FILE, STATUS_OK, RunSummary
 from support.synthetic_study import SyntheticStudy, write_synthetic_study

@@ -11,9 +11,10 @@ from matplotlib.colors import to_hex
 
 from cnnbench.report import fig_classes, fig_compare, fig_curves, fig_features, fig_pareto
 from cnnbench.report.aggregate import aggregate
-from cnnbench.report.collect import FIGURES, RunRecord
-from cnnbench.report.runfiles import ClusterScores, EpochTable
+from cnnbench.report.records import FIGURES, RunRecord
 from cnnbench.report.style import model_colors, png_bytes
+from cnnbench.rundir.analysis import ClusterScores
+from cnnbench.rundir.tables import EpochTable
 
 MODELS = ["lenet5", "resnet18", "vgg11"]
 COLORS = model_colors(MODELS)
@@ -223,8 +224,8 @@ def test_one_seed_draws_no_error_bars():
 
 
 def test_the_feature_caption_names_the_map_dimensions_analysis_json_records(tmp_path):
-    from cnnbench.report.runfiles import read_analysis
     from cnnbench.report.sections.features import _map_dims_text
+    from cnnbench.rundir.analysis import read_analysis
 
     for dims in (2, 3):
         run = tmp_path / f"d{dims}"

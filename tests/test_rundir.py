@@ -26,7 +26,7 @@ def test_run_id_formats_sanitises_and_parses_back():
 @pytest.mark.slow  # imports torch and spawns the CLI
 def test_a_study_and_cnnbench_train_name_a_run_alike():
     from cnnbench.study import resolve_spec
-    from cnnbench.study.runner import plan_runs
+    from cnnbench.study.plan import plan_runs
 
     spec = resolve_spec(None, None, {"data": "imagefolder:/x/y", "models": "lenet5", "schedules": "cosine"})
     planned = plan_runs(spec, ["lenet5"])[0]

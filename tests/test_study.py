@@ -15,7 +15,7 @@ import pytest
 
 from cnnbench.errors import ConfigError
 from cnnbench.study import resolve_spec
-from cnnbench.study.runner import plan_runs, shard_runs
+from cnnbench.study.plan import plan_runs, shard_runs
 from conftest import run_cli
 
 TINY = [

@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 #: Public name -> module that defines it.
 _EXPORTS = {
     "TrainConfig": "cnnbench.engine.config",
-    "fit": "cnnbench.engine.trainer",
+    "fit": "cnnbench.engine.fit",
     "RunSummary": "cnnbench.rundir",
     "build_report": "cnnbench.report.build",
     "create_model": "cnnbench.models",

@@ -26,7 +26,7 @@ import numpy as np
 from cnnbench.data.preview import AUGMENTED_FILE, PREVIEW_DRAWS, AugmentationPreview
 from cnnbench.engine.config import TrainConfig
 from cnnbench.models.summary import ModelSummary
-from cnnbench.rundir import RunId, RunSummary, TestPredictions, recipe_hash
+from cnnbench.rundir import RunConfig, RunId, RunSummary, TestPredictions, recipe_hash
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 # name: (params, FLOPs, base test accuracy, seconds per epoch on a made-up GPU, GPU images/s, CPU ms)
@@ -169,8 +169,8 @@ def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.
         test_batch_size=32,
         progress=False,
     )
-    config = _config_yaml(cfg, k)
-    atomic_write_text(run_dir / "config.yaml", _yaml(config))
+    config = _run_config(cfg, k)
+    config.write(run_dir)
     final_acc = base_acc + (0.0006 if schedule == "plateau" else 0.0) + float(rng.normal(0, 0.0007))
     final_acc = min(final_acc, 0.9995)
     epochs = spec.epochs - (int(rng.integers(0, 4)) if not failed else spec.epochs - 3)
@@ -226,10 +226,10 @@ def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.
         steps=int(steps[-1]["step"]),
         world_size=1,
         notes=[],
-        config_hash=config["resolved"]["config_hash"],
-        recipe_hash=config["resolved"]["recipe_hash"],
+        config_hash=config.resolved["config_hash"],
+        recipe_hash=config.resolved["recipe_hash"],
     )
-    atomic_write_json(run_dir / "summary.json", summary.to_dict())
+    summary.write(run_dir)
     if not failed:
         if spec.predictions:
             _predictions(confusion, rng).write(run_dir)
@@ -283,10 +283,9 @@ def _write_run(run_dir: Path, run_id: str, spec: SyntheticStudy, rng: np.random.
         atomic_write_bytes(run_dir / "tsne.png", tsne_png)
 
 
-def _config_yaml(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
-    """config.yaml as the engine writes it (engine/trainer.py ``_write_config``), for a made-up H100."""
-    config = cfg.to_dict()
-    config["model_args"] = {
+def _run_config(cfg: TrainConfig, num_classes: int) -> RunConfig:
+    """config.yaml as the engine writes it (engine/setup.py ``write_config``), for a made-up H100."""
+    model_args = {
         "name": cfg.model,
         "num_classes": num_classes,
         "in_chans": 1,
@@ -294,8 +293,7 @@ def _config_yaml(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
         "drop_rate": cfg.drop_rate,
         "head": cfg.head,
     }
-    config["data_config"] = cfg.data_config().to_dict()
-    config["resolved"] = {
+    resolved = {
         "device": "cuda",
         "world_size": 1,
         "amp": "bfloat16",
@@ -304,7 +302,7 @@ def _config_yaml(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
         "config_hash": cfg.hash(),
         "recipe_hash": recipe_hash(cfg.to_dict()),
     }
-    return config
+    return RunConfig.build(cfg.to_dict(), model_args, cfg.data_config().to_dict(), resolved)
 
 
 def _curves(

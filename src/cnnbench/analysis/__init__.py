@@ -1,8 +1,8 @@
 """Feature analysis: embeddings of a trained model, t-SNE, K-means and DBSCAN scored by ARI/NMI,
 k-NN accuracy (``cnnbench embed``).
 
-Names are loaded on first use, so ``import cnnbench.analysis.schema`` (the analysis.json keys)
-costs no numpy, scikit-learn or torch import.
+Names are loaded on first use, so importing the package costs no numpy, scikit-learn or torch import.
+The keys of the files it writes (analysis.json, embedding.npz) are in ``cnnbench.rundir.analysis``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ _EXPORTS = {
     "SpaceAnalysis": "analyze",
     "analyze": "analyze",
     "ClusterScores": "clustering",
-    "DbscanCandidate": "clustering",
-    "DbscanResult": "clustering",
-    "dbscan_labels": "clustering",
+    "DbscanCandidate": "dbscan",
+    "DbscanResult": "dbscan",
+    "dbscan_labels": "dbscan",
     "KMeansResult": "clustering",
-    "dbscan_search": "clustering",
+    "dbscan_search": "dbscan",
     "kmeans_scores": "clustering",
     "score_clustering": "clustering",
     "embed_run": "embed",
@@ -34,11 +34,6 @@ _EXPORTS = {
     "knn_accuracy": "knn",
     "Neighbors": "neighbors",
     "nearest_neighbors": "neighbors",
-    "ANALYSIS_FORMAT": "schema",
-    "ANALYSIS_KEYS": "schema",
-    "EMBEDDING_KEYS": "schema",
-    "SECONDS_KEYS": "schema",
-    "analysis_value": "schema",
     "TsneResult": "tsne",
     "exact_kl_divergence": "tsne",
     "tsne_2d": "tsne",

@@ -12,20 +12,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from cnnbench.analysis.clustering import (
-    DEFAULT_EPS_FACTORS,
-    DEFAULT_MIN_SAMPLES,
-    DEFAULT_SILHOUETTE_SAMPLE,
-    DbscanResult,
-    KMeansResult,
-    dbscan_search,
-    kmeans_scores,
-)
+from cnnbench.analysis.clustering import DEFAULT_SILHOUETTE_SAMPLE, KMeansResult, kmeans_scores
+from cnnbench.analysis.dbscan import DEFAULT_EPS_FACTORS, DEFAULT_MIN_SAMPLES, DbscanResult, dbscan_search
 from cnnbench.analysis.knn import DEFAULT_KNN_K, knn_accuracy
 from cnnbench.analysis.neighbors import Neighbors, default_n_jobs, nearest_neighbors
-from cnnbench.analysis.schema import ANALYSIS_FORMAT
 from cnnbench.analysis.tsne import DEFAULT_PCA_DIMS, TSNE_BACKENDS, TSNE_COMPONENTS, TsneResult, tsne_map
 from cnnbench.errors import ConfigError
+from cnnbench.rundir.analysis import ANALYSIS_FORMAT
 from cnnbench.utils.config import check_choice, check_range
 
 T = TypeVar("T")
@@ -100,7 +93,7 @@ class Analysis:
         return self.tsne.coords
 
     def to_dict(self) -> dict[str, Any]:
-        """The analysis.json object; keys are listed in ``cnnbench.analysis.schema.ANALYSIS_KEYS``."""
+        """The analysis.json object; keys are listed in ``cnnbench.rundir.analysis.ANALYSIS_KEYS``."""
         tsne = {
             **self.map.to_dict(),
             "backend": self.tsne.backend,

@@ -1,11 +1,12 @@
 """``cnnbench embed``: the features of a trained run, analysed and written into its run directory.
 
-Only ``cnnbench.runs``, ``cnnbench.data`` and the model contract (``forward_features`` then
+Only ``cnnbench.checkpoints``, ``cnnbench.data`` and the model contract (``forward_features`` then
 ``forward_head(pre_logits=True)``) are used: never the engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -20,18 +21,19 @@ import numpy as np
 import torch
 
 from cnnbench.analysis.analyze import Analysis, AnalysisConfig, analyze, uses_side_thread
+from cnnbench.checkpoints import CheckpointFile, RunDir, config_count, load_run_model, open_run
 from cnnbench.errors import CnnbenchError, ConfigError
-from cnnbench.rundir import check_split
+from cnnbench.rundir import RunFiles, check_split
+from cnnbench.rundir.layout import EMBED_FILES, TRAIN_LOCK_FILE
 from cnnbench.utils.env import resolve_device
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, check_writable_dir
 from cnnbench.utils.lock import LockOwner, read_owner, stale_reason
 
-if TYPE_CHECKING:  # annotations only: cnnbench.data and cnnbench.runs are imported on first use
+if TYPE_CHECKING:  # annotations only: cnnbench.data is imported on first use
     from cnnbench.data import ArraySplit, Dataset, DeviceLoader
-    from cnnbench.runs import CheckpointFile, RunDir
 
 #: Files ``embed_run`` writes into the run directory.
-OUTPUT_FILES = ("embedding.npz", "analysis.json", "tsne.png", "knn_distance.png")
+OUTPUT_FILES = EMBED_FILES
 
 
 def stratified_indices(labels: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
@@ -137,7 +139,7 @@ def write_outputs(
 
     # matplotlib, once per process (~0.6 s): with the other imports, not with the figures
     analysis.seconds["imports"] = analysis.seconds.get("imports", 0.0) + time.perf_counter() - start
-    out = Path(out_dir)
+    out = RunFiles(out_dir)
     what = " · ".join(str(v) for v in (analysis.meta.get("model"), analysis.meta.get("dataset")) if v)
 
     def npz_bytes() -> tuple[bytes, float]:
@@ -152,17 +154,17 @@ def write_outputs(
     with ThreadPoolExecutor(1, thread_name_prefix="cnnbench-npz") if side else nullcontext() as pool:
         npz = pool.submit(npz_bytes) if pool is not None else None
         start = time.perf_counter()
-        atomic_write_bytes(out / "tsne.png", figure_png_bytes(plot_tsne_panels(analysis, what or None)))
-        atomic_write_bytes(out / "knn_distance.png", figure_png_bytes(plot_knn_distance(analysis, what or None)))
+        atomic_write_bytes(out.tsne_figure, figure_png_bytes(plot_tsne_panels(analysis, what or None)))
+        atomic_write_bytes(out.knn_figure, figure_png_bytes(plot_knn_distance(analysis, what or None)))
         analysis.seconds["figures"] = time.perf_counter() - start
         data, compress = npz.result() if npz is not None else npz_bytes()
     start = time.perf_counter()
-    atomic_write_bytes(out / "embedding.npz", data)
+    atomic_write_bytes(out.embedding, data)
     # compressing (beside the figures when on the side thread) and writing; analysis.json, next, takes milliseconds
     analysis.seconds["files"] = compress + time.perf_counter() - start
     if started is not None:
         analysis.seconds["total"] = time.perf_counter() - started
-    atomic_write_json(out / "analysis.json", analysis.to_dict())
+    atomic_write_json(out.analysis, analysis.to_dict())
 
 
 def embed_run(
@@ -179,8 +181,7 @@ def embed_run(
 ) -> Analysis:
     """Embed a split with a run's selected checkpoint, analyse it, and write the results into the run.
 
-    Writes ``embedding.npz``, ``analysis.json``, ``tsne.png`` and ``knn_distance.png`` into
-    ``run_dir`` atomically.
+    Writes ``embedding.npz``, ``analysis.json``, ``tsne.png`` and ``knn_distance.png`` into ``run_dir``.
 
     Args:
         run_dir: a run directory written by ``cnnbench train``.
@@ -199,57 +200,47 @@ def embed_run(
     Raises:
         CnnbenchError: a missing or foreign run directory, a bad flag, a damaged checkpoint.
     """
-    from cnnbench.data import load_dataset
-    from cnnbench.runs import config_count, load_run_model, open_run, run_data_config
-
     _check_flags(split, max_points)
-    options = dataclasses.replace(options or AnalysisConfig(), perplexity=perplexity, seed=seed)
-    total_start = time.perf_counter()
-    seconds: dict[str, float] = {}
-    notes: list[str] = []
-    run = open_run(run_dir)
-    notes.extend(run.notes)  # config.yaml keys that were ignored
-    training = _training_holder(run.path)
-    if training is not None and not force:
-        raise CnnbenchError(
-            f"{run.path} is still training ({training.describe()} holds {training.path}): its best checkpoint "
-            "may still change; analyse it once the run has ended, or pass --force to analyse the current one"
-        )
-    check_writable_dir(run.path, flag="RUN_DIR")
+    total_start, seconds = time.perf_counter(), {}
+    run, training, notes = _open_run(run_dir, force)
     dev = _device_for(run.config, device, notes)
+    with _stage(seconds, "model"):
+        model, loaded = _load_model(run, dev, training is not None, notes)
+    with _stage(seconds, "data"):
+        dataset, data, indices = _sample_run_data(run, split, (max_points, seed), data_dir, notes)
+        loader = _eval_loader(run, loaded, (dataset, data), dev, batch_size)
+    with _stage(seconds, "features"):
+        features, labels = _extract_synchronized(model, loader, dev)
+    del model
+    options = dataclasses.replace(options or AnalysisConfig(), perplexity=perplexity, seed=seed)
+    result = analyze(features, labels, options, classes=dataset.classes)
+    _add_job_record(result, seconds, notes, _job_meta(run, dataset, split, loaded, dev))
+    write_outputs(result, run.path, indices, started=total_start)
+    return result
 
-    start = time.perf_counter()
-    model, loaded = load_run_model(run, which="best", device=dev, notes=notes)
-    seconds["model"] = time.perf_counter() - start
-    _checkpoint_used(run, notes)  # the note when there was no best checkpoint
-    if training is not None:
-        notes.append(
-            f"analysed while the run was still training (--force): the best checkpoint of epoch {loaded.epoch}, "
-            "which later epochs may replace"
-        )
 
+@contextlib.contextmanager
+def _stage(seconds: dict[str, float], name: str):
+    """``seconds[name]``: the wall time of the block."""
     start = time.perf_counter()
+    yield
+    seconds[name] = time.perf_counter() - start
+
+
+def _sample_run_data(run: RunDir, split: str, sample: tuple[int, int], data_dir, notes: list[str]):
+    """(dataset, the split cut to ``sample`` = (max points, seed), row indices kept) of the run's own data."""
+    from cnnbench.checkpoints import run_data_config
+    from cnnbench.data import load_dataset
+
     data_config = run_data_config(run)
     dataset = load_dataset(data_config if data_dir is None else data_config.replace(data_dir=os.fspath(data_dir)))
-    data, indices = _sample_split(getattr(dataset, split), split, max_points, seed, notes)
+    data, indices = _sample_split(getattr(dataset, split), split, *sample, notes)
     if len(data) < 10:  # max_points is at least 10: the split itself is this small
         raise ConfigError(
             f"the {split} split of {run.path} holds {len(data)} image(s); t-SNE and clustering need at least 10 "
             "(a run trained with a larger --max-test-samples, or another --split of cnnbench embed)"
         )
-    size = (loaded.model_args or run.config["model_args"]).get("input_size")  # the checkpoint's, as the model
-    loader = _eval_loader(dataset, data, dev, batch_size or config_count(run, "eval_batch_size", 512), size)
-    seconds["data"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    features, labels = _extract_synchronized(model, loader, dev)
-    seconds["features"] = time.perf_counter() - start
-    del model
-
-    result = analyze(features, labels, options, classes=dataset.classes)
-    _add_job_record(result, seconds, notes, _job_meta(run, dataset, split, loaded, dev))
-    write_outputs(result, run.path, indices, started=total_start)
-    return result
+    return dataset, data, indices
 
 
 def _check_flags(split: str, max_points: int) -> None:
@@ -287,19 +278,20 @@ def _sample_split(
 
 
 def _eval_loader(
-    dataset: Dataset, data: ArraySplit, device: torch.device, batch_size: int, output_size: int | None
+    run: RunDir, loaded: CheckpointFile, data: tuple[Dataset, ArraySplit], device: torch.device, batch_size: int | None
 ) -> DeviceLoader:
-    """Batches of ``data`` on ``device``, normalised and sized as the run's model was trained, never augmented."""
+    """Batches of the split ``data = (dataset, split)`` on ``device``, normalised and sized as the checkpoint's
+    model was trained (its own input size), never augmented; ``batch_size`` else the run's eval batch, else 512."""
     from cnnbench.data import DeviceLoader
 
+    dataset, split = data
     return DeviceLoader(
-        data,
-        batch_size=batch_size,
+        split,
+        batch_size=batch_size or config_count(run, "eval_batch_size", 512),
         device=device,
         train=False,
-        mean=dataset.mean,
-        std=dataset.std,
-        output_size=output_size,
+        normalize=(dataset.mean, dataset.std),
+        output_size=(loaded.model_args or run.config["model_args"]).get("input_size"),
     )
 
 
@@ -329,10 +321,43 @@ def _job_meta(
     }
 
 
-def _training_holder(run_dir: Path) -> LockOwner | None:
-    """The process training ``run_dir`` now (its ``.train.lock`` is held by a live process), or None."""
-    owner = read_owner(run_dir / ".train.lock")
-    return owner if owner is not None and stale_reason(owner) is None else None
+def _load_model(run: RunDir, dev: torch.device, training: bool, notes: list[str]):
+    """(the model of the run's best checkpoint, which checkpoint it was), with notes: no best checkpoint
+    (the last one used), a run still training (``--force``), config.yaml values the checkpoint overrode."""
+    model, loaded = load_run_model(run, which="best", device=dev, notes=notes)
+    _checkpoint_used(run, notes)
+    if training:
+        notes.append(
+            f"analysed while the run was still training (--force): the best checkpoint of epoch {loaded.epoch}, "
+            "which later epochs may replace"
+        )
+    return model, loaded
+
+
+def _open_run(run_dir: str | os.PathLike[str], force: bool) -> tuple[RunDir, LockOwner | None, list[str]]:
+    """(the run directory to analyse (writable), the process still training it if one is, the notes so far:
+    the keys of its config.yaml that were ignored)."""
+    run = open_run(run_dir)
+    training = _training_holder(run.path, force)
+    check_writable_dir(run.path, flag="RUN_DIR")
+    return run, training, list(run.notes)
+
+
+def _training_holder(run_dir: Path, force: bool) -> LockOwner | None:
+    """The process training ``run_dir`` now (its train lock is held by a live process), or None.
+
+    Raises:
+        CnnbenchError: the run is still training and ``force`` is not given.
+    """
+    owner = read_owner(Path(run_dir) / TRAIN_LOCK_FILE)
+    if owner is None or stale_reason(owner) is not None:
+        return None
+    if not force:
+        raise CnnbenchError(
+            f"{run_dir} is still training ({owner.describe()} holds {owner.path}): its best checkpoint "
+            "may still change; analyse it once the run has ended, or pass --force to analyse the current one"
+        )
+    return owner
 
 
 def _add_job_record(result: Analysis, seconds: dict[str, float], notes: list[str], meta: dict[str, Any]) -> None:

@@ -171,19 +171,25 @@ def plot_tsne_panels(analysis: Analysis, title: str | None = None) -> Figure:
             _finish_panel(ax, panel_title, len(colors))
     else:
         fig = Figure(figsize=(20, 18), layout="constrained")
-        for row, (groups, colors, names, panel_title) in zip(fig.subplots(3, 3), panels, strict=True):
-            for k, (ax, dims) in enumerate(zip(row, PROJECTIONS_3D, strict=True)):
-                _scatter_groups(ax, coords, groups, colors, names, size, dims)
-                if k == 1:  # the panel's title (and a left-out legend's note) over the middle projection
-                    _finish_panel(ax, panel_title, len(colors), dims, legend=None)
-                elif k == 2 and len(colors) <= MAX_LEGEND_ENTRIES:  # the legend right of the last one
-                    _finish_panel(ax, f"t-SNE {dims[0] + 1}–{dims[1] + 1}", len(colors), dims, legend="right")
-                else:
-                    _finish_panel(ax, f"t-SNE {dims[0] + 1}–{dims[1] + 1}", 0, dims, legend=None)
+        for row, panel in zip(fig.subplots(3, 3), panels, strict=True):
+            _projections(row, coords, panel, size)
         title = f"{title} · 3-D t-SNE, three projections" if title else "3-D t-SNE, three projections"
     if title:
         fig.suptitle(title, fontsize=13)
     return fig
+
+
+def _projections(row, coords: np.ndarray, panel: tuple, size: float) -> None:
+    """One panel of a 3-D map: its three 2-D projections side by side on the axes of ``row``."""
+    groups, colors, names, panel_title = panel
+    for k, (ax, dims) in enumerate(zip(row, PROJECTIONS_3D, strict=True)):
+        _scatter_groups(ax, coords, groups, colors, names, size, dims)
+        if k == 1:  # the panel's title (and a left-out legend's note) over the middle projection
+            _finish_panel(ax, panel_title, len(colors), dims, legend=None)
+        elif k == 2 and len(colors) <= MAX_LEGEND_ENTRIES:  # the legend right of the last one
+            _finish_panel(ax, f"t-SNE {dims[0] + 1}–{dims[1] + 1}", len(colors), dims, legend="right")
+        else:
+            _finish_panel(ax, f"t-SNE {dims[0] + 1}–{dims[1] + 1}", 0, dims, legend=None)
 
 
 def _plot_curve(ax, space: SpaceAnalysis, name: str) -> None:

@@ -147,6 +147,11 @@ def tsne_map(
         ConfigError: for a bad perplexity, backend, dimension, iteration count or input shape.
     """
     x = _checked_input(features, backend, max_iter, n_components)
+    return _tsne(x, perplexity, seed, backend, pca_dims, n_jobs, max_iter, n_components, legacy)
+
+
+def _tsne(x: np.ndarray, perplexity, seed, backend, pca_dims, n_jobs, max_iter, n_components, legacy) -> TsneResult:
+    """``tsne_map`` of checked (N, D) float32 points."""
     perp = effective_perplexity(perplexity, len(x))
     n_jobs = n_jobs or tsne_threads(len(x), legacy)
     start = time.perf_counter()

@@ -180,6 +180,19 @@ def test_pass_seconds(model: torch.nn.Module, loader, device: torch.device) -> f
     return time.perf_counter() - start
 
 
+def _measure_gpu(result: SpeedResult, model: torch.nn.Module, dev: torch.device, batch_size: int, compile: bool):
+    """The GPU figures of ``result``: throughput at the largest batch that fits (up to ``batch_size``), bf16."""
+    gpu_model = model.to(dev)
+    if compile:
+        gpu_model = torch.compile(gpu_model)
+        result.gpu_compiled = True
+    input_shape = tuple(result.input)
+    result.gpu_throughput, result.gpu_batch_size = gpu_throughput(
+        gpu_model, input_shape, dev, batch_size=batch_size, notes=result.notes
+    )
+    result.gpu_name, result.gpu_dtype = torch.cuda.get_device_name(dev), "bf16"
+
+
 def measure_model(
     name: str,
     input_shape: tuple[int, int, int],
@@ -214,14 +227,7 @@ def measure_model(
         flops=summary.flops,
     )
     if dev.type == "cuda":
-        gpu_model = model.to(dev)
-        if compile:
-            gpu_model = torch.compile(gpu_model)
-            result.gpu_compiled = True
-        result.gpu_throughput, result.gpu_batch_size = gpu_throughput(
-            gpu_model, input_shape, dev, batch_size=gpu_batch_size, notes=result.notes
-        )
-        result.gpu_name, result.gpu_dtype = torch.cuda.get_device_name(dev), "bf16"
+        _measure_gpu(result, model, dev, gpu_batch_size, compile)
     if test_loader is not None:
         result.test_time_s = test_pass_seconds(model, test_loader, dev)
         result.test_batch_size = getattr(test_loader, "batch_size", None)
@@ -230,12 +236,18 @@ def measure_model(
     latency = cpu_latency(model, input_shape)
     result.cpu_latency_ms, result.cpu_latency_p90_ms = latency.p50_ms, latency.p90_ms
     result.cpu_latency_repeats = latency.repeats
-    if onnx and (reason := onnx_unavailable()) is not None:
-        result.notes.append(reason)
-    elif onnx:
-        try:
-            result.onnx_latency_ms = onnx_latency(model, input_shape)
-        except Exception as exc:  # an exporter gap for one architecture must not stop a study
-            result.notes.append(f"ONNX export/run failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    if onnx:
+        _measure_onnx(result, model, input_shape)
     model.to("cpu")
     return result
+
+
+def _measure_onnx(result: SpeedResult, model: torch.nn.Module, input_shape: tuple[int, int, int]) -> None:
+    """The ONNX Runtime latency of ``result``, or a note saying why there is none."""
+    if (reason := onnx_unavailable()) is not None:
+        result.notes.append(reason)
+        return
+    try:
+        result.onnx_latency_ms = onnx_latency(model, input_shape)
+    except Exception as exc:  # an exporter gap for one architecture must not stop a study
+        result.notes.append(f"ONNX export/run failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")

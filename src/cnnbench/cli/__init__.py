@@ -144,6 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # training (`cnnbench run` is the default study)
         parser.print_help()
         return 2 if sys.argv[1:] else 0
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command's exit status; every error a user can meet is one line on stderr (README: exit status)."""
+    from cnnbench.errors import CnnbenchError
+
     try:
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args) or 0)
@@ -160,27 +167,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except OSError as exc:
-        # a file system that refuses (read-only cache, full disk, permissions) deep inside a library:
-        # one line naming the path and the reason, not a traceback
-        if exc.filename in (None, "<stdout>") and exc.errno in (*_FS_ERRNOS, errno.EBADF, errno.EIO):
-            _silence_stdout()  # stdout itself (`> /dev/full`, `>&-`): the output is lost, and said so
-            print(f"cnnbench {args.command}: error: cannot write the output: {_reason(exc)}", file=sys.stderr)
-            return 2
-        if exc.errno not in _FS_ERRNOS:
-            return _load_failure(args.command, exc)  # a shared library that cannot be mapped (ulimit -v)
-        from cnnbench.utils.io import describe_os_error
-
-        where = f" {exc.filename}" if exc.filename else ""
-        hint = " (set CNNBENCH_CACHE to a writable directory)" if "cache" in str(exc.filename or "") else ""
-        verb = "write" if exc.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "use"
-        print(f"cnnbench {args.command}: error: cannot {verb}{where}: {describe_os_error(exc)}{hint}", file=sys.stderr)
-        return 2
+        return _os_error(args.command, exc)
 
 
-def _reason(exc: OSError) -> str:
+def _os_error(command: str, exc: OSError) -> int:
+    """A file system that refuses (read-only cache, full disk, permissions, a path too long) deep inside a
+    library, or stdout that cannot take the output: one line naming the path and the reason."""
     from cnnbench.utils.io import describe_os_error
 
-    return describe_os_error(exc)
+    if exc.filename in (None, "<stdout>") and exc.errno in (*_FS_ERRNOS, errno.EBADF, errno.EIO):
+        _silence_stdout()  # stdout itself (`> /dev/full`, `>&-`): the output is lost, and said so
+        print(f"cnnbench {command}: error: cannot write the output: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    if exc.errno not in _FS_ERRNOS:
+        return _load_failure(command, exc)  # a shared library that cannot be mapped (ulimit -v)
+    where = f" {exc.filename}" if exc.filename else ""
+    hint = " (set CNNBENCH_CACHE to a writable directory)" if "cache" in str(exc.filename or "") else ""
+    verb = "write" if exc.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "use"
+    print(f"cnnbench {command}: error: cannot {verb}{where}: {describe_os_error(exc)}{hint}", file=sys.stderr)
+    return 2
 
 
 def _load_failure(command: str, exc: BaseException) -> int:

@@ -53,6 +53,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=_positive_int, default=None, help="images per forward pass (default: the run's eval batch)"
     )
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="analyse a run that is still training (its best checkpoint may still change; analysis.json "
+        "records which one was used)",
+    )
+    _add_analysis_flags(parser)
+    add_threads_flag(parser)
+    add_json_flag(parser)
+
+
+def _add_analysis_flags(parser: argparse.ArgumentParser) -> None:
+    """How the features are analysed: the t-SNE implementation, the k-NN vote, the raw-feature scores."""
+    parser.add_argument(
         "--tsne-backend",
         default="opentsne",
         choices=("opentsne", "sklearn"),
@@ -67,14 +80,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="score the 2-D map only, not the raw high-dimensional features",
     )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="analyse a run that is still training (its best checkpoint may still change; analysis.json "
-        "records which one was used)",
-    )
-    add_threads_flag(parser)
-    add_json_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:

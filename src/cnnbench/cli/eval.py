@@ -6,6 +6,7 @@ import argparse
 
 from cnnbench.cli.common import add_json_flag, emit_json, note, print_fields
 from cnnbench.rundir import SPLITS
+from cnnbench.rundir.layout import PREDICTIONS_FILE, SUMMARY_FILE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,9 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-predictions",
         action="store_true",
-        help="write the per-image test predictions into RUN_DIR (test_predictions.npz, which the report's paired "
+        help=f"write the per-image test predictions into RUN_DIR ({PREDICTIONS_FILE}, which the report's paired "
         "tests read), for a run trained before the file existed; the run's own test split only, and nothing is "
-        "written when the accuracy differs from its summary.json",
+        f"written when the accuracy differs from its {SUMMARY_FILE}",
     )
     add_json_flag(parser)
 

@@ -35,9 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cnnbench.report import build_report, collect
-    from cnnbench.report.aggregate import aggregate, select_schedules
     from cnnbench.report.build import default_out_dir
-    from cnnbench.report.tables import fmt_stat
 
     out = default_out_dir(args.study_dirs, args.out)  # fails fast on several dirs without --out
     results = collect(args.study_dirs, strict=args.strict)
@@ -47,42 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(paths.to_dict())
         return 0
-    chosen = select_schedules(aggregate(results.runs))
-    for dataset in results.datasets():
-        rows = [row for (d, _), row in sorted(chosen.items()) if d == dataset]
-        stats = paths.statistics.get(dataset, {})
-        intervals = {m["model"]: m["interval"] for m in stats.get("models", []) if m.get("interval")}
-        print_table(
-            f"{dataset}: one row per model (schedule with the best validation accuracy), mean ± std over seeds",
-            [
-                "model",
-                "schedule",
-                "seeds",
-                "test acc (%)",
-                "95 % interval",
-                "test loss",
-                "params",
-                "size (MB)",
-                "train time (s)",
-            ],
-            [
-                [
-                    r.model,
-                    r.schedule,
-                    f"{r.ok}/{r.runs}",
-                    fmt_stat(r.stats["test_accuracy"], "pct"),
-                    _interval_text(intervals.get(r.model)),
-                    fmt_stat(r.stats["test_loss"], "loss"),
-                    fmt_stat(r.stats["params"], "count"),
-                    fmt_stat(r.stats["size_mb"], "mb"),
-                    fmt_stat(r.stats["train_time_s"], "seconds"),
-                ]
-                for r in rows
-            ],
-        )
-        finding = stats.get("summary") or next(iter(stats.get("notes") or []), "")
-        if finding and len(rows) > 1:
-            print(f"{dataset}: {finding}")
+    _print_model_tables(results, paths)
     bad = [r for r in results.runs if not r.ok]
     if bad:
         print_table(
@@ -102,6 +65,40 @@ def run(args: argparse.Namespace) -> int:
         ],
     )
     return 0
+
+
+def _print_model_tables(results, paths) -> None:
+    """Per dataset: one row per model (its best schedule), mean ± std over seeds, and the findings line."""
+    from cnnbench.report.aggregate import aggregate, select_schedules
+    from cnnbench.report.tables import fmt_stat
+
+    chosen = select_schedules(aggregate(results.runs))
+    header = ["model", "schedule", "seeds", "test acc (%)", "95 % interval", "test loss", "params", "size (MB)"]
+    for dataset in results.datasets():
+        rows = [row for (d, _), row in sorted(chosen.items()) if d == dataset]
+        stats = paths.statistics.get(dataset, {})
+        intervals = {m["model"]: m["interval"] for m in stats.get("models", []) if m.get("interval")}
+        print_table(
+            f"{dataset}: one row per model (schedule with the best validation accuracy), mean ± std over seeds",
+            [*header, "train time (s)"],
+            [
+                [
+                    r.model,
+                    r.schedule,
+                    f"{r.ok}/{r.runs}",
+                    fmt_stat(r.stats["test_accuracy"], "pct"),
+                    _interval_text(intervals.get(r.model)),
+                    fmt_stat(r.stats["test_loss"], "loss"),
+                    fmt_stat(r.stats["params"], "count"),
+                    fmt_stat(r.stats["size_mb"], "mb"),
+                    fmt_stat(r.stats["train_time_s"], "seconds"),
+                ]
+                for r in rows
+            ],
+        )
+        finding = stats.get("summary") or next(iter(stats.get("notes") or []), "")
+        if finding and len(rows) > 1:
+            print(f"{dataset}: {finding}")
 
 
 def _interval_text(interval: dict | None) -> str:

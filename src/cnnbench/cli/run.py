@@ -118,7 +118,7 @@ def _study_flags(args: argparse.Namespace) -> dict:
 def _dry_run(spec: StudySpec, out: Path, shard: tuple[int, int] | None, as_json: bool) -> int:
     """List the runs the study would write (run ids, or the JSON plan with ``--json``); trains nothing."""
     from cnnbench.rundir import recipe_hash
-    from cnnbench.study.runner import plan_runs, shard_runs
+    from cnnbench.study.plan import plan_runs, shard_runs
     from cnnbench.study.spec import validate_study
 
     runs = shard_runs(plan_runs(spec, validate_study(spec)), shard)
@@ -151,10 +151,12 @@ def _write_report(result: StudyResult, out: Path) -> None:
 
 def _print_finished(result: StudyResult, out: Path, as_json: bool) -> None:
     """Print the finished study's result (``--json``) or a summary with where its report is."""
+    from cnnbench.rundir import Status
+
     if as_json:
         emit_json(result.to_dict())
     else:
-        failed = [r for r in result.runs if r.get("status") in ("failed", "diverged")]
+        failed = [r for r in result.runs if r.get("status") in (Status.FAILED, Status.DIVERGED)]
         note(f"study finished in {result.seconds:.0f} s: {len(result.runs)} runs ({len(failed)} failed or diverged)")
         note(f"results: {out / 'results.csv'}")
         for key in ("html", "markdown"):

@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"input": list(shape), "device": device_info(args.device), "models": results})
         return 0
+    _print_speed_table(args, results)
+    return 0
+
+
+def _print_speed_table(args: argparse.Namespace, results: list[dict]) -> None:
+    from cnnbench.utils.env import device_info
+
     cols = ["model", "params", "size MB", "GFLOPs", "GPU img/s", "CPU ms p50", "CPU ms p90", "ONNX ms p50"]
     rows = [
         [
@@ -73,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
     ]
     print_table(f"speed at {args.input} on {device_info(args.device)['name']}", cols, rows)
     print(_cpu_conditions(results))
-    return 0
 
 
 def _cpu_conditions(results: list[dict]) -> str:

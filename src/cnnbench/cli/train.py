@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cnnbench.engine import TrainConfig, fit
     from cnnbench.engine.stop import STOP
-    from cnnbench.rundir import STATUS_OK, RunId
+    from cnnbench.rundir import STATUS_OK, RunId, Status
 
     values = given_train_flags(args)
     if isinstance(args.resume, str):
@@ -64,20 +64,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(**values)
     out = Path(args.out) if args.out else Path("runs") / str(RunId(cfg.data, cfg.model, cfg.schedule, cfg.seed))
     if args.dry_run:
-        from cnnbench.models import get_spec
-        from cnnbench.rundir import recipe_hash
-        from cnnbench.utils.io import check_dir_path
-
-        get_spec(cfg.model)
-        check_dir_path(out, "--out")  # what the run would refuse
-        plan = {"out_dir": str(out), "recipe_hash": recipe_hash(cfg.to_dict()), "config": cfg.to_dict()}
-        if args.json:
-            emit_json(plan)
-        else:
-            for key, value in plan["config"].items():
-                print(f"{key}: {value}")
-            note(f"would write {out} (recipe {plan['recipe_hash']}); nothing trained")
-        return 0
+        return _dry_run(cfg, out, args.json)
     from cnnbench.utils.io import removed_if_left_empty
 
     with removed_if_left_empty(out):  # refused before any file was written (bad --pretrained): no empty --out
@@ -89,17 +76,35 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # said on stderr whatever the output is (a Slurm log, --json): how the run ended and where it is
     note(f"{cfg.model}: {status}: {summary.get('error') or 'no test pass'} → {out}")
-    if status == "interrupted":
+    if status == Status.INTERRUPTED:
         return STOP.exit_code
-    return EXIT_DIVERGED if status == "diverged" else 1
+    return EXIT_DIVERGED if status == Status.DIVERGED else 1
+
+
+def _dry_run(cfg, out, as_json: bool) -> int:
+    """--dry-run: the resolved recipe and where the run would go; nothing trained."""
+    from cnnbench.models import get_spec
+    from cnnbench.rundir import recipe_hash
+    from cnnbench.utils.io import check_dir_path
+
+    get_spec(cfg.model)
+    check_dir_path(out, "--out")  # what the run would refuse
+    plan = {"out_dir": str(out), "recipe_hash": recipe_hash(cfg.to_dict()), "config": cfg.to_dict()}
+    if as_json:
+        emit_json(plan)
+    else:
+        for key, value in plan["config"].items():
+            print(f"{key}: {value}")
+        note(f"would write {out} (recipe {plan['recipe_hash']}); nothing trained")
+    return 0
 
 
 EXIT_DIVERGED = 3  # docs/reliability.md: 0 finished, 1 failed, 2 bad input, 3 diverged, 130/143 interrupted
 
 
 def _config_of(run_dir):
+    from cnnbench.checkpoints import open_run
     from cnnbench.engine.config import train_config_fields
-    from cnnbench.runs import open_run
 
     run = open_run(run_dir)
     for line in run.notes:  # keys added by hand are ignored by --resume: said, not silent

@@ -16,10 +16,12 @@ from cnnbench.data.types import ArraySplit, Dataset
 
 if TYPE_CHECKING:
     from cnnbench.data.augment import Augment, DigitsAugment, NaturalAugment, build_augmentation
-    from cnnbench.data.loader import DeviceLoader
+    from cnnbench.data.loader import DeviceLoader, Normalize, Shard
 
 _LAZY = {
     "DeviceLoader": "cnnbench.data.loader",
+    "Normalize": "cnnbench.data.loader",
+    "Shard": "cnnbench.data.loader",
     "build_augmentation": "cnnbench.data.augment",
     "Augment": "cnnbench.data.augment",
     "DigitsAugment": "cnnbench.data.augment",
@@ -34,6 +36,8 @@ __all__ = [
     "DeviceLoader",
     "DigitsAugment",
     "NaturalAugment",
+    "Normalize",
+    "Shard",
     "build_augmentation",
     "list_datasets",
     "load_dataset",

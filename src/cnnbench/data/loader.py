@@ -25,6 +25,7 @@ import contextlib
 import math
 import warnings
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -59,6 +60,20 @@ def mix_seed(*values: int) -> int:
 _PERM, _AUG = 1, 2
 
 
+class Normalize(NamedTuple):
+    """Per-channel mean and std in [0, 1] units (a Dataset's ``mean``, ``std``): x_norm = (x - mean) / std."""
+
+    mean: Sequence[float]
+    std: Sequence[float]
+
+
+class Shard(NamedTuple):
+    """This process's part of every step under DDP: rank ``rank`` of ``world_size``."""
+
+    rank: int = 0
+    world_size: int = 1
+
+
 class DeviceLoader:
     """Iterate (x, y) batches of ``split`` on ``device``: x float32 (B, C, H', W') normalised, y int64 (B,).
 
@@ -67,15 +82,19 @@ class DeviceLoader:
         batch_size: samples per batch on this rank (settable between epochs).
         device: where batches are produced.
         train: shuffle and augment (True), or keep order with no augmentation (False).
+        normalize: per-channel mean and std; normalisation is the last step.
         augment: a callable ``(x, generator) -> float [0, 1]``; the built-ins also take ``output_size``.
-        mean, std: per channel, in [0, 1] units; normalisation is the last step.
         seed: run seed; with the epoch, batch index and rank it fixes order and augmentation.
         output_size: side of the produced images; None keeps the stored size.
         drop_last: skip the last, partial step.
-        rank, world_size: this process's shard under DDP.
-        kind: "natural" (eval resize + centre crop) or "digits" (eval plain resize); None = natural for 3 channels.
-        device_fraction: keep the split on a GPU when it needs at most this fraction of its free memory.
+        shard: this process's shard under DDP.
+
+    Attributes:
+        kind: "natural" (eval resize + centre crop) or "digits" (eval plain resize): natural for 3 channels.
+        placement: where the split's images sit: "device", "pinned" (host) or "host".
     """
+
+    DEVICE_FRACTION = 0.5  # keep the split on a GPU when it needs at most this fraction of its free memory
 
     def __init__(
         self,
@@ -84,17 +103,14 @@ class DeviceLoader:
         batch_size: int,
         device: torch.device | str,
         train: bool,
+        normalize: Normalize | tuple[Sequence[float], Sequence[float]],
         augment=None,
-        mean: Sequence[float],
-        std: Sequence[float],
         seed: int = 0,
         output_size: int | None = None,
         drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
-        kind: str | None = None,
-        device_fraction: float = 0.5,
+        shard: Shard | tuple[int, int] = Shard(),
     ) -> None:
+        (mean, std), (rank, world_size) = normalize, shard
         if not isinstance(world_size, int) or world_size < 1 or not isinstance(rank, int) or not 0 <= rank < world_size:
             raise ConfigError(f"DeviceLoader rank {rank!r} / world_size {world_size!r}: expected 0 ≤ rank < world_size")
         n, c = len(split), split.images.shape[1]
@@ -111,7 +127,7 @@ class DeviceLoader:
         self.output_size = output_size
         self.drop_last = bool(drop_last)
         self.rank, self.world_size = rank, world_size
-        self.kind = kind or ("natural" if c == 3 else "digits")
+        self.kind = "natural" if c == 3 else "digits"
         self.epoch = 0
         self.num_total = n
         self.batch_size = batch_size  # validated by the setter
@@ -122,7 +138,7 @@ class DeviceLoader:
         self._scale = (1.0 / std_t).view(1, c, 1, 1).to(self.device)
         self._shift = (-mean_t / std_t).view(1, c, 1, 1).to(self.device)
         self._labels = torch.from_numpy(np.ascontiguousarray(split.labels, dtype=np.int64)).to(self.device)
-        self._images, self.placement = self._place(split.images, device_fraction)
+        self._images, self.placement = self._place(split.images, self.DEVICE_FRACTION)
         self._gen = torch.Generator(device=self.device)
         self._perm_cache: tuple[int, torch.Tensor] | None = None
 

@@ -141,8 +141,7 @@ def preview_augmentation(
     """
     import torch
 
-    from cnnbench.data.augment import BatchAugment, build_augmentation, to_unit_float
-    from cnnbench.data.loader import _AUG, mix_seed
+    from cnnbench.data.augment import build_augmentation
 
     augment = build_augmentation(kind, output_size=output_size, dataset_kind=dataset.kind)
     if augment is None:
@@ -155,21 +154,32 @@ def preview_augmentation(
     if not picks:
         raise CnnbenchError(f"augmentation preview: the train split of {dataset.name} has no images")
     x = torch.from_numpy(np.ascontiguousarray(images[picks]))  # (R, C, H, W) uint8 on the CPU
-    gen = torch.Generator()
-    out = []
-    for d in range(draws):
-        gen.manual_seed(mix_seed(int(seed), d, 0, 0, _AUG))
-        if isinstance(augment, BatchAugment):
-            y = augment(x.clone(), gen, output_size=output_size)
-        else:  # pragma: no cover - the built-ins are BatchAugments
-            y = to_unit_float(augment(x.clone(), gen))
-        out.append(y.mul(255.0).round_().clamp_(0, 255).to(torch.uint8))
     return AugmentationPreview(
         originals=np.asarray(images[picks]),
-        augmented=torch.stack(out, 1).numpy(),  # (R, D, C, h, w)
+        augmented=_draw(augment, x, int(seed), draws, output_size),  # (R, D, C, h, w)
         labels=labels[picks].astype(np.int64),
         classes=[str(c) for c in dataset.classes],
         dataset=str(dataset.name),
         augment=json.loads(json.dumps(augment.describe())),  # tuples -> lists, as the file stores them
         seed=int(seed),
     )
+
+
+def _draw(augment: Any, x: Any, seed: int, draws: int, output_size: int | None) -> np.ndarray:
+    """(R, D, C, h, w) uint8: ``draws`` augmentations of the images ``x`` (R, C, H, W), draw ``d`` with the
+    generator seed of the first batch of epoch ``d + 1``."""
+    import torch
+
+    from cnnbench.data.augment import BatchAugment, to_unit_float
+    from cnnbench.data.loader import _AUG, mix_seed
+
+    gen = torch.Generator()
+    out = []
+    for d in range(draws):
+        gen.manual_seed(mix_seed(seed, d, 0, 0, _AUG))
+        if isinstance(augment, BatchAugment):
+            y = augment(x.clone(), gen, output_size=output_size)
+        else:  # pragma: no cover - the built-ins are BatchAugments
+            y = to_unit_float(augment(x.clone(), gen))
+        out.append(y.mul(255.0).round_().clamp_(0, 255).to(torch.uint8))
+    return torch.stack(out, 1).numpy()

@@ -1,6 +1,6 @@
 """Training engine: one run from a TrainConfig to a complete run directory."""
 
 from cnnbench.engine.config import TrainConfig
-from cnnbench.engine.trainer import fit
+from cnnbench.engine.fit import fit
 
 __all__ = ["TrainConfig", "fit"]

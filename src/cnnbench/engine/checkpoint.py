@@ -1,80 +1,32 @@
-"""Atomic checkpoints with a fallback: a damaged ``last`` never loses the run.
+"""The engine's checkpoints: what they hold, when ``best`` and ``last`` are written, resuming from them.
 
-Saving ``last`` first keeps the previous good one as ``last.prev.pt`` (a hard link, so it costs no
-copy), then writes the new file atomically (temp + fsync + rename). A save that dies halfway leaves
-the previous ``last`` untouched and no partial file; a ``last`` that is damaged on disk anyway
-(a disk error, a copy cut short) is detected at load and ``last.prev`` is used instead.
+``last.pt`` holds everything to continue (weights, optimiser, schedule, early stopping, RNGs and the
+``RunState``); ``best.pt`` the weights of the best validation pass only. ``best`` is written together
+with ``last`` (just before it), so the two on disk always belong to one moment of the run.
+``cnnbench.checkpoints.save_checkpoint`` keeps the previous good ``last`` as ``last.prev.pt``; a
+``last`` that is damaged on disk (a disk error, a copy cut short) is detected at load here and
+``last.prev`` is used instead.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from cnnbench.checkpoints import load_checkpoint, save_checkpoint
+from cnnbench.engine import distributed as ddp
+from cnnbench.engine.state import RunState
 from cnnbench.errors import CheckpointError
-from cnnbench.runs import CHECKPOINT_FORMAT, checksum_path, load_checkpoint
-from cnnbench.utils.io import atomic_save, atomic_write_text
+from cnnbench.rundir.layout import checkpoint_file
 
-
-def save_checkpoint(directory: Path, name: str, state: dict[str, Any]) -> Path:
-    """Write ``directory/name.pt`` atomically; for ``last``, keep the previous one as ``last.prev.pt``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.pt"
-    state = {"format": CHECKPOINT_FORMAT, **state}
-    if name == "last" and path.exists():
-        prev = directory / "last.prev.pt"
-        with contextlib.suppress(FileNotFoundError):
-            prev.unlink()
-        try:
-            os.link(path, prev)
-        except OSError:  # file systems without hard links
-            atomic_save(prev, lambda f: f.write(path.read_bytes()))
-        if checksum_path(path).exists():
-            atomic_write_text(checksum_path(prev), checksum_path(path).read_text().replace(path.name, prev.name))
-        else:
-            checksum_path(prev).unlink(missing_ok=True)
-    digest = hashlib.sha256()
-    side = checksum_path(path)
-
-    def write(f) -> None:
-        torch.save(state, _HashingWriter(f, digest))
-        # Before the new file takes the name (atomic_save renames it after this returns), the checksum
-        # file lists both hashes; after, only the new one. A reader between the two renames (eval or
-        # embed of a run still training), or a process killed between them, then finds the hash of
-        # whichever file holds the name, and a changed file (a disk error, a stray write, someone's
-        # edit) matches neither: caught at load, where a bad `last` falls back to `last.prev`.
-        previous = _checksum_lines(side) if path.exists() else []
-        atomic_write_text(side, f"{digest.hexdigest()}  {path.name}\n" + "".join(previous[:2]))
-
-    atomic_save(path, write)
-    atomic_write_text(side, f"{digest.hexdigest()}  {path.name}\n")
-    return path
-
-
-def _checksum_lines(side: Path) -> list[str]:
-    try:
-        return [f"{ln.strip()}\n" for ln in side.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError):
-        return []
-
-
-class _HashingWriter:
-    """A file wrapper that hashes the bytes torch.save writes (no second read of the file)."""
-
-    def __init__(self, f, digest) -> None:
-        self._f, self._digest = f, digest
-
-    def write(self, data) -> int:
-        self._digest.update(data)
-        return self._f.write(data)
-
-    def flush(self) -> None:
-        self._f.flush()
+if TYPE_CHECKING:
+    from cnnbench.engine.early_stopping import EarlyStopping
+    from cnnbench.engine.schedules import PlateauState
+    from cnnbench.engine.state import FitRun
+    from cnnbench.engine.trainer import Trainer
 
 
 RESUME_KEYS = ("optimizer", "scheduler", "early_stopping", "run_state", "rng")
@@ -97,8 +49,8 @@ def load_resume_checkpoint(
     """
     notes: list[str] = []
     errors: list[str] = []
-    for name in ("last.pt", "last.prev.pt"):
-        path = directory / name
+    for name in ("last", "last.prev"):
+        path = directory / checkpoint_file(name)
         if not path.exists():
             continue
         try:
@@ -148,3 +100,75 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype("uint32"), state["numpy_pos"], 0, 0.0))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def weights_state(trainer: Trainer, state: RunState, early: EarlyStopping) -> dict[str, Any]:
+    """``best``: the weights, without the optimiser state (2/3 of the bytes with Adam, which matters at
+    ~8 s per GiB written and fsynced on a small machine), copied so that training can go on."""
+    return {
+        "model": _detached_copy(trainer.model.state_dict()),
+        "ema": _detached_copy(trainer.ema.state_dict()) if trainer.ema is not None else None,
+        "epoch": state.epoch,
+        "step": state.step,
+        "config": trainer.cfg.to_dict(),
+        "model_args": trainer.model_args,
+        "best_val_accuracy": early.best if early.mode == "max" else None,
+    }
+
+
+def training_state(trainer: Trainer, state: RunState, plateau: PlateauState, early: EarlyStopping) -> dict[str, Any]:
+    """``last``: everything a resumed run continues from (``RESUME_KEYS`` and the weights)."""
+    return {
+        "model": trainer.model.state_dict(),
+        "ema": trainer.ema.state_dict() if trainer.ema is not None else None,
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": plateau.state_dict(),
+        "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,
+        "epoch": state.epoch,
+        "step": state.step,
+        "rng": rng_state(),
+        "early_stopping": early.state_dict(),
+        "run_state": dataclasses.asdict(state),
+        "config": trainer.cfg.to_dict(),
+        "model_args": trainer.model_args,
+        "best_val_accuracy": early.best if early.mode == "max" else None,
+    }
+
+
+def restore(trainer: Trainer, ckpt: dict[str, Any], plateau: PlateauState, early: EarlyStopping) -> RunState:
+    """A ``last`` checkpoint loaded into the model, the schedule, early stopping and the RNGs: its RunState."""
+    trainer.model.load_state_dict(ckpt["model"])
+    if trainer.ema is not None and ckpt.get("ema") is not None:
+        trainer.ema.load_state_dict(ckpt["ema"])
+    if trainer.scaler is not None and ckpt.get("scaler") is not None:
+        trainer.scaler.load_state_dict(ckpt["scaler"])
+    plateau.load_state_dict(ckpt["scheduler"])
+    early.load_state_dict(ckpt["early_stopping"])
+    set_rng_state(ckpt["rng"])
+    return RunState(**ckpt["run_state"])
+
+
+def save_last(run: FitRun) -> None:
+    """checkpoint/last.pt, and best.pt first when a validation pass improved on it since the last save
+    (best is written with last, so the two on disk always belong to one moment of the run)."""
+    save_best(run)
+    trainer = run.trainer
+    if trainer.dist.is_main:
+        state = training_state(trainer, run.state, run.plateau, run.early)
+        save_checkpoint(run.files.checkpoints, "last", state)
+    ddp.barrier(trainer.dist)
+    run.last_saved_step = run.state.step
+
+
+def save_best(run: FitRun) -> None:
+    """The best weights a validation pass kept (``run.best_pending``) as checkpoint/best.pt, if any."""
+    if run.best_pending is None:
+        return
+    if run.trainer.dist.is_main:
+        save_checkpoint(run.files.checkpoints, "best", run.best_pending)
+    ddp.barrier(run.trainer.dist)
+    run.best_pending = None
+
+
+def _detached_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in state_dict.items()}

@@ -1,7 +1,8 @@
 """One training step and one training epoch.
 
 The step keeps everything on the device: loss and correct-prediction sums accumulate in device
-tensors and are read once per epoch (plus a NaN check every ``nan_check_every`` steps), so a GPU
+tensors and are read once per call (an epoch, or the chunk of it to the next validation pass or
+checkpoint; plus a NaN check every ``nan_check_every`` steps), so a GPU
 never waits on the host inside an epoch. Step-level points (``log_every``) are copies of those
 running sums, taken on the device and read with the epoch's figures.
 """
@@ -155,66 +156,90 @@ class _Marks:
             self.items.append((step, batch, samples, lr, loss.clone(), correct.clone()))
 
 
+@dataclass
+class EpochRun:
+    """What ``train_one_epoch`` trains: the step, the batches, and where they stand in the run."""
+
+    step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # EagerStep or CudaGraphStep
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]]  # the epoch's batches from ``start_batch`` on
+    device: torch.device
+    first_step: int  # global optimiser step of the first batch here (drives the lr schedule)
+    lr_for_step: Callable[[int], float]
+    set_lr: Callable[[float], None]
+    start_batch: int = 0
+    nan_check_every: int = 1  # read the loss for NaN/Inf every this many steps (each read syncs)
+    max_steps: int | None = None  # global step cap (time budgets, --val-every-steps); the epoch stops there
+    log_every: int = 0  # > 0: a StepPoint whenever the global step reaches a multiple of it, and at the end
+
+
 def train_one_epoch(
-    step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    epoch: EpochRun,
     *,
-    device: torch.device,
-    first_step: int,
-    start_batch: int = 0,
-    lr_for_step: Callable[[int], float],
-    set_lr: Callable[[float], None],
-    nan_check_every: int = 1,
-    max_steps: int | None = None,
+    partial: EpochPartial | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     on_step: Callable[[int, int], None] | None = None,
-    partial: EpochPartial | None = None,
-    log_every: int = 0,
 ) -> EpochStats:
-    """Train over ``batches`` (an epoch's batches from ``start_batch`` on).
+    """Train over ``epoch.batches`` (an epoch's batches from ``epoch.start_batch`` on).
 
     Args:
-        first_step: global optimiser step of the first batch here (drives the lr schedule).
-        max_steps: global step cap (time budgets); the epoch stops when it is reached.
+        partial: sums carried over from the part of this epoch done before an interruption.
         should_stop: polled between steps (SIGTERM/Ctrl-C); the epoch returns where it stands.
         on_step: called with (batch index, global step) after each step, e.g. a progress bar.
-        partial: sums carried over from the part of this epoch done before an interruption.
-        log_every: > 0: a ``StepPoint`` whenever the global step count reaches a multiple of it, and
-            one at the last step of this call; 0: none.
     """
-    loss_sum, correct = _zero_sums(device)
-    samples = steps = 0
-    lr = lr_for_step(first_step)
+    sums = _Sums.zero(epoch.device, epoch.log_every)
+    lr = epoch.lr_for_step(epoch.first_step)
     diverged: int | None = None
     stopped: int | None = None
-    marks = _Marks(log_every)
-    synchronize(device)
+    synchronize(epoch.device)
     start = time.perf_counter()
-    batch_index = start_batch
-    for batch_index, (x, y) in enumerate(batches, start=start_batch):
-        global_step = first_step + steps
-        if (max_steps is not None and global_step >= max_steps) or should_stop():
+    batch_index = epoch.start_batch
+    for batch_index, (x, y) in enumerate(epoch.batches, start=epoch.start_batch):
+        global_step = epoch.first_step + sums.steps
+        if (epoch.max_steps is not None and global_step >= epoch.max_steps) or should_stop():
             stopped = batch_index
             break
-        set_lr(lr := lr_for_step(global_step))
-        batch_loss, batch_correct = step(x, y)
-        loss_sum += batch_loss.double()
-        correct += batch_correct
-        samples += y.shape[0]
-        steps += 1
-        if steps % nan_check_every == 0 and not torch.isfinite(batch_loss).item():
+        epoch.set_lr(lr := epoch.lr_for_step(global_step))
+        batch_loss, batch_correct = epoch.step(x, y)
+        sums.add(batch_loss, batch_correct, y.shape[0])
+        if sums.steps % epoch.nan_check_every == 0 and not torch.isfinite(batch_loss).item():
             diverged = global_step
             break
-        marks.at_multiple(global_step + 1, batch_index + 1, samples, lr, loss_sum, correct)
+        sums.marks.at_multiple(global_step + 1, batch_index + 1, sums.samples, lr, sums.loss, sums.correct)
         if on_step is not None:
             on_step(batch_index, global_step)
-    if diverged is None and steps % nan_check_every != 0:
-        diverged = _late_divergence(loss_sum, first_step + steps - 1)
-    if steps:  # the batch after the last one trained: where a resume would start
-        marks.at_end(first_step + steps, batch_index + (stopped is None), samples, lr, loss_sum, correct)
-    synchronize(device)
+    if diverged is None and sums.steps % epoch.nan_check_every != 0:
+        diverged = _late_divergence(sums.loss, epoch.first_step + sums.steps - 1)
+    if sums.steps:  # the batch after the last one trained: where a resume would start
+        end_batch = batch_index + (stopped is None)
+        sums.marks.at_end(epoch.first_step + sums.steps, end_batch, sums.samples, lr, sums.loss, sums.correct)
+    synchronize(epoch.device)
     seconds = time.perf_counter() - start
-    return _epoch_stats(partial, seconds, loss_sum, correct, samples, steps, lr, diverged, stopped, marks, first_step)
+    stats = _epoch_stats(sums, partial, seconds, lr, epoch.first_step)
+    stats.diverged_step, stats.stopped_at_batch = diverged, stopped
+    return stats
+
+
+@dataclass
+class _Sums:
+    """The running sums of an epoch, on the device so that the steps add to them without a host sync:
+    the loss sum (float64, so that a long epoch's sum keeps its last digits) and the correct count (int64)."""
+
+    loss: torch.Tensor
+    correct: torch.Tensor
+    marks: _Marks
+    samples: int = 0
+    steps: int = 0
+
+    @classmethod
+    def zero(cls, device: torch.device, log_every: int) -> _Sums:
+        loss = torch.zeros((), dtype=torch.float64, device=device)
+        return cls(loss, torch.zeros((), dtype=torch.int64, device=device), _Marks(log_every))
+
+    def add(self, batch_loss: torch.Tensor, batch_correct: torch.Tensor, batch_size: int) -> None:
+        self.loss += batch_loss.double()
+        self.correct += batch_correct
+        self.samples += batch_size
+        self.steps += 1
 
 
 def _late_divergence(loss_sum: torch.Tensor, last_step: int) -> int | None:
@@ -223,47 +248,26 @@ def _late_divergence(loss_sum: torch.Tensor, last_step: int) -> int | None:
     return None if torch.isfinite(loss_sum).item() else last_step
 
 
-def _zero_sums(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The running loss sum (float64, so that a long epoch's sum keeps its last digits) and correct count
-    (int64), on the device so that the steps add to them without a host sync."""
-    return (
-        torch.zeros((), dtype=torch.float64, device=device),
-        torch.zeros((), dtype=torch.int64, device=device),
-    )
-
-
 def _epoch_stats(
-    partial: EpochPartial | None,
-    seconds: float,
-    loss_sum: torch.Tensor,
-    correct: torch.Tensor,
-    samples: int,
-    steps: int,
-    last_lr: float,
-    diverged: int | None,
-    stopped: int | None,
-    marks: _Marks,
-    first_step: int,
+    sums: _Sums, partial: EpochPartial | None, seconds: float, last_lr: float, first_step: int
 ) -> EpochStats:
     """This call's figures added to those of ``partial`` (the part of the epoch done before an
     interruption). Reads the device sums: call it once the epoch's clock has stopped."""
     partial = partial or EpochPartial()
     seconds = seconds + partial.seconds
-    total_samples = samples + partial.samples
-    loss_total = float(loss_sum.item()) + partial.loss_sum
-    correct_total = int(correct.item()) + partial.correct
+    total_samples = sums.samples + partial.samples
+    loss_total = float(sums.loss.item()) + partial.loss_sum
+    correct_total = int(sums.correct.item()) + partial.correct
     return EpochStats(
         loss=loss_total / total_samples if total_samples else float("nan"),
         accuracy=correct_total / total_samples if total_samples else float("nan"),
         samples=total_samples,
-        steps=steps,
+        steps=sums.steps,
         seconds=seconds,
         last_lr=last_lr,
-        diverged_step=diverged,
-        stopped_at_batch=stopped,
         loss_sum=loss_total,
         correct=correct_total,
-        points=_points(marks.items, first_step),
+        points=_points(sums.marks.items, first_step),
     )
 
 

@@ -20,9 +20,12 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cnnbench.utils.io import atomic_write_json, atomic_write_text
 
 LR_FIND_START = 1e-5  # below this AdamW and SGD barely move a freshly initialised CNN in a few steps
 LR_FIND_END = 1.0  # above this every model of the zoo diverges within a step
@@ -117,29 +120,7 @@ def range_test(
         set_lr: sets the optimiser's learning rate.
     """
     t0 = time.perf_counter()
-    lrs: list[float] = []
-    losses: list[float] = []
-    notes: list[str] = []
-    average, lowest = 0.0, math.inf  # the EMA kept step by step (smooth() recomputes the same values)
-    for i in range(steps):
-        try:
-            x, y = next(batches)
-        except StopIteration:
-            notes.append(f"the training split ran out after {i} of {steps} steps")
-            break
-        lr = ramp_lr(i, steps, start_lr, end_lr)
-        set_lr(lr)
-        loss_sum, _ = step(x, y)
-        loss = float(loss_sum.item()) / int(y.shape[0])  # one sync per step: the stop rule needs the value
-        loss = loss if math.isfinite(loss) else math.inf
-        lrs.append(lr)
-        losses.append(loss)
-        average = SMOOTHING * average + (1 - SMOOTHING) * loss
-        current = average / (1 - SMOOTHING ** (i + 1))
-        lowest = min(lowest, current)
-        if not math.isfinite(current) or current > DIVERGE_FACTOR * lowest:
-            notes.append(f"the loss diverged at lr {lr:.3g} (step {i + 1} of {steps}); the ramp stopped there")
-            break
+    lrs, losses, notes = _ramp(step, batches, set_lr, steps, (start_lr, end_lr))
     smoothed = smooth(losses)
     index = suggest_lr(lrs, smoothed) if lrs else 0
     picked = lrs[index] if lrs else start_lr
@@ -160,6 +141,34 @@ def range_test(
         seconds=time.perf_counter() - t0,
         notes=notes,
     )
+
+
+def _ramp(step, batches, set_lr, steps: int, lr_range: tuple[float, float]):
+    """(lrs, losses, notes) of the ramp's steps, until ``steps`` or the stop rule."""
+    lrs: list[float] = []
+    losses: list[float] = []
+    notes: list[str] = []
+    average, lowest = 0.0, math.inf
+    for i in range(steps):
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            notes.append(f"the training split ran out after {i} of {steps} steps")
+            break
+        lr = ramp_lr(i, steps, *lr_range)
+        set_lr(lr)
+        loss_sum, _ = step(x, y)
+        loss = float(loss_sum.item()) / int(y.shape[0])  # one sync per step: the stop rule needs the value
+        loss = loss if math.isfinite(loss) else math.inf
+        lrs.append(lr)
+        losses.append(loss)
+        average = SMOOTHING * average + (1 - SMOOTHING) * loss  # smooth()'s values, kept step by step
+        current = average / (1 - SMOOTHING ** (i + 1))
+        lowest = min(lowest, current)
+        if not math.isfinite(current) or current > DIVERGE_FACTOR * lowest:
+            notes.append(f"the loss diverged at lr {lr:.3g} (step {i + 1} of {steps}); the ramp stopped there")
+            break
+    return lrs, losses, notes
 
 
 def _batches_forever(loader, first_epoch: int = 0) -> Iterator[tuple[Any, Any]]:
@@ -240,6 +249,64 @@ def cache_key(config: dict[str, Any]) -> str:
     values["ramp"] = [LR_FIND_START, LR_FIND_END, DIVERGE_FACTOR, SMOOTHING, PICK_DECADES, PICK_RULE]
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{config.get('model', 'model')}__s{config.get('seed', 0)}__{digest}"
+
+
+def apply_range_test(trainer: Any, state: Any, csv_path: Path, cache_dir: Path | None) -> None:
+    """--lr auto: the range test's pick becomes the run's lr (``state.lr``, ``state.lr_find``, a note).
+
+    Rank 0 runs the test (or reads it from ``cache_dir``, a study's ``lr_find/``, where every run of the
+    same model, data, seed and regularisation finds it) and every rank takes its pick. The curve goes
+    to ``csv_path`` (the run's lr_find.csv); the pick is saved with the run's state, so a resumed run
+    never repeats it.
+
+    Args:
+        trainer: the run's ``Trainer``; state: its ``RunState``.
+    """
+    from cnnbench.engine import distributed as ddp
+    from cnnbench.engine.state import say
+
+    cfg, result, cached = trainer.cfg, None, False
+    if trainer.dist.is_main:
+        path = Path(cache_dir) / f"{cache_key(cfg.to_dict())}.json" if cache_dir else None
+        result = _read_cached(path) if path else None
+        cached = result is not None
+        if result is None:
+            say(trainer, f"{cfg.model}: learning-rate range test ({cfg.lr_find_steps} steps)")
+            result = run_range_test(trainer)
+            if path:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(path, result.to_dict())
+        atomic_write_text(csv_path, result.csv_text())
+    result = LrFindResult.from_dict(ddp.broadcast_object(result.to_dict() if result else None, trainer.dist))
+    state.lr = result.lr
+    state.lr_find = {
+        "lr": result.lr,
+        "rule": result.rule,
+        "steps": result.steps,
+        "steps_taken": len(result.lrs),
+        "start_lr": result.start_lr,
+        "end_lr": result.end_lr,
+        "seconds": result.seconds,
+        "cached": cached,
+    }
+    how = "read from the study's cache" if cached else f"{len(result.lrs)} steps, {result.seconds:.1f} s"
+    state.notes.append(
+        f"--lr auto: the range test ({result.start_lr:g} → {result.end_lr:g} over {result.steps} steps, "
+        f"rule '{result.rule}'; {how}) picked lr {result.lr:.3g}"
+    )
+    state.notes.extend(f"range test: {n}" for n in result.notes)
+    say(trainer, state.notes[-1 - len(result.notes)])
+
+
+def _read_cached(path: Path) -> LrFindResult | None:
+    """A cached range test, or None when there is none or it cannot be read (it is then run again)."""
+    import json
+
+    try:
+        result = LrFindResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return result if isinstance(result.lr, float) and math.isfinite(result.lr) and result.lr > 0 else None
 
 
 def find_lr(cfg: Any, dataset: Any = None) -> LrFindResult:

@@ -1,78 +1,14 @@
-"""Records of a run: metrics.csv (per epoch), steps.csv (every few steps), TensorBoard events, a progress bar."""
+"""What a run shows while it trains: TensorBoard events, a progress bar, and the rows of steps.csv.
+
+The CSV files themselves (metrics.csv, steps.csv) are written by ``cnnbench.rundir.tables``.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import sys
 from pathlib import Path
 from typing import Any
-
-from cnnbench.utils.io import atomic_write_text
-from cnnbench.utils.schema import METRIC_COLUMNS, STEP_COLUMNS
-
-
-class MetricsLog:
-    """Rows of metrics.csv, rewritten atomically after every epoch (a few KB)."""
-
-    columns: tuple[str, ...] = METRIC_COLUMNS
-    key = "epoch"  # the column ``resume`` cuts on
-
-    def __init__(self, path: Path, rows: list[dict[str, Any]] | None = None) -> None:
-        self.path = path
-        self.rows: list[dict[str, Any]] = list(rows or [])
-        self.skipped_rows = 0  # unreadable rows dropped by ``resume``
-
-    @classmethod
-    def resume(cls, path: Path, upto_epoch: int | float, upto_step: int | None = None) -> MetricsLog:
-        """Rows up to the checkpoint's — later rows were never checkpointed.
-
-        Rows are cut on their ``step`` when they have one and ``upto_step`` is given (a --val-every-steps
-        pass inside an epoch has a fractional epoch), else on ``key`` ≤ ``upto_epoch``.
-        """
-        rows: list[dict[str, Any]] = []
-        skipped = 0
-        if path.exists():
-            with path.open(newline="", encoding="utf-8", errors="replace") as f:
-                for row in csv.DictReader(f):
-                    # a damaged row (a hand edit, a disk error) is dropped, not fatal: every epoch's
-                    # figures up to the checkpoint are rewritten from the rows that parse
-                    try:
-                        key = float(row.get(cls.key) or "")
-                        step = float(row["step"]) if upto_step is not None and row.get("step") else None
-                        if not math.isfinite(key) or (step is not None and not math.isfinite(step)):
-                            raise ValueError
-                    except (ValueError, OverflowError):
-                        skipped += 1
-                        continue
-                    if (step <= upto_step) if step is not None else (key <= upto_epoch):
-                        rows.append({k: _parse(v) for k, v in row.items() if k in cls.columns})
-        log = cls(path, rows)
-        log.skipped_rows = skipped
-        return log
-
-    def append(self, row: dict[str, Any]) -> None:
-        self.extend([row])
-
-    def extend(self, rows: list[dict[str, Any]]) -> None:
-        self.rows.extend({k: row.get(k) for k in self.columns} for row in rows)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n")
-        writer.writeheader()
-        for r in self.rows:
-            writer.writerow({k: _fmt(v) for k, v in r.items()})
-        atomic_write_text(self.path, buf.getvalue())
-
-
-class StepLog(MetricsLog):
-    """Rows of steps.csv (training figures every ``step_log_interval`` steps), rewritten after every epoch.
-
-    ``resume(path, upto_step)`` keeps the rows up to the checkpoint's step.
-    """
-
-    columns = STEP_COLUMNS
-    key = "step"
 
 
 def step_log_interval(steps_per_epoch: int, planned_steps: int) -> int:
@@ -101,22 +37,6 @@ def step_rows(points: list[Any], epoch: int, steps_per_epoch: int, batch_size: i
         }
         for p in points
     ]
-
-
-def _fmt(v: Any) -> Any:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
-    return "" if v is None else v
-
-
-def _parse(v: str | None) -> Any:
-    if v is None or v == "":
-        return None
-    try:
-        f = float(v)
-    except ValueError:
-        return v
-    return int(f) if f.is_integer() and "." not in v and "e" not in v else f
 
 
 class TensorBoardLog:

@@ -108,6 +108,11 @@ def create_model(
     _check_args(num_classes, in_chans, drop_rate, head)
     hw = _as_hw(input_size, spec.input_size)
     weights = find_weights(name, pretrained)  # fail (or download) before spending time on building
+    return _build(spec, name, num_classes, in_chans, hw, weights, drop_rate, head)
+
+
+def _build(spec, name: str, num_classes: int, in_chans: int, hw, weights, drop_rate, head: str) -> ClassifierNet:
+    """The model of ``spec`` with its head, its weights and its small-input adaptation; ``cnnbench_meta`` says so."""
     model: ClassifierNet = spec.builder(num_classes=num_classes, in_chans=in_chans)
     head_init = getattr(model, "head_init", None)
     head_notes = [head_init(model)] if head_init is not None and num_classes != spec.num_classes else []

@@ -10,7 +10,8 @@ starts fast and the report can be rebuilt on any machine from the study director
 """
 
 from cnnbench.report.build import ReportPaths, build_report, update_results
-from cnnbench.report.collect import RESULT_COLUMNS, Results, RunRecord, collect
+from cnnbench.report.collect import collect
+from cnnbench.report.records import RESULT_COLUMNS, Results, RunRecord
 from cnnbench.report.results_csv import ResultsFiles, write_results
 
 __all__ = [

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from cnnbench.report.collect import FIGURES, RunRecord
+from cnnbench.report.records import FIGURES, RunRecord
 
 # Where a larger value is better; every other figure is better smaller (times, sizes, epochs, loss).
 HIGHER_IS_BETTER = frozenset(

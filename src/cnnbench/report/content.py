@@ -27,14 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnbench.report.aggregate import aggregate
-from cnnbench.report.collect import Results
 from cnnbench.report.document import Document
+from cnnbench.report.intervals import PredictionStore
+from cnnbench.report.records import Results
 from cnnbench.report.sections.context import Figures, model_order
 from cnnbench.report.sections.dataset import dataset_context, dataset_sections, samples_section
 from cnnbench.report.sections.differences import findings_section
 from cnnbench.report.sections.header import header
 from cnnbench.report.sections.runs import runs_section
-from cnnbench.report.significance import DatasetComparison, PredictionStore
+from cnnbench.report.significance import DatasetComparison
 from cnnbench.report.style import model_colors
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from cnnbench.report.aggregate import AggregateRow
-from cnnbench.report.runfiles import EpochTable, StepTable
 from cnnbench.report.style import legend_below, model_ticks, new_figure, styled
 from cnnbench.rundir import STATUS_OK
+from cnnbench.rundir.tables import EpochTable, StepTable
 
 _SCHEDULE_HATCHES = ("", "//", "..", "xx", "\\\\", "oo")
 _LR_COLOR = "0.45"

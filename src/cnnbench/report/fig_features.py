@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cnnbench.report.runfiles import ClusterScores
 from cnnbench.report.style import legend_below, model_ticks, new_figure, styled
+from cnnbench.rundir.analysis import ClusterScores
 
 _METHODS = (
     ("K-means on the t-SNE map", "kmeans", ""),

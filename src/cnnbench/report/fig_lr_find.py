@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnbench.report.runfiles import LrFindCurve
 from cnnbench.report.style import new_figure, styled
+from cnnbench.rundir.tables import LrFindCurve
 
 
 @styled

@@ -56,22 +56,7 @@ def fig_pareto(
     ys = [p.y for p in points]
     front = set(pareto_front(xs, ys, maximize_x))
     for i, p in enumerate(points):
-        on = i in front
-        ax.errorbar(
-            p.x,
-            p.y,
-            xerr=p.xerr,
-            yerr=p.yerr,
-            fmt="o",
-            ms=9 if on else 7,
-            color=colors[p.model],
-            mec="black" if on else colors[p.model],
-            mew=1.6 if on else 0.5,
-            ecolor="0.5",
-            elinewidth=0.8,
-            capsize=2,
-            zorder=3,
-        )
+        _point(ax, p, colors[p.model], on_front=i in front)
     ordered = pareto_front(xs, ys, maximize_x)
     if ordered:
         fx = [xs[i] for i in ordered]
@@ -91,6 +76,25 @@ def fig_pareto(
     if note:
         fig.supxlabel(note, fontsize=8, color="0.35")
     return fig
+
+
+def _point(ax: Any, p: ParetoPoint, color: str, on_front: bool) -> None:
+    """One model: its mean with error bars; a black ring when it is on the frontier."""
+    ax.errorbar(
+        p.x,
+        p.y,
+        xerr=p.xerr,
+        yerr=p.yerr,
+        fmt="o",
+        ms=9 if on_front else 7,
+        color=color,
+        mec="black" if on_front else color,
+        mew=1.6 if on_front else 0.5,
+        ecolor="0.5",
+        elinewidth=0.8,
+        capsize=2,
+        zorder=3,
+    )
 
 
 def _label_points(fig: Any, ax: Any, points: Sequence[ParetoPoint]) -> None:

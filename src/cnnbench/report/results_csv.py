@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.report.aggregate import aggregate
-from cnnbench.report.collect import FIGURES, RESULT_COLUMNS, Results
-from cnnbench.report.significance import TO_TARGET, PredictionStore, accuracy_interval, target_interval
+from cnnbench.report.intervals import PredictionStore, accuracy_interval, target_interval
+from cnnbench.report.records import FIGURES, RESULT_COLUMNS, Results
+from cnnbench.report.significance import TO_TARGET
+from cnnbench.rundir import StudyFiles
 from cnnbench.utils.io import atomic_write_text
 
 # Figures whose 95 % interval aggregate.csv gives (``<figure>_ci_low``, ``<figure>_ci_high``), after
@@ -57,9 +59,8 @@ def write_results(results: Results, out_dir: str | os.PathLike[str]) -> ResultsF
     Both files are a function of the run directories alone, one row per ``run_id`` (``collect`` keeps
     each run once), so calling this after every finished run leaves a complete, duplicate-free table.
     """
-    out = Path(out_dir)
-    results_path = out / "results.csv"
-    aggregate_path = out / "aggregate.csv"
+    files = StudyFiles(out_dir)
+    results_path, aggregate_path = files.results, files.aggregate
     atomic_write_text(results_path, _csv(list(RESULT_COLUMNS), [r.row() for r in results.runs]))
     rows = []
     store = PredictionStore()

@@ -49,6 +49,21 @@ def _mosaic(
     return mosaic
 
 
+def _frameless(ax) -> None:
+    """No tick marks and no frame: the mosaic's labels stand alone."""
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _save(fig, path: str | Path) -> Path:
+    """The figure as a PNG at ``path``, written atomically."""
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
+    return path
+
+
 def draw_sample_grid(
     images: np.ndarray,
     labels: np.ndarray,
@@ -92,18 +107,13 @@ def draw_sample_grid(
     ax.imshow(mosaic[..., 0] if ch == 1 else mosaic, cmap="gray" if ch == 1 else None, vmin=0, vmax=255)
     ax.set_xticks([])
     ax.set_yticks([pad + r * (h + pad) + h / 2 for r in range(n)], [str(classes[c]) for c in shown], fontsize=8)
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    _frameless(ax)
     left_out = len([c for c in range(len(classes)) if np.any(labels == c)]) - n
     heading = title or "Samples"
     if left_out > 0:
         heading += f" (first {n} of {n + left_out} classes)"
     ax.set_title(heading, fontsize=10)
-    path = Path(path)
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png")
-    return path
+    return _save(fig, path)
 
 
 def draw_augmentation_grid(preview: AugmentationPreview, path: str | Path, title: str | None = None) -> Path:
@@ -151,11 +161,6 @@ def draw_augmentation_grid(preview: AugmentationPreview, path: str | Path, title
     ax.set_xticks(centres, ["original"] + [f"draw {j + 1}" for j in range(d)], fontsize=7)
     ax.xaxis.tick_top()
     ax.set_yticks([pad + i * (cell_h + pad) + cell_h / 2 for i in range(r)], names, fontsize=8)
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    _frameless(ax)
     ax.set_title(title or f"{preview.dataset}: augmentation (seed {preview.seed})", fontsize=10)
-    path = Path(path)
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png")
-    return path
+    return _save(fig, path)

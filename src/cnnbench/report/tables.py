@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cnnbench.report.aggregate import HIGHER_IS_BETTER, AggregateRow, Stat, best_value
-from cnnbench.report.collect import RunRecord
 from cnnbench.report.document import Cell, Column, Table
+from cnnbench.report.records import RunRecord
 from cnnbench.report.significance import DatasetComparison
 from cnnbench.report.stats import format_p
 
@@ -130,19 +130,8 @@ def results_table(
     shown = [s for s in specs if any(r.stats[s.key].mean is not None for r in rows)]
     omitted = [s for s in specs if s not in shown]
     intervals = comparison is not None and any(m.interval for m in comparison.models)
-    columns = [Column("Model", "architecture")]
-    if show_schedule:
-        columns.append(Column("Schedule", "learning-rate schedule shown: best mean validation accuracy"))
-    columns.append(Column("Seeds", "finished runs averaged / runs"))
-    for s in shown:
-        columns.append(Column(s.label, f"{s.title}; {'higher' if s.key in HIGHER_IS_BETTER else 'lower'} is better"))
-        if s.key == "test_accuracy" and intervals:
-            columns.append(Column("95 % interval", "of the test accuracy (method: see Which differences hold)"))
-    # a column whose values are all equal has no best: no ★ (every model trained the same fixed steps)
-    best = {
-        s.key: None if _all_equal(rows, s.key) else best_value([r.stats[s.key].mean for r in rows], s.key)
-        for s in shown
-    }
+    columns = _result_columns(shown, show_schedule, intervals)
+    best = {s.key: _best(rows, s.key) for s in shown}
     # the model holding each ★: a test's ≈ only means something next to the value it was tested against
     leader = {k: next((r.model for r in rows if v is not None and r.stats[k].mean == v), None) for k, v in best.items()}
     out_rows = []
@@ -154,14 +143,7 @@ def results_table(
         cells.append(Cell(f"{row.ok}/{row.runs}", row.ok, title=statuses, css=None if row.ok == row.runs else "bad"))
         for spec in shown:
             stat = row.stats[spec.key]
-            text = fmt_stat(stat, spec.kind)
-            title = None
-            if spec.key in ("epochs_to_target", "time_to_target_s", "steps_to_target", "images_to_target") and row.ok:
-                if stat.n == 0:
-                    text = "not reached"
-                elif stat.n < row.ok:
-                    text += f" ({stat.n}/{row.ok})"
-                    title = f"reached the target in {stat.n} of {row.ok} seeds; the mean is over those"
+            text, title = _cost_text(spec.key, stat, spec.kind, row.ok)
             is_best = stat.mean is not None and stat.mean == best[spec.key]
             tie, why = (False, None)
             if not is_best and leader.get(spec.key) is not None:
@@ -173,9 +155,42 @@ def results_table(
     return Table(table_id, columns, out_rows, css="results"), omitted
 
 
-def _all_equal(rows: Sequence[AggregateRow], key: str) -> bool:
+_COSTS = ("epochs_to_target", "time_to_target_s", "steps_to_target", "images_to_target")
+
+
+def _cost_text(key: str, stat: Stat, kind: str, finished: int) -> tuple[str, str | None]:
+    """A cell's text and tooltip; a cost to the target says when seeds did not reach it."""
+    text = fmt_stat(stat, kind)
+    if key not in _COSTS or not finished:
+        return text, None
+    if stat.n == 0:
+        return "not reached", None
+    if stat.n < finished:
+        return (
+            f"{text} ({stat.n}/{finished})",
+            f"reached the target in {stat.n} of {finished} seeds; the mean is over those",
+        )
+    return text, None
+
+
+def _best(rows: Sequence[AggregateRow], key: str) -> float | None:
+    """The ★ value of a column; none when every value is equal (every model trained the same fixed steps)."""
     values = [r.stats[key].mean for r in rows if r.stats[key].mean is not None]
-    return len(values) > 1 and all(v == values[0] for v in values)
+    if len(values) > 1 and all(v == values[0] for v in values):
+        return None
+    return best_value(values, key)
+
+
+def _result_columns(shown: Sequence[ColumnSpec], show_schedule: bool, intervals: bool) -> list[Column]:
+    columns = [Column("Model", "architecture")]
+    if show_schedule:
+        columns.append(Column("Schedule", "learning-rate schedule shown: best mean validation accuracy"))
+    columns.append(Column("Seeds", "finished runs averaged / runs"))
+    for s in shown:
+        columns.append(Column(s.label, f"{s.title}; {'higher' if s.key in HIGHER_IS_BETTER else 'lower'} is better"))
+        if s.key == "test_accuracy" and intervals:
+            columns.append(Column("95 % interval", "of the test accuracy (method: see Which differences hold)"))
+    return columns
 
 
 def _cannot_tell(comparison: DatasetComparison | None, model: str, key: str, leader: str) -> tuple[bool, str | None]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cnnbench.study.plan import plan_runs
 from cnnbench.study.presets import PRESETS, get_preset
-from cnnbench.study.runner import StudyResult, plan_runs, run_study
+from cnnbench.study.runner import StudyResult, run_study
 from cnnbench.study.spec import StudySpec, build_spec, load_study_file
 
 __all__ = [

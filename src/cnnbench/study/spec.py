@@ -295,11 +295,28 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
             raise ConfigError(
                 f"{where}: unknown key {key!r}{_close_match(key, allowed)}; allowed keys: {', '.join(allowed)}"
             )
+    merged = _merge_layers((preset or {}, file_values, flag_values), where)
+    merged["overrides"] = {**merged.get("overrides", {}), **flag_overrides}
+    if preset:
+        changed = {**(file_values.get("recipe") or {}), **merged["overrides"]}
+        merged["deviations"] = deviations_after_changes(preset, merged.get("deviations") or [], changed)
+    try:
+        spec = StudySpec(**merged)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except TypeError as exc:  # pragma: no cover - unknown keys are caught above
+        raise ConfigError(f"{where}: {exc}") from exc
+    _check_file_recipe(spec.recipe, set(file_values.get("recipe") or {}), where)
+    return spec
+
+
+def _merge_layers(layers: tuple[dict[str, Any], ...], where: str) -> dict[str, Any]:
+    """The values of ``layers``, later ones winning; ``recipe``, ``targets`` and ``model_recipes`` merged key by key."""
     merged: dict[str, Any] = {}
     recipe: dict[str, Any] = {}
     targets: dict[str, float] = {}
     model_recipes: dict[str, dict[str, Any]] = {}
-    for layer in (preset or {}, file_values, flag_values):
+    for layer in layers:
         for key, value in layer.items():
             if key == "recipe":
                 if not isinstance(value, dict):
@@ -322,18 +339,7 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
             else:
                 merged[key] = value
     merged["recipe"], merged["targets"], merged["model_recipes"] = recipe, targets, model_recipes
-    merged["overrides"] = {**merged.get("overrides", {}), **flag_overrides}
-    if preset:
-        changed = {**(file_values.get("recipe") or {}), **merged["overrides"]}
-        merged["deviations"] = deviations_after_changes(preset, merged.get("deviations") or [], changed)
-    try:
-        spec = StudySpec(**merged)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    except TypeError as exc:  # pragma: no cover - unknown keys are caught above
-        raise ConfigError(f"{where}: {exc}") from exc
-    _check_file_recipe(spec.recipe, set(file_values.get("recipe") or {}), where)
-    return spec
+    return merged
 
 
 def _check_file_recipe(recipe: dict[str, Any], file_keys: set[str], where: str) -> None:

@@ -4,7 +4,7 @@ confusion matrix, from the test_metrics.json of its finished runs.
 
 from __future__ import annotations
 
-import warnings
+import warnings as _warnings
 from typing import Any
 
 import numpy as np
@@ -12,38 +12,23 @@ import numpy as np
 from cnnbench.errors import CnnbenchError
 from cnnbench.report import fig_classes
 from cnnbench.report.document import Gallery, Paragraph, Section
-from cnnbench.report.runfiles import read_test_metrics
 from cnnbench.report.sections.context import SectionContext
+from cnnbench.rundir.files import read_test_metrics
+from cnnbench.rundir.layout import TEST_METRICS_FILE
 
 
 def classes_section(ctx: SectionContext) -> Section:
     blocks: list[Any] = []
-    per_model: dict[str, tuple[list[str], np.ndarray, np.ndarray, int]] = {}
+    per_model = {}
     for model in ctx.models:
-        runs = ctx.finished_runs(model)
-        summed, per_class, classes, n = None, [], None, 0
-        for run in runs:
-            try:
-                tm = read_test_metrics(run.path)  # type: ignore[arg-type]
-            except CnnbenchError as exc:
-                blocks.append(Paragraph(str(exc), "warn"))
-                continue
-            if tm is None or (classes is not None and tm.classes != classes):
-                continue
-            classes = tm.classes
-            summed = tm.confusion if summed is None else summed + tm.confusion
-            per_class.append(tm.per_class_accuracy)
-            n += 1
-        if summed is not None and classes is not None:
-            with warnings.catch_warnings():  # a class absent from every run's test split stays NaN: no warning
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean = np.nanmean(np.stack(per_class), axis=0)
-            per_model[model] = (classes, summed, mean, n)
+        summed = _summed_test_metrics(ctx.finished_runs(model), blocks)
+        if summed is not None:
+            per_model[model] = summed
     if not per_model:
         return Section(
             "Per-class results" + ctx.suffix,
             ctx.anchor("classes"),
-            [Paragraph("No test_metrics.json in these runs.", "note")],
+            [Paragraph(f"No {TEST_METRICS_FILE} in these runs.", "note")],
         )
     models = list(per_model)
     class_sets = {tuple(v[0]) for v in per_model.values()}
@@ -74,3 +59,27 @@ def classes_section(ctx: SectionContext) -> Section:
         )
     blocks.append(Gallery(images))
     return Section("Per-class results" + ctx.suffix, ctx.anchor("classes"), blocks)
+
+
+def _summed_test_metrics(runs, warnings: list[Any]) -> tuple[list[str], np.ndarray, np.ndarray, int] | None:
+    """(classes, confusion summed over the runs, mean per-class accuracy, runs) of one model's finished runs;
+    an unreadable test_metrics.json is a warning in ``warnings``."""
+    summed, per_class, classes, n = None, [], None, 0
+    for run in runs:
+        try:
+            tm = read_test_metrics(run.path)  # type: ignore[arg-type]
+        except CnnbenchError as exc:
+            warnings.append(Paragraph(str(exc), "warn"))
+            continue
+        if tm is None or (classes is not None and tm.classes != classes):
+            continue
+        classes = tm.classes
+        summed = tm.confusion if summed is None else summed + tm.confusion
+        per_class.append(tm.per_class_accuracy)
+        n += 1
+    if summed is None or classes is None:
+        return None
+    with _warnings.catch_warnings():  # a class absent from every run's test split stays NaN: no warning
+        _warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(np.stack(per_class), axis=0)
+    return classes, summed, mean, n

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnbench.report.aggregate import AggregateRow
-from cnnbench.report.collect import Results, RunRecord
 from cnnbench.report.document import Image
+from cnnbench.report.records import Results, RunRecord
 from cnnbench.report.significance import DatasetComparison
 from cnnbench.report.style import png_bytes
 

@@ -8,10 +8,12 @@ from typing import Any
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.report import fig_curves
-from cnnbench.report.collect import RunRecord
 from cnnbench.report.document import Gallery, Paragraph, Section
-from cnnbench.report.runfiles import read_metrics, read_steps
+from cnnbench.report.records import RunRecord
 from cnnbench.report.sections.context import SectionContext
+from cnnbench.rundir import RunFiles
+from cnnbench.rundir.layout import METRICS_FILE
+from cnnbench.rundir.tables import read_metrics, read_steps
 
 
 def curves_section(ctx: SectionContext) -> Section:
@@ -27,24 +29,7 @@ def curves_section(ctx: SectionContext) -> Section:
     ]
     images = []
     for model in ctx.models:
-        curves, runs = [], []
-        for schedule in ctx.schedules:
-            run = _curve_run(ctx, model, schedule)
-            if run is None or run.path is None:
-                continue
-            try:
-                table = read_metrics(run.path)
-                steps = read_steps(run.path)
-            except CnnbenchError as exc:
-                blocks.append(Paragraph(str(exc), "warn"))
-                continue
-            if table is None or len(table) == 0:
-                continue
-            best = run.figures.get("best_epoch")
-            augment = run.config.get("augment")
-            augmented = None if augment is None else augment != "none"
-            curves.append(fig_curves.Curve(f"{schedule}, seed {run.seed}", table, best, run.status, steps, augmented))
-            runs.append(run.run_id)
+        curves, runs = _model_curves(ctx, model, blocks)
         if curves:
             drawn = [fig_curves.curve_data(c.table, c.steps) for c in curves]
             images.append(
@@ -63,12 +48,35 @@ def curves_section(ctx: SectionContext) -> Section:
     if images:
         blocks.append(Gallery(images))
     else:
-        blocks.append(Paragraph("No metrics.csv in these runs.", "note"))
+        blocks.append(Paragraph(f"No {METRICS_FILE} in these runs.", "note"))
     return Section("Training curves" + ctx.suffix, ctx.anchor("curves"), blocks)
+
+
+def _model_curves(ctx: SectionContext, model: str, warnings: list[Any]) -> tuple[list, list[str]]:
+    """(curves, run ids) of one model: its lowest finished seed per schedule; unreadable files are warnings."""
+    curves, runs = [], []
+    for schedule in ctx.schedules:
+        run = _curve_run(ctx, model, schedule)
+        if run is None or run.path is None:
+            continue
+        try:
+            table = read_metrics(run.path)
+            steps = read_steps(run.path)
+        except CnnbenchError as exc:
+            warnings.append(Paragraph(str(exc), "warn"))
+            continue
+        if table is None or len(table) == 0:
+            continue
+        best = run.figures.get("best_epoch")
+        augment = run.config.get("augment")
+        augmented = None if augment is None else augment != "none"
+        curves.append(fig_curves.Curve(f"{schedule}, seed {run.seed}", table, best, run.status, steps, augmented))
+        runs.append(run.run_id)
+    return curves, runs
 
 
 def _curve_run(ctx: SectionContext, model: str, schedule: str) -> RunRecord | None:
     runs = [r for r in ctx.runs if r.model == model and r.schedule == schedule and r.path is not None]
     finished = [r for r in runs if r.ok]
-    pool = finished or [r for r in runs if (r.path / "metrics.csv").is_file()]  # type: ignore[operator]
+    pool = finished or [r for r in runs if RunFiles(r.path).metrics.is_file()]  # type: ignore[operator]
     return min(pool, key=lambda r: r.seed if r.seed is not None else 0) if pool else None

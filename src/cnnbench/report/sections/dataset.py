@@ -16,9 +16,9 @@ import numpy as np
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.report.aggregate import AggregateRow, select_schedules
-from cnnbench.report.collect import Results, RunRecord
 from cnnbench.report.document import Paragraph, Section
-from cnnbench.report.runfiles import read_png
+from cnnbench.report.intervals import PredictionStore
+from cnnbench.report.records import Results, RunRecord
 from cnnbench.report.sections.classes import classes_section
 from cnnbench.report.sections.context import Figures, SectionContext, common_test_batch, common_value
 from cnnbench.report.sections.curves import curves_section
@@ -27,7 +27,8 @@ from cnnbench.report.sections.pareto import pareto_section
 from cnnbench.report.sections.results import comparisons_section, results_section, schedules_section
 from cnnbench.report.sections.runs import summaries_section
 from cnnbench.report.sections.tuning import tuning_section
-from cnnbench.report.significance import PredictionStore, compare_dataset
+from cnnbench.report.significance import compare_dataset
+from cnnbench.rundir.files import read_png
 
 # scratch folders in the report's directory; the next report build removes those a killed build left
 REPORT_TEMP_PREFIX = ".report-tmp-"

@@ -8,10 +8,27 @@ from typing import Any
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.report import fig_features
-from cnnbench.report.collect import RunRecord
 from cnnbench.report.document import Details, Gallery, Paragraph, Section
-from cnnbench.report.runfiles import ClusterScores, analysis_is_outdated, read_analysis, read_png
+from cnnbench.report.records import RunRecord
 from cnnbench.report.sections.context import SectionContext
+from cnnbench.rundir import RunFiles
+from cnnbench.rundir.analysis import ClusterScores, analysis_is_outdated, read_analysis
+from cnnbench.rundir.files import read_png
+
+
+def _epoch(epoch: float | None) -> str:
+    return f"epoch {epoch:g}" if epoch is not None else "an earlier epoch"
+
+
+def _outdated(model: str, run: RunRecord, analysis: ClusterScores) -> Paragraph:
+    """The warning for an analysis made from an earlier checkpoint than the run's best one now."""
+    best = run.figures.get("best_epoch")
+    return Paragraph(
+        f"{model}: the feature analysis in {run.path} was made from the checkpoint of "
+        f"{_epoch(analysis.checkpoint_epoch)}, older than the run's best checkpoint now"
+        f"{f' ({_epoch(best)})' if best is not None else ''}; run cnnbench embed {run.path} again",
+        "warn",
+    )
 
 
 def _map_dims_text(scores: dict[str, ClusterScores]) -> str:
@@ -35,24 +52,15 @@ def features_section(ctx: SectionContext) -> Section:
             analysis = None
         if analysis is not None:
             scores[model] = analysis
-            if analysis_is_outdated(run.path, analysis):
-                best = run.figures.get("best_epoch")
-                blocks.append(
-                    Paragraph(
-                        f"{model}: the feature analysis in {run.path} was made from the checkpoint of epoch "
-                        f"{analysis.checkpoint_epoch}, older than the run's best checkpoint now"
-                        f"{f' (epoch {best})' if best is not None else ''}; run cnnbench embed {run.path} again",
-                        "warn",
-                    )
-                )
-        png = read_png(run.path / "tsne.png")
+            blocks += [_outdated(model, run, analysis)] if analysis_is_outdated(run.path, analysis) else []
+        png = read_png(RunFiles(run.path).tsne_figure)
         if png:
             caption = (
                 f"{model} ({run.schedule}, seed {run.seed}): t-SNE of the test-set features, "
                 "coloured by true class, by K-means cluster and by DBSCAN cluster"
             )
             panels.append(ctx.figs.raw(ctx.name(f"tsne-{model}"), png, f"{model} t-SNE panels", caption))
-        knee = read_png(run.path / "knn_distance.png")
+        knee = read_png(RunFiles(run.path).knn_figure)
         if knee:
             caption = f"{model}: sorted k-NN distances on the t-SNE map; the knee gives DBSCAN's starting eps"
             knees.append(
@@ -84,7 +92,8 @@ def _analysed_run(ctx: SectionContext, model: str) -> RunRecord | None:
     """The lowest-seed finished run of the selected schedule that has analysis files, else any run of the model."""
 
     def has(run: RunRecord) -> bool:
-        return run.path is not None and ((run.path / "analysis.json").is_file() or (run.path / "tsne.png").is_file())
+        files = RunFiles(run.path) if run.path is not None else None
+        return files is not None and (files.analysis.is_file() or files.tsne_figure.is_file())
 
     preferred = [r for r in ctx.finished_runs(model) if has(r)]
     others = [r for r in ctx.runs if r.model == model and r.ok and has(r)]

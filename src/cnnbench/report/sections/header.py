@@ -13,11 +13,13 @@ from typing import Any
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.report.aggregate import aggregate
-from cnnbench.report.collect import Results, RunRecord
 from cnnbench.report.document import Bullets, Code, Details, Paragraph, Section, Table
-from cnnbench.report.runfiles import read_data_info
+from cnnbench.report.records import Results, RunRecord
 from cnnbench.report.sections.context import distinct, gpu_setups
 from cnnbench.report.tables import key_value_table
+from cnnbench.rundir import RunFiles, StudyFiles
+from cnnbench.rundir.files import read_data_info
+from cnnbench.rundir.layout import STUDY_FILE
 
 # config.yaml keys that state a run's budget and recipe in the header
 _RECIPE_KEYS = (
@@ -47,44 +49,8 @@ _RECIPE_KEYS = (
 
 
 def header(results: Results, datasets: Sequence[str]) -> Section:
-    blocks: list[Any] = []
-    counts = results.status_counts()
+    blocks: list[Any] = [key_value_table("study-header", _header_items(results, datasets))]
     not_ok = [r for r in results.runs if not r.ok]
-    items: list[tuple[str, str]] = [
-        ("Study directories", ", ".join(str(d) for d in results.study_dirs)),
-        ("Runs", ", ".join(f"{n} {status}" for status, n in counts.items())),
-        ("Datasets", ", ".join(datasets)),
-        ("Models", ", ".join(results.models())),
-        ("Schedules", ", ".join(results.schedules())),
-        ("Seeds", ", ".join(str(s) for s in sorted({r.seed for r in results.runs if r.seed is not None}))),
-    ]
-    command = _first_key(results, ("command", "cmd"))
-    items.append(("Command", command or "not recorded in study.yaml"))
-    created = _first_key(results, ("created", "started", "date"))
-    if created:
-        items.append(("Study started", created))
-    finished = _finish_times(results.runs)
-    if finished:
-        items.append(("Runs finished", finished))
-    items.append(("Report written", time.strftime("%Y-%m-%d %H:%M:%S %Z")))
-    items.append(
-        (
-            "Device",
-            distinct(_device_text(r.summary.get("device")) for r in results.runs if r.summary) or "not recorded",
-        )
-    )
-    cpu = _cpu_text([r.summary.get("device") for r in results.runs if r.summary])
-    if cpu:
-        items.append(("CPU threads and load", cpu))
-    items += _speed_devices(results)
-    for dataset in datasets:
-        info = _data_info(results.for_dataset(dataset))
-        if info:
-            items.append((f"Data: {dataset}", info))
-    budget = _budget_text(results)
-    if budget:
-        items.append(("Budget and recipe", budget))
-    blocks.append(key_value_table("study-header", items))
     if not_ok:
         blocks.append(
             Paragraph(
@@ -103,8 +69,43 @@ def header(results: Results, datasets: Sequence[str]) -> Section:
         blocks.append(Details("Library versions", [versions]))
     for study in results.studies:
         if study.text:
-            blocks.append(Details(f"Study definition: {study.path / 'study.yaml'}", [Code(study.text)]))
+            blocks.append(Details(f"Study definition: {StudyFiles(study.path).study}", [Code(study.text)]))
     return Section("Study", "study", blocks)
+
+
+def _header_items(results: Results, datasets: Sequence[str]) -> list[tuple[str, str]]:
+    """The study header's rows: what ran, when, on what, with which data and budget."""
+    items: list[tuple[str, str]] = [
+        ("Study directories", ", ".join(str(d) for d in results.study_dirs)),
+        ("Runs", ", ".join(f"{n} {status}" for status, n in results.status_counts().items())),
+        ("Datasets", ", ".join(datasets)),
+        ("Models", ", ".join(results.models())),
+        ("Schedules", ", ".join(results.schedules())),
+        ("Seeds", ", ".join(str(s) for s in sorted({r.seed for r in results.runs if r.seed is not None}))),
+    ]
+    command = _first_key(results, ("command", "cmd"))
+    items.append(("Command", command or f"not recorded in {STUDY_FILE}"))
+    created = _first_key(results, ("created", "started", "date"))
+    if created:
+        items.append(("Study started", created))
+    finished = _finish_times(results.runs)
+    if finished:
+        items.append(("Runs finished", finished))
+    items.append(("Report written", time.strftime("%Y-%m-%d %H:%M:%S %Z")))
+    device = distinct(_device_text(r.summary.get("device")) for r in results.runs if r.summary)
+    items.append(("Device", device or "not recorded"))
+    cpu = _cpu_text([r.summary.get("device") for r in results.runs if r.summary])
+    if cpu:
+        items.append(("CPU threads and load", cpu))
+    items += _speed_devices(results)
+    for dataset in datasets:
+        info = _data_info(results.for_dataset(dataset))
+        if info:
+            items.append((f"Data: {dataset}", info))
+    budget = _budget_text(results)
+    if budget:
+        items.append(("Budget and recipe", budget))
+    return items
 
 
 def _recipe_blocks(results: Results) -> list[Any]:
@@ -160,8 +161,8 @@ def _first_key(results: Results, keys: Sequence[str]) -> str | None:
 def _finish_times(runs: Sequence[RunRecord]) -> str | None:
     stamps = []
     for run in runs:
-        if run.path is not None and (run.path / "summary.json").is_file():
-            stamps.append((run.path / "summary.json").stat().st_mtime)
+        if run.path is not None and RunFiles(run.path).summary.is_file():
+            stamps.append(RunFiles(run.path).summary.stat().st_mtime)
     if not stamps:
         return None
     lo, hi = min(stamps), max(stamps)

@@ -10,8 +10,8 @@ from typing import Any
 
 from cnnbench.report import fig_compare, fig_curves
 from cnnbench.report.aggregate import AggregateRow
-from cnnbench.report.collect import Results
 from cnnbench.report.document import Bullets, Details, Paragraph, Section
+from cnnbench.report.records import Results
 from cnnbench.report.sections.context import SectionContext, distinct, gpu_setups
 from cnnbench.report.sections.differences import differences_blocks
 from cnnbench.report.tables import configurations_table, results_columns, results_table
@@ -83,41 +83,30 @@ def comparisons_section(ctx: SectionContext, test_batch: int | None) -> Section:
     blocks: list[Any] = [
         Paragraph("The comparisons of the MNIST study (its Figures 38–44), for every model." + label, "note")
     ]
-    blocks.append(
-        figs.image(
-            ctx.name("test-loss-accuracy"),
+    figures = [
+        (
+            "test-loss-accuracy",
             lambda: fig_compare.fig_test_loss_accuracy(rows, colors),
             "test loss and accuracy per model",
-        )
-    )
-    blocks.append(
-        figs.image(
-            ctx.name("train-val-test-accuracy"),
+        ),
+        (
+            "train-val-test-accuracy",
             lambda: fig_compare.fig_train_val_test_accuracy(rows, colors),
             "train, validation and test accuracy per model",
-        )
-    )
-    blocks.append(
-        figs.image(
-            ctx.name("train-test-time"),
+        ),
+        (
+            "train-test-time",
             lambda: fig_compare.fig_train_test_time(rows, colors, test_batch),
             "train and test time per model",
-        )
-    )
-    blocks.append(
-        figs.image(
-            ctx.name("size-params"),
-            lambda: fig_compare.fig_size_params(rows, colors),
-            "model size, parameters and FLOPs",
-        )
-    )
-    blocks.append(
-        figs.image(
-            ctx.name("epochs-time-per-epoch"),
+        ),
+        ("size-params", lambda: fig_compare.fig_size_params(rows, colors), "model size, parameters and FLOPs"),
+        (
+            "epochs-time-per-epoch",
             lambda: fig_compare.fig_epochs_time_per_epoch(rows, colors),
             "epochs and time per epoch",
-        )
-    )
+        ),
+    ]
+    blocks += [figs.image(ctx.name(name), draw, alt) for name, draw, alt in figures]
     if ctx.target is not None:
         target = ctx.target
         blocks.append(

@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from cnnbench.errors import CnnbenchError
-from cnnbench.report.collect import Results
 from cnnbench.report.document import Details, Paragraph, Section, Table
-from cnnbench.report.runfiles import read_model_summary
+from cnnbench.report.records import Results
 from cnnbench.report.sections.context import SectionContext
 from cnnbench.report.tables import fmt_number, runs_table
+from cnnbench.rundir import RunFiles
+from cnnbench.rundir.files import read_model_summary
 
 
 def summaries_section(ctx: SectionContext) -> Section:
@@ -19,7 +20,7 @@ def summaries_section(ctx: SectionContext) -> Section:
 
     blocks: list[Any] = []
     for model in ctx.models:
-        runs = [r for r in ctx.runs if r.model == model and r.path is not None and (r.path / "model.json").is_file()]
+        runs = [r for r in ctx.runs if r.model == model and r.path is not None and RunFiles(r.path).model.is_file()]
         if not runs:
             continue
         run = min(runs, key=lambda r: (not r.ok, r.seed if r.seed is not None else 0))

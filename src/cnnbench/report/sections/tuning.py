@@ -8,10 +8,10 @@ from typing import Any
 
 from cnnbench.errors import ResultsError
 from cnnbench.report import fig_lr_find
-from cnnbench.report.collect import RunRecord
 from cnnbench.report.document import Cell, Column, Paragraph, Section, Table
-from cnnbench.report.runfiles import read_lr_find
+from cnnbench.report.records import RunRecord
 from cnnbench.report.sections.context import SectionContext
+from cnnbench.rundir.tables import read_lr_find
 
 
 def tuning_section(ctx: SectionContext) -> Section | None:

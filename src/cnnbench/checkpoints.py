@@ -1,12 +1,14 @@
-"""Reading a run directory: its resolved config, its summary, and its trained model.
+"""Checkpoint files (``RUN_DIR/checkpoint/*.pt``): their format, writing and verified reading, and a
+run's trained model rebuilt from its config and best checkpoint.
 
-The run directory is the contract between layers (docs/architecture.md). The engine writes it;
-analysis, bench, study and eval read it through these functions, so that none of them needs to
-import the engine.
+The torch half of the run directory's format (``cnnbench.rundir`` is the torch-free half). The engine
+writes checkpoints with ``save_checkpoint``; analysis, eval and the engine's resume read them through
+``load_checkpoint``, so that none of the readers needs to import the engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -16,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from cnnbench.errors import CheckpointError, CnnbenchError
-from cnnbench.rundir import describe_unknown_keys, unknown_config_keys
-from cnnbench.utils.yamlfile import load_yaml
+from cnnbench.rundir import RunConfig, RunFiles
+from cnnbench.rundir.config import describe_unknown_keys, unknown_config_keys
+from cnnbench.rundir.layout import checkpoint_file, checksum_path
+from cnnbench.utils.io import atomic_save, atomic_write_text
 
 CHECKPOINT_FORMAT = "cnnbench-checkpoint-v1"
 # what a cnnbench checkpoint is, said when a file is not one
@@ -34,7 +37,7 @@ _TORCH_SAVE_MAGIC = (b"PK\x03\x04", b"\x80")
 
 @dataclass(frozen=True)
 class RunDir:
-    """A run directory on disk and its parsed ``config.yaml``.
+    """A run directory on disk and its parsed ``config.yaml`` (``RunConfig.values``).
 
     ``config`` holds only what cnnbench reads: keys that are not cnnbench settings (added by hand, or
     by another version) are dropped from it and named in ``notes``, which every reader says aloud.
@@ -46,29 +49,24 @@ class RunDir:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.path / "checkpoint"
+        return RunFiles(self.path).checkpoints
 
     def checkpoint_path(self, which: str = "best") -> Path:
-        return self.checkpoint_dir / f"{which}.pt"
+        return RunFiles(self.path).checkpoint(which)
 
 
 def open_run(path: str | os.PathLike[str]) -> RunDir:
     """Open a run directory, or raise an error naming what is missing."""
     path = Path(path)
-    cfg_path = path / "config.yaml"
+    cfg_path = RunFiles(path).config
     if not path.is_dir():
         if path.exists():
             raise CnnbenchError(f"{path} is a file, not a run directory")
         raise CnnbenchError(f"run directory {path} does not exist")
     if not cfg_path.is_file():
         raise CnnbenchError(f"{path} is not a run directory: {cfg_path.name} is missing")
-    try:
-        config = load_yaml(cfg_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise CnnbenchError(f"{cfg_path} is not valid YAML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise CnnbenchError(f"{cfg_path} is not UTF-8 text (byte {exc.start})") from exc
-    if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict):
+    config = RunConfig.read(path).values
+    if not isinstance(config.get("model_args"), dict):
         raise CnnbenchError(
             f"{cfg_path} has no model_args section: it is truncated or damaged, or was not written by cnnbench train"
         )
@@ -131,7 +129,7 @@ def config_count(run: RunDir, key: str, default: int) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CnnbenchError(f"{run.path / 'config.yaml'}: {key} {value!r}: expected a whole number ≥ 1")
+        raise CnnbenchError(f"{RunFiles(run.path).config}: {key} {value!r}: expected a whole number ≥ 1")
     return value
 
 
@@ -150,6 +148,72 @@ def checkpoint_model_args(
             "(edited by hand?); the checkpoint's value is used"
         )
     return {**model_args, **{k: v for k, v in recorded.items() if k in model_args}}
+
+
+def save_checkpoint(directory: Path, name: str, state: dict[str, Any]) -> Path:
+    """Write ``directory/name.pt`` atomically; for ``last``, keep the previous one as ``last.prev.pt``.
+
+    Saving ``last`` first keeps the previous good one as ``last.prev.pt`` (a hard link, so it costs no
+    copy), then writes the new file atomically (temp + fsync + rename). A save that dies halfway leaves
+    the previous ``last`` untouched and no partial file; a ``last`` that is damaged on disk anyway
+    (a disk error, a copy cut short) is detected at load, where the engine's resume uses ``last.prev``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / checkpoint_file(name)
+    state = {"format": CHECKPOINT_FORMAT, **state}
+    if name == "last" and path.exists():
+        _keep_previous(path, directory / checkpoint_file("last.prev"))
+    digest = hashlib.sha256()
+    side = checksum_path(path)
+
+    def write(f) -> None:
+        torch.save(state, _HashingWriter(f, digest))
+        # Before the new file takes the name (atomic_save renames it after this returns), the checksum
+        # file lists both hashes; after, only the new one. A reader between the two renames (eval or
+        # embed of a run still training), or a process killed between them, then finds the hash of
+        # whichever file holds the name, and a changed file (a disk error, a stray write, someone's
+        # edit) matches neither: caught at load, where a bad `last` falls back to `last.prev`.
+        previous = _checksum_lines(side) if path.exists() else []
+        atomic_write_text(side, f"{digest.hexdigest()}  {path.name}\n" + "".join(previous[:2]))
+
+    atomic_save(path, write)
+    atomic_write_text(side, f"{digest.hexdigest()}  {path.name}\n")
+    return path
+
+
+def _checksum_lines(side: Path) -> list[str]:
+    try:
+        return [f"{ln.strip()}\n" for ln in side.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _keep_previous(path: Path, prev: Path) -> None:
+    """``last.pt`` (and its checksum) as ``last.prev.pt``: a hard link where the file system has them."""
+    with contextlib.suppress(FileNotFoundError):
+        prev.unlink()
+    try:
+        os.link(path, prev)
+    except OSError:  # file systems without hard links
+        atomic_save(prev, lambda f: f.write(path.read_bytes()))
+    if checksum_path(path).exists():
+        atomic_write_text(checksum_path(prev), checksum_path(path).read_text().replace(path.name, prev.name))
+    else:
+        checksum_path(prev).unlink(missing_ok=True)
+
+
+class _HashingWriter:
+    """A file wrapper that hashes the bytes torch.save writes (no second read of the file)."""
+
+    def __init__(self, f, digest) -> None:
+        self._f, self._digest = f, digest
+
+    def write(self, data) -> int:
+        self._digest.update(data)
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -243,16 +307,10 @@ def _check_torch_save_file(path: Path, head: bytes) -> None:
         )
 
 
-def checksum_path(path: str | os.PathLike[str]) -> Path:
-    """``last.pt`` → ``last.pt.sha256``: the SHA-256 of the checkpoint as written (sha256sum format)."""
-    path = Path(path)
-    return path.with_name(path.name + ".sha256")
-
-
 def _verify_checksum(path: Path, digest: str) -> bool:
     """Compare ``digest`` (of ``path``'s bytes) with its ``.sha256`` file, when it has one (checkpoints of
     older versions do not). The file may list two hashes while a new version is being put in place
-    (``engine.checkpoint.save_checkpoint``): either matches.
+    (``save_checkpoint``): either matches.
 
     Returns:
         True when it matches or there is nothing to compare with; False on a mismatch while ``path`` was
@@ -324,7 +382,7 @@ def load_run_model(
     if which == "best" and not path.is_file():
         path = run.checkpoint_path("last")
     ckpt, info = read_checkpoint(path)
-    args = checkpoint_model_args(run.path / "config.yaml", dict(run.config["model_args"]), ckpt, notes or [])
+    args = checkpoint_model_args(RunFiles(run.path).config, dict(run.config["model_args"]), ckpt, notes or [])
     args["pretrained"] = None  # the checkpoint holds the trained weights
     model = create_model(**args)
     model.load_state_dict(eval_state_dict(ckpt))
@@ -332,7 +390,7 @@ def load_run_model(
 
 
 def run_data_config(run: RunDir | str | os.PathLike[str]):
-    """The DataConfig a run trained on, so analysis and eval see the same splits."""
+    """The DataConfig a run trained on (config.yaml's data_config), so analysis and eval see the same splits."""
     from cnnbench.data import DataConfig
 
     run = run if isinstance(run, RunDir) else open_run(run)
