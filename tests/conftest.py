@@ -12,7 +12,8 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _no_weight_downloads(monkeypatch):
-    """No test downloads pretrained weights from the internet (test_models_download serves them on 127.0.0.1)."""
+    """No test downloads anything from the internet, weights or datasets (test_models_download and
+    test_data_download serve them on 127.0.0.1 and lift the switch)."""
     monkeypatch.setenv("CNNBENCH_OFFLINE", "1")
 
 

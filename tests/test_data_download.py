@@ -19,6 +19,13 @@ from cnnbench.data.idx import encode_idx
 from cnnbench.errors import ChecksumError, DataNotFoundError
 
 
+@pytest.fixture(autouse=True)
+def _downloads_allowed(monkeypatch):
+    """These tests download from a server on 127.0.0.1; conftest turns downloads off everywhere else."""
+    monkeypatch.delenv("CNNBENCH_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+
 class _Handler(BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
     truncate: set[str] = set()

@@ -230,6 +230,8 @@ def test_predefined_train_test_folders(tmp_path, isolated_cache):
 def test_caltech_download_and_extract(tmp_path, isolated_cache, monkeypatch):
     """The real archive path, served from 127.0.0.1: download, verify, extract, load."""
     import threading
+
+    monkeypatch.delenv("CNNBENCH_OFFLINE", raising=False)  # conftest's switch also stops dataset downloads
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
     src = _caltech(tmp_path / "src", [3, 3])

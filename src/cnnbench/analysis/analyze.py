@@ -108,7 +108,16 @@ class Analysis:
         }
         raw = self.raw.to_dict() if self.raw is not None else None
         out: dict[str, Any] = {"format": ANALYSIS_FORMAT}
-        for key in ("model", "dataset", "split", "run_dir", "checkpoint", "device"):
+        for key in (
+            "model",
+            "dataset",
+            "split",
+            "run_dir",
+            "checkpoint",
+            "checkpoint_epoch",
+            "checkpoint_sha256",
+            "device",
+        ):
             out[key] = self.meta.get(key)
         out.update(
             points=int(len(self.labels)),
@@ -313,7 +322,7 @@ def _checked_points(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     if y.shape != (len(x),):
         raise ConfigError(f"labels have shape {y.shape}; expected ({len(x)},) to match the features")
     if len(x) < 10:
-        raise ConfigError(f"{len(x)} points; expected at least 10 for t-SNE and clustering (raise --max-points)")
+        raise ConfigError(f"{len(x)} points; expected at least 10 for t-SNE and clustering")
     if y.size and y.min() < 0:
         raise ConfigError(f"labels contain {int(y.min())}; expected class indices ≥ 0")
     if len(np.unique(y)) < 2:

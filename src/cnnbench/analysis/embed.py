@@ -21,12 +21,13 @@ import numpy as np
 import torch
 
 from cnnbench.analysis.analyze import Analysis, AnalysisConfig, analyze, uses_side_thread
-from cnnbench.checkpoints import RunDir, build_run_model, open_run
-from cnnbench.errors import ConfigError
+from cnnbench.checkpoints import CheckpointFile, RunDir, config_count, load_run_model, open_run
+from cnnbench.errors import CnnbenchError, ConfigError
 from cnnbench.rundir import RunFiles, check_split
-from cnnbench.rundir.layout import EMBED_FILES
+from cnnbench.rundir.layout import EMBED_FILES, TRAIN_LOCK_FILE
 from cnnbench.utils.env import resolve_device
 from cnnbench.utils.io import atomic_write_bytes, atomic_write_json, check_writable_dir
+from cnnbench.utils.lock import LockOwner, read_owner, stale_reason
 
 if TYPE_CHECKING:  # annotations only: cnnbench.data is imported on first use
     from cnnbench.data import ArraySplit, Dataset, DeviceLoader
@@ -176,6 +177,7 @@ def embed_run(
     options: AnalysisConfig | None = None,
     batch_size: int | None = None,
     data_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> Analysis:
     """Embed a split with a run's selected checkpoint, analyse it, and write the results into the run.
 
@@ -192,27 +194,27 @@ def embed_run(
         batch_size: images per forward pass; default the run's ``eval_batch_size`` (else 512).
         data_dir: where the dataset files are, instead of where the run found them (a run records
             ``--data-dir`` as it was given, so a relative one only holds from the directory it trained in).
+        force: analyse a run that is still training (its ``.train.lock`` is held), with a note; without
+            it that is an error, since its best checkpoint may still change.
 
     Raises:
         CnnbenchError: a missing or foreign run directory, a bad flag, a damaged checkpoint.
     """
     _check_flags(split, max_points)
-    total_start, seconds, notes = time.perf_counter(), {}, []
-    run = open_run(run_dir)
-    check_writable_dir(run.path, flag="RUN_DIR")
+    total_start, seconds = time.perf_counter(), {}
+    run, training, notes = _open_run(run_dir, force)
     dev = _device_for(run.config, device, notes)
     with _stage(seconds, "model"):
-        model = build_run_model(run, which="best", device=dev)
-    checkpoint = _checkpoint_used(run, notes)
+        model, loaded = _load_model(run, dev, training is not None, notes)
     with _stage(seconds, "data"):
         dataset, data, indices = _sample_run_data(run, split, (max_points, seed), data_dir, notes)
-        loader = _eval_loader(run.config, dataset, data, dev, batch_size)
+        loader = _eval_loader(run, loaded, (dataset, data), dev, batch_size)
     with _stage(seconds, "features"):
         features, labels = _extract_synchronized(model, loader, dev)
     del model
     options = dataclasses.replace(options or AnalysisConfig(), perplexity=perplexity, seed=seed)
     result = analyze(features, labels, options, classes=dataset.classes)
-    _add_job_record(result, seconds, notes, _job_meta(run, dataset, split, checkpoint, dev))
+    _add_job_record(result, seconds, notes, _job_meta(run, dataset, split, loaded, dev))
     write_outputs(result, run.path, indices, started=total_start)
     return result
 
@@ -233,6 +235,11 @@ def _sample_run_data(run: RunDir, split: str, sample: tuple[int, int], data_dir,
     data_config = run_data_config(run)
     dataset = load_dataset(data_config if data_dir is None else data_config.replace(data_dir=os.fspath(data_dir)))
     data, indices = _sample_split(getattr(dataset, split), split, *sample, notes)
+    if len(data) < 10:  # max_points is at least 10: the split itself is this small
+        raise ConfigError(
+            f"the {split} split of {run.path} holds {len(data)} image(s); t-SNE and clustering need at least 10 "
+            "(a run trained with a larger --max-test-samples, or another --split of cnnbench embed)"
+        )
     return dataset, data, indices
 
 
@@ -271,18 +278,20 @@ def _sample_split(
 
 
 def _eval_loader(
-    run_config: dict, dataset: Dataset, data: ArraySplit, device: torch.device, batch_size: int | None
+    run: RunDir, loaded: CheckpointFile, data: tuple[Dataset, ArraySplit], device: torch.device, batch_size: int | None
 ) -> DeviceLoader:
-    """Batches of ``data`` on ``device``, normalised and sized as the run's model was trained, never augmented."""
+    """Batches of the split ``data = (dataset, split)`` on ``device``, normalised and sized as the checkpoint's
+    model was trained (its own input size), never augmented; ``batch_size`` else the run's eval batch, else 512."""
     from cnnbench.data import DeviceLoader
 
+    dataset, split = data
     return DeviceLoader(
-        data,
-        batch_size=batch_size or int(run_config.get("eval_batch_size") or 512),
+        split,
+        batch_size=batch_size or config_count(run, "eval_batch_size", 512),
         device=device,
         train=False,
         normalize=(dataset.mean, dataset.std),
-        output_size=run_config["model_args"].get("input_size"),
+        output_size=(loaded.model_args or run.config["model_args"]).get("input_size"),
     )
 
 
@@ -296,16 +305,59 @@ def _extract_synchronized(
     return features, labels
 
 
-def _job_meta(run: RunDir, dataset: Dataset, split: str, checkpoint: Path, device: torch.device) -> dict[str, Any]:
+def _job_meta(
+    run: RunDir, dataset: Dataset, split: str, checkpoint: CheckpointFile, device: torch.device
+) -> dict[str, Any]:
     """What was embedded, from where, and on what: ``Analysis.meta``, the head of analysis.json."""
     return {
         "model": run.config["model_args"].get("name"),
         "dataset": dataset.name,
         "split": split,
         "run_dir": str(run.path),
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(checkpoint.path),
+        "checkpoint_epoch": checkpoint.epoch,
+        "checkpoint_sha256": checkpoint.sha256,
         "device": str(device),
     }
+
+
+def _load_model(run: RunDir, dev: torch.device, training: bool, notes: list[str]):
+    """(the model of the run's best checkpoint, which checkpoint it was), with notes: no best checkpoint
+    (the last one used), a run still training (``--force``), config.yaml values the checkpoint overrode."""
+    model, loaded = load_run_model(run, which="best", device=dev, notes=notes)
+    _checkpoint_used(run, notes)
+    if training:
+        notes.append(
+            f"analysed while the run was still training (--force): the best checkpoint of epoch {loaded.epoch}, "
+            "which later epochs may replace"
+        )
+    return model, loaded
+
+
+def _open_run(run_dir: str | os.PathLike[str], force: bool) -> tuple[RunDir, LockOwner | None, list[str]]:
+    """(the run directory to analyse (writable), the process still training it if one is, the notes so far:
+    the keys of its config.yaml that were ignored)."""
+    run = open_run(run_dir)
+    training = _training_holder(run.path, force)
+    check_writable_dir(run.path, flag="RUN_DIR")
+    return run, training, list(run.notes)
+
+
+def _training_holder(run_dir: Path, force: bool) -> LockOwner | None:
+    """The process training ``run_dir`` now (its train lock is held by a live process), or None.
+
+    Raises:
+        CnnbenchError: the run is still training and ``force`` is not given.
+    """
+    owner = read_owner(Path(run_dir) / TRAIN_LOCK_FILE)
+    if owner is None or stale_reason(owner) is not None:
+        return None
+    if not force:
+        raise CnnbenchError(
+            f"{run_dir} is still training ({owner.describe()} holds {owner.path}): its best checkpoint "
+            "may still change; analyse it once the run has ended, or pass --force to analyse the current one"
+        )
+    return owner
 
 
 def _add_job_record(result: Analysis, seconds: dict[str, float], notes: list[str], meta: dict[str, Any]) -> None:

@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=_positive_int, default=None, help="images per forward pass (default: the run's eval batch)"
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="analyse a run that is still training (its best checkpoint may still change; analysis.json "
+        "records which one was used)",
+    )
     _add_analysis_flags(parser)
     add_threads_flag(parser)
     add_json_flag(parser)
@@ -102,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         batch_size=args.batch_size,
         data_dir=args.data_dir,
+        force=args.force,
     )
     d = result.to_dict()
     if args.json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnbench.cli.common import add_json_flag, emit_json, print_fields
+from cnnbench.cli.common import add_json_flag, emit_json, note, print_fields
 from cnnbench.rundir import SPLITS
 from cnnbench.rundir.layout import PREDICTIONS_FILE, SUMMARY_FILE
 
@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         save_predictions=args.save_predictions,
     )
+    for line in result.get("notes", []):
+        note(f"note: {line}", markup=False)
     if args.json:
         emit_json(result)  # full precision
     else:

@@ -78,7 +78,16 @@ def run(args: argparse.Namespace) -> int:
 
     command = "cnnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     log = (lambda m: None) if args.json else note
-    result = run_study(spec, out, shard=shard, workers=workers, command=command, log=log, on_results=update_results)
+    result = run_study(
+        spec,
+        out,
+        shard=shard,
+        workers=workers,
+        command=command,
+        log=log,
+        on_results=update_results,
+        on_finished=lambda done: _write_report(done, out),  # under the study's lock
+    )
     if result.interrupted:
         from cnnbench.engine.stop import EXIT_CODES
 
@@ -87,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         note(f"results so far: {out / 'results.csv'}")
         return EXIT_CODES.get(result.interrupted, 1)
     # no report for a stopped study (a scheduler's grace period is short); the same command resumes it
-    _finish_study(result, out, args.json)
+    _print_finished(result, out, args.json)
     return 0
 
 
@@ -131,14 +140,19 @@ def _dry_run(spec: StudySpec, out: Path, shard: tuple[int, int] | None, as_json:
     return 0
 
 
-def _finish_study(result: StudyResult, out: Path, as_json: bool) -> None:
-    """Write the finished study's report (its paths go into ``result.report``), then print the result or a summary."""
+def _write_report(result: StudyResult, out: Path) -> None:
+    """Write the finished study's report; its paths go into ``result.report``."""
     from cnnbench.report import build_report
-    from cnnbench.rundir import Status
 
     paths = build_report([out], out)
     result.report = {k: str(v) for k, v in dataclasses.asdict(paths).items()}
     result.seconds += paths.seconds
+
+
+def _print_finished(result: StudyResult, out: Path, as_json: bool) -> None:
+    """Print the finished study's result (``--json``) or a summary with where its report is."""
+    from cnnbench.rundir import Status
+
     if as_json:
         emit_json(result.to_dict())
     else:

@@ -65,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / str(RunId(cfg.data, cfg.model, cfg.schedule, cfg.seed))
     if args.dry_run:
         return _dry_run(cfg, out, args.json)
-    summary = fit(cfg, out, resume=bool(args.resume), quiet=args.json, overwrite=args.overwrite)
+    from cnnbench.utils.io import removed_if_left_empty
+
+    with removed_if_left_empty(out):  # refused before any file was written (bad --pretrained): no empty --out
+        summary = fit(cfg, out, resume=bool(args.resume), quiet=args.json, overwrite=args.overwrite)
     if args.json:
         emit_json(summary)
     status = summary["status"]
@@ -103,5 +106,7 @@ def _config_of(run_dir):
     from cnnbench.checkpoints import open_run
     from cnnbench.engine.config import train_config_fields
 
-    config = open_run(run_dir).config
-    return {k: v for k, v in config.items() if k in train_config_fields()}
+    run = open_run(run_dir)
+    for line in run.notes:  # keys added by hand are ignored by --resume: said, not silent
+        note(f"note: {line}", markup=False)
+    return {k: v for k, v in run.config.items() if k in train_config_fields()}

@@ -5,15 +5,23 @@ The cache directory is keyed by the tree's root, the size S, the colour mode and
 never decoded again. ``images.npy`` is written through ``utils.io.atomic_open`` and ``index.json``
 (files, labels, classes, skipped files) after it, atomically too: a cache without its index is
 incomplete and is rebuilt. Concurrent runs wait on a lock instead of decoding the same tree twice.
+
+The lock (``.lock`` in the cache directory, shared by the users of one machine or one network file
+system) carries a heartbeat: a waiter takes over a lock whose holder died (same host: its pid is gone;
+any host: its heartbeat stopped) and waits at most ``$CNNBENCH_LOCK_WAIT`` seconds (30 minutes by
+default) for a live one, then says which file to delete. The holder removes the temporary files of
+writers that died in the directory, and its decode workers die with it (``utils.orphans``).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -24,9 +32,10 @@ import numpy as np
 
 from cnnbench.data.decode import decode_many
 from cnnbench.data.imagefolder import FolderScan
-from cnnbench.errors import DataError, LockedError
-from cnnbench.utils.io import atomic_open, atomic_write_json, read_json
-from cnnbench.utils.lock import DirectoryLock
+from cnnbench.errors import DataError
+from cnnbench.utils.io import atomic_open, atomic_write_json, read_json, remove_dead_temp_files
+from cnnbench.utils.lock import DirectoryLock, LockOwner, lock_wait_seconds
+from cnnbench.utils.orphans import die_with_parent, start_orphan_watchdog
 
 log = logging.getLogger("cnnbench.data")
 
@@ -50,11 +59,18 @@ class DecodedImages:
     seconds: float  # decode time when built, else load time
 
 
+LOCK_HEARTBEAT_S = 10.0  # the holder refreshes the lock's mtime this often
+LOCK_STALE_S = 60.0  # a heartbeat this old means the holder stopped or died (on any host)
+LOCK_WAIT_S = 1800.0  # the longest a run waits for another process's decode ($CNNBENCH_LOCK_WAIT)
+
+
 def cache_key(scan: FolderScan, size: int, mode: str) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([CACHE_FORMAT, str(scan.root.resolve()), size, mode]).encode())
     for name, s, m in zip(scan.files, scan.sizes, scan.mtimes, strict=True):
-        h.update(f"{name}\0{s}\0{m}\n".encode())
+        # a file name that is not valid UTF-8 (from a Windows or Latin-1 archive) reaches Python with
+        # surrogate escapes: hashed as the bytes on disk (the same key as before for every UTF-8 name)
+        h.update(f"{name}\0{s}\0{m}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:16]
 
 
@@ -82,10 +98,13 @@ def _results(paths: list[str], size: int, mode: str, workers: int) -> Iterator[n
     from concurrent.futures import ProcessPoolExecutor
 
     chunks = [paths[i : i + _CHUNK_FILES] for i in range(0, len(paths), _CHUNK_FILES)]
+    # never more processes than chunks, nor than a few per core (--decode-workers 500 on 2 cores)
+    workers = max(1, min(workers, len(chunks), 4 * default_workers()))
     # The platform's default start method (fork on Linux up to Python 3.13, like torch's DataLoader):
     # workers start in milliseconds and run only decode.py (NumPy + Pillow, no OpenMP). "spawn"
     # re-imported the caller's main module (torch) in every worker: 3-8 s of start-up on 2 busy cores.
-    with ProcessPoolExecutor(workers) as pool:
+    pool = ProcessPoolExecutor(workers, initializer=_decode_worker_init, initargs=(os.getpid(),))
+    try:
         window: deque = deque()
         it = iter(chunks)
         for chunk in it:
@@ -98,6 +117,33 @@ def _results(paths: list[str], size: int, mode: str, workers: int) -> Iterator[n
             if nxt is not None:
                 window.append(pool.submit(decode_many, nxt, size, mode))
             yield from done
+    except BaseException:
+        # an error or Ctrl-C in the caller: queued chunks are dropped and the workers stopped now,
+        # not after they decoded the whole window
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _decode_worker_init(parent_pid: int) -> None:
+    """Decode workers hold nothing worth saving: SIGKILL with their parent, whatever it had installed.
+
+    Forked workers inherit the parent's Python signal handlers (a run's SIGTERM handler only sets a
+    flag), so the parent-death signal is SIGKILL; Ctrl-C goes to the whole terminal group, and only
+    the parent acts on it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with_parent(parent_pid, signal.SIGKILL)
+    start_orphan_watchdog(parent_pid, exit_code=137)
+
+
+def _stop_pool(pool) -> None:
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        with contextlib.suppress(OSError, AttributeError):
+            proc.kill()
 
 
 def default_workers() -> int:
@@ -118,20 +164,18 @@ def _build(scan: FolderScan, size: int, mode: str, directory: Path, workers: int
     start = time.perf_counter()
     with atomic_open(directory / "images.npy", "w+b") as f:
         f.write(_npy_header((n, channels, size, size)))
-        f.truncate(_HEADER_BYTES + n * per_image)
-        f.flush()
-        rows = np.memmap(f, dtype=np.uint8, mode="r+", offset=_HEADER_BYTES, shape=(n, channels, size, size))
         report_every = max(1, n // 10)
         for i, result in enumerate(_results(paths, size, mode, workers)):
             if isinstance(result, str):
                 skipped.append({"path": str(scan.root / scan.files[i]), "reason": result})
             else:
-                rows[len(kept)] = result  # compact: unreadable files leave no hole
+                # written in order, compact (unreadable files leave no hole), through write() rather than a
+                # memory map of a sparse file: a full disk is then an OSError here, not a SIGBUS that kills
+                # the process without a word
+                f.write(np.ascontiguousarray(result, dtype=np.uint8).tobytes())
                 kept.append(i)
             if (i + 1) % report_every == 0:
                 log.info("decoded %d/%d images (%.0f/s)", i + 1, n, (i + 1) / (time.perf_counter() - start))
-        rows.flush()
-        del rows
         if not kept:
             raise DataError(
                 f"{scan.root}: none of the {n} image files could be decoded (first: {skipped[0]['path']}: "
@@ -166,18 +210,29 @@ def _load(directory: Path, built: bool, seconds: float) -> DecodedImages | None:
         images = np.load(images_path, mmap_mode="r")
     except Exception:  # a damaged cache is rebuilt, not reported
         return None
-    if index.get("format") != CACHE_FORMAT or images.shape[0] != len(index["files"]):
+    try:  # a damaged or hand-edited index (labels out of range, lists of other lengths) is rebuilt too
+        files, classes = list(index["files"]), list(index["classes"])
+        labels = np.asarray(index["labels"], dtype=np.int64)
+        if (
+            index.get("format") != CACHE_FORMAT
+            or images.ndim != 4
+            or images.shape[0] != len(files)
+            or labels.shape != (len(files),)
+            or (labels.size and not 0 <= labels.min() <= labels.max() < len(classes))
+        ):
+            return None
+        return DecodedImages(
+            images=images,
+            files=files,
+            labels=labels,
+            classes=classes,
+            skipped=list(index["skipped"]),
+            directory=directory,
+            built=built,
+            seconds=float(index.get("decode_seconds", 0.0)) if built else seconds,
+        )
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
         return None
-    return DecodedImages(
-        images=images,
-        files=list(index["files"]),
-        labels=np.asarray(index["labels"], dtype=np.int64),
-        classes=list(index["classes"]),
-        skipped=list(index["skipped"]),
-        directory=directory,
-        built=built,
-        seconds=float(index.get("decode_seconds", 0.0)) if built else seconds,
-    )
 
 
 def decode_folder(
@@ -196,22 +251,28 @@ def decode_folder(
         hit.seconds = time.perf_counter() - t0
         return hit
     directory.mkdir(parents=True, exist_ok=True)
-    lock = DirectoryLock(directory)
-    waited = False
-    while True:
-        try:
-            lock.acquire()
-            break
-        except LockedError:
-            if not waited:
-                log.info("another process is decoding %s; waiting for it", directory)
-                waited = True
-            time.sleep(1.0)
+    lock = DirectoryLock(directory, heartbeat_s=LOCK_HEARTBEAT_S, stale_after_s=LOCK_STALE_S)
+    wait_s = lock_wait_seconds(LOCK_WAIT_S)
+
+    def waiting(owner: LockOwner) -> None:
+        log.info(
+            "%s is decoding %s; waiting for it (at most %.0f s; lock file %s)",
+            owner.describe(),
+            directory,
+            wait_s,
+            lock.path,
+        )
+
+    lock.acquire(wait_s=wait_s, on_wait=waiting)
+    for line in lock.taken_over:
+        log.info("%s", line)
     try:
         hit = _load(directory, False, 0.0)  # built by the process we waited for
         if hit is not None:
             hit.seconds = time.perf_counter() - t0
             return hit
+        # holding the lock, every temporary file here is a dead writer's (a decode killed mid-write)
+        remove_dead_temp_files(directory, every=True)
         log.info("decoding %d images of %s once into %s", len(scan.files), scan.root, directory)
         _build(scan, size, mode, directory, workers or default_workers())
     finally:

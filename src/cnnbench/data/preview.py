@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,8 @@ class AugmentationPreview:
                     seed=int(data["seed"]),
                     used=bool(data["used"]) if "used" in data.files else True,
                 )
-        except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            # a cut or hand-made file: np.load raises BadZipFile (not an OSError) for a damaged archive
             raise CnnbenchError(f"{path}: not a readable augmentation preview ({exc})") from exc
         r = preview.originals.shape[0]
         if preview.augmented.ndim != 5 or preview.augmented.shape[0] != r or preview.labels.shape != (r,):

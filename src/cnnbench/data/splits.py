@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,18 +123,62 @@ def split_path(root: Path, name: str, identity: dict[str, Any]) -> Path:
     return root / "splits" / f"{safe}-{key}.json"
 
 
-def load_split(path: Path) -> SavedSplit | None:
-    """The split saved at ``path``, or None when there is none (a malformed file counts as none)."""
+def load_split(path: Path, notes: list[str] | None = None) -> SavedSplit | None:
+    """The split saved at ``path``, or None when there is none.
+
+    A malformed or inconsistent file (hand-edited: an image in two splits, a standard deviation of 0,
+    NaN) counts as none, and ``notes`` says so: a new split is drawn rather than one that leaks test
+    images into training or normalises by zero.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError, RecursionError) as exc:
+        problem = f"is not readable JSON ({exc})"
+    else:
+        problem = _split_problem(data)
+    if problem:
+        if notes is not None:
+            notes.append(f"saved split {path} {problem}; a new split was drawn and saved in its place")
+        return None
+    return SavedSplit(path, list(data["train"]), list(data["val"]), list(data["test"]), dict(data.get("extra", {})))
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _split_problem(data: Any) -> str:
+    """What is wrong with a parsed split file, or "" when it can be used."""
     if not isinstance(data, dict) or data.get("format") != SPLIT_FORMAT:
-        return None
-    try:
-        return SavedSplit(path, list(data["train"]), list(data["val"]), list(data["test"]), dict(data.get("extra", {})))
-    except (KeyError, TypeError):
-        return None
+        return f"is not a split file of format {SPLIT_FORMAT!r}"
+    lists = [data.get(k) for k in ("train", "val", "test")]
+    if not all(isinstance(v, list) for v in lists):
+        return "lacks its train, val and test lists"
+    items = [x for v in lists for x in v]
+    if not (all(isinstance(x, str) for x in items) or all(type(x) is int and x >= 0 for x in items)):
+        return "holds entries that are neither file names nor positions ≥ 0"
+    train, val, test = (set(v) for v in lists)
+    if len(train) + len(val) + len(test) != len(items):
+        return "lists an image twice"
+    # positions index the official train array (train, val) and the test array (test); names are one pool
+    if train & val or (isinstance(items[0] if items else 0, str) and (train | val) & test):
+        return "puts one image in two splits"
+    extra = data.get("extra", {})
+    if not isinstance(extra, dict):
+        return "has an 'extra' entry that is not a mapping"
+    for key in ("mean", "std"):
+        values = extra.get(key)
+        if values is None:
+            continue
+        if not isinstance(values, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
+        ):
+            return f"has a {key} that is not a list of finite numbers"
+        if key == "std" and not all(0 < v < 1e6 for v in values):
+            return "has a standard deviation that is not > 0"
+    return ""
 
 
 def save_split(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnbench.checkpoints import eval_state_dict, load_checkpoint, open_run
+from cnnbench.checkpoints import checkpoint_model_args, eval_state_dict, load_checkpoint, open_run, read_checkpoint
 from cnnbench.data.config import data_default
 from cnnbench.engine.evaluate import evaluate, predictions_in_dataset_order
 from cnnbench.errors import CnnbenchError, ConfigError
 from cnnbench.rundir import PREDICTIONS_FILE, RunFiles, RunSummary, check_split
+from cnnbench.rundir.layout import TRAIN_LOCK_FILE
 from cnnbench.utils.env import resolve_device, synchronize
+from cnnbench.utils.lock import lock_is_live
 
 if TYPE_CHECKING:
     import torch
@@ -48,16 +51,15 @@ def evaluate_run(
     check_split(split)
     if save_predictions:
         _check_saving(Path(path), split, data)
-    ckpt_path, config, model_args, data_config = _what_to_evaluate(Path(path))
-    dataset = _load_data(_override_data(data_config, data, data_dir), model_args)
-    dev = resolve_device(device)
-    model = _load_model(model_args, ckpt_path, dev)
-    bs = _batch_size(batch_size, config)
-    loader = _loader(getattr(dataset, split), dataset, bs, model_args["input_size"], dev)
+    target = _what_to_evaluate(Path(path))
+    dataset = _load_data(_override_data(target.data_config, data, data_dir), target.model_args)
+    model, dev = _load_model(target.model_args, target.ckpt, device)
+    bs = _batch_size(batch_size, target.config, path)
+    loader = _loader(getattr(dataset, split), dataset, bs, target.model_args["input_size"], dev)
     result, seconds = _timed_evaluate(model, loader, dataset.num_classes, dev, save_predictions)
     saved = _save_predictions(Path(path), result, loader.sample_order()) if save_predictions else None
     return {
-        "checkpoint": str(ckpt_path),
+        "checkpoint": str(target.ckpt_path),
         "dataset": dataset.name,
         "split": split,
         "samples": result.samples,
@@ -69,7 +71,24 @@ def evaluate_run(
         "batch_size": bs,
         "device": str(dev),
         "predictions": str(saved) if saved else None,
+        "notes": target.notes,  # config.yaml keys ignored, values the checkpoint overrode, a run still training
     }
+
+
+def _read_checkpoint(
+    path: Path, ckpt_path: Path, model_args: dict[str, Any], notes: list[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the checkpoint, the model arguments to rebuild it with), with a note for what a reader should know:
+    the checkpoint's own model arguments describe its weights (a config.yaml edited by hand is overridden),
+    and a run still training may replace the checkpoint after this evaluation."""
+    ckpt, loaded = read_checkpoint(ckpt_path)
+    model_args = checkpoint_model_args(RunFiles(path).config, model_args, ckpt, notes)
+    if path.is_dir() and lock_is_live(path / TRAIN_LOCK_FILE):
+        notes.append(
+            f"{path} is still training: evaluated its {ckpt_path.stem} checkpoint of epoch {loaded.epoch} as it is "
+            "now; a later epoch may replace it"
+        )
+    return ckpt, model_args
 
 
 def _load_data(data_config: dict[str, Any], model_args: dict[str, Any]):
@@ -85,11 +104,14 @@ def _load_data(data_config: dict[str, Any], model_args: dict[str, Any]):
     return dataset
 
 
-def _batch_size(batch_size: int | None, config: dict[str, Any]) -> int:
+def _batch_size(batch_size: int | None, config: dict[str, Any], path: str | Path) -> int:
     """--batch-size, else the run's test batch size (32 when it has none)."""
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"--batch-size {batch_size!r}: expected a whole number ≥ 1")
-    return batch_size if batch_size is not None else int(config.get("test_batch_size", 32))
+    recorded = config.get("test_batch_size", 32)
+    if isinstance(recorded, bool) or not isinstance(recorded, int) or recorded < 1:  # a config edited by hand
+        raise CnnbenchError(f"{path}: test_batch_size {recorded!r} in its config: expected a whole number ≥ 1")
+    return batch_size if batch_size is not None else recorded
 
 
 def _loader(split_data, dataset, batch_size: int, input_size: int, dev: torch.device) -> DeviceLoader:
@@ -102,13 +124,14 @@ def _loader(split_data, dataset, batch_size: int, input_size: int, dev: torch.de
     )
 
 
-def _load_model(model_args: dict[str, Any], ckpt_path: Path, dev: torch.device) -> torch.nn.Module:
-    """The model rebuilt from its arguments with the checkpoint's evaluated weights, in eval mode."""
+def _load_model(model_args: dict[str, Any], ckpt: dict[str, Any], device: str) -> tuple[torch.nn.Module, torch.device]:
+    """(the model rebuilt from its arguments with the checkpoint's evaluated weights in eval mode, its device)."""
     from cnnbench.models import create_model
 
+    dev = resolve_device(device)
     model = create_model(**{**model_args, "pretrained": None})
-    model.load_state_dict(eval_state_dict(load_checkpoint(ckpt_path)))
-    return model.to(dev).eval()
+    model.load_state_dict(eval_state_dict(ckpt))
+    return model.to(dev).eval(), dev
 
 
 def _check_saving(path: Path, split: str, data: str | None) -> None:
@@ -165,21 +188,37 @@ def _timed_evaluate(
     return result, time.perf_counter() - t0
 
 
-def _what_to_evaluate(path: Path) -> tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(checkpoint, run config, model_args, DataConfig fields) of a run directory or a checkpoint file.
+@dataclass
+class _Target:
+    """What ``evaluate_run`` evaluates: the checkpoint (path and contents), the run's config, the model's
+    arguments, the DataConfig fields, and notes for the user."""
 
-    A run directory gives its best checkpoint (its last when it never recorded a best).
+    ckpt_path: Path
+    ckpt: dict[str, Any]
+    config: dict[str, Any]
+    model_args: dict[str, Any]
+    data_config: dict[str, Any]
+    notes: list[str]
+
+
+def _what_to_evaluate(path: Path) -> _Target:
+    """The checkpoint of a run directory (its best; its last when it never recorded a best) or a checkpoint file.
+
+    For a run directory the notes name keys of its config.yaml that were ignored, model arguments the
+    checkpoint overrode, and a run still training.
     """
     if path.is_dir():
         run = open_run(path)
         ckpt_path = run.checkpoint_path("best")
         if not ckpt_path.exists():
             ckpt_path = run.checkpoint_path("last")
-        return ckpt_path, run.config, run.config["model_args"], dict(run.config["data_config"])
+        notes = list(run.notes)
+        ckpt, model_args = _read_checkpoint(path, ckpt_path, run.config["model_args"], notes)
+        return _Target(ckpt_path, ckpt, run.config, model_args, dict(run.config["data_config"]), notes)
     ckpt = load_checkpoint(path)
     config, model_args = ckpt["config"], ckpt.get("model_args")
     if model_args is None:
         raise CnnbenchError(f"{path} has no model_args; evaluate its run directory instead")
     from cnnbench.engine.config import TrainConfig
 
-    return path, config, model_args, TrainConfig.from_dict(config, str(path)).data_config().to_dict()
+    return _Target(path, ckpt, config, model_args, TrainConfig.from_dict(config, str(path)).data_config().to_dict(), [])

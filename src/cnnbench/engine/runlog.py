@@ -116,7 +116,7 @@ class Progress:
     """A rich progress bar on stderr (batches, ETA, live loss); quiet when not on a terminal."""
 
     def __init__(self, enabled: bool, description: str, lines: bool = False) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and sys.stderr is not None and sys.stderr.isatty()
         self._progress = None
         self._task = None
         self.description = description
@@ -158,7 +158,7 @@ class Progress:
             return
         if self._progress is not None:
             self._progress.console.print(line)
-        elif self.lines:
+        elif self.lines and sys.stderr is not None:  # print(file=None) would write to stdout
             from rich.text import Text
 
             print(Text.from_markup(line).plain, file=sys.stderr, flush=True)

@@ -161,7 +161,7 @@ class FitRun:
 def say(trainer: Trainer, message: str) -> None:
     """A line for the person watching, on stderr (rank 0, not --json; never on stdout, which --json
     keeps for its object)."""
-    if trainer.quiet or not trainer.dist.is_main:
+    if trainer.quiet or not trainer.dist.is_main or sys.stderr is None:  # no stderr (fd 2 closed at start-up)
         return
     from rich.console import Console
 

@@ -28,24 +28,20 @@ from pathlib import Path
 from typing import IO
 
 from cnnbench.errors import WeightsDownloadError
-from cnnbench.utils.fetch import TransferError, describe_url_error, first_line, stream_to_file
+from cnnbench.utils.fetch import (  # noqa: F401 - downloads_blocked is part of this module's API
+    OFFLINE_ENV,
+    TransferError,
+    describe_url_error,
+    downloads_blocked,
+    first_line,
+    stream_to_file,
+)
 
-OFFLINE_ENV = "CNNBENCH_OFFLINE"
 BASE_URL_ENV = "CNNBENCH_WEIGHTS_BASE_URL"
 HF_FILES = ("model.safetensors", "pytorch_model.bin")  # timm's order: the safe file, else the pickle
-_TRUE = {"1", "true", "yes", "on"}
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]*)\.")  # torch.hub's HASH_REGEX
 _TIMEOUT = 30.0  # seconds for the connection and for each read
 _USER_AGENT = "cnnbench (torch.hub compatible)"
-
-
-def downloads_blocked() -> str | None:
-    """Why weights may not be downloaded (``"CNNBENCH_OFFLINE=1 is set"``), or None when they may."""
-    for var in (OFFLINE_ENV, "HF_HUB_OFFLINE"):
-        value = os.environ.get(var, "")
-        if value.strip().lower() in _TRUE:
-            return f"{var}={value} is set"
-    return None
 
 
 def mirror_url(url: str) -> str:

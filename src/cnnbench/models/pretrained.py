@@ -32,6 +32,7 @@ from cnnbench.models import hub
 from cnnbench.models._registry import ModelSpec, get_spec, resolve_model_names
 from cnnbench.models.adapt import adapt_conv_weight
 from cnnbench.models.net import ClassifierNet, LoadReport
+from cnnbench.utils.weightsfile import EXPECTED, weights_file_problem
 
 CHECKPOINT_FORMAT = "cnnbench-checkpoint-v1"
 _NONE = {"", "none", "false", "no", "random", "scratch"}
@@ -266,6 +267,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         ModelError: naming the file when it cannot be read or holds no state_dict.
     """
     path = Path(path)
+    problem = weights_file_problem(path)
+    if problem is not None:
+        raise ModelError(f"weights file {path}: {problem}; {EXPECTED}")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -274,7 +278,11 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch/safetensors raise many types for a damaged file
-        raise ModelError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}") from exc
+        # torch's first sentence; what follows (weights_only advice, "an internal miniz error") is no help here
+        first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:160]
+        raise ModelError(
+            f"cannot read weights file {path}: it is damaged or truncated ({type(exc).__name__}: {first})"
+        ) from exc
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         obj = obj.get("ema") or obj.get("model")
     elif isinstance(obj, dict):

@@ -31,7 +31,7 @@ from cnnbench.rundir import (
     is_run_dir,
     recipe_hash,
 )
-from cnnbench.rundir.config import read_yaml_file
+from cnnbench.rundir.config import describe_unknown_keys, read_yaml_file, unknown_config_keys
 from cnnbench.rundir.layout import STUDY_FILE, SUMMARY_FILE
 from cnnbench.rundir.summary import read_summary_json
 from cnnbench.utils.lock import lock_is_live
@@ -175,15 +175,21 @@ def _read_summary(
 
 
 def _read_run_config(run_dir: Path, strict: bool, problems: list[str]) -> dict[str, Any]:
-    """config.yaml of a run; empty when absent or (without ``strict``) unreadable."""
+    """config.yaml of a run; empty when absent or (without ``strict``) unreadable. Keys that are not
+    cnnbench settings (added by hand) are listed as a problem and left out."""
     try:
         config = RunConfig.read_if_present(run_dir)
-        return config.values if config is not None else {}
     except ResultsError as exc:
         if strict:
             raise
         problems.append(str(exc))
         return {}
+    values = config.values if config is not None else {}
+    unknown = unknown_config_keys(values)
+    if unknown:
+        problems.append(describe_unknown_keys(RunFiles(run_dir).config, unknown))
+        values = {k: v for k, v in values.items() if k not in unknown}
+    return values
 
 
 def _run_figures(summary: dict[str, Any], speed: dict[str, Any] | None, status: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 from cnnbench.errors import ResultsError
 from cnnbench.rundir import RunFiles, StudyFiles
 from cnnbench.rundir.files import read_json_file
+from cnnbench.rundir.summary import check_figure
 
 
 def read_speed_files(study_dir: Path, strict: bool, problems: list[str]) -> list[dict[str, Any]]:
@@ -24,6 +25,7 @@ def read_speed_files(study_dir: Path, strict: bool, problems: list[str]) -> list
             data = read_json_file(path)
             if not isinstance(data, dict) or "model" not in data:
                 raise ResultsError(f"{path} is not a speed file: expected a JSON object with a 'model' key")
+            check_speed_figures(path, data)
         except ResultsError as exc:
             if strict:
                 raise
@@ -32,6 +34,22 @@ def read_speed_files(study_dir: Path, strict: bool, problems: list[str]) -> list
         data["_path"] = str(path)
         out.append(data)
     return out
+
+
+def check_speed_figures(path: Path, data: dict[str, Any]) -> None:
+    """A hand-edited speed file must not put a negative or absurd number into a table or a Pareto plot.
+
+    Raises:
+        ResultsError: naming the file, the key and the value.
+    """
+    from cnnbench.report.records import FROM_SPEED, SPEED_FIGURES
+
+    for key in (*SPEED_FIGURES, *FROM_SPEED):
+        if data.get(key) is not None:
+            try:
+                check_figure(key, data[key], whole=key in ("params", "flops"))
+            except ResultsError as exc:
+                raise ResultsError(f"{path}: {exc}") from None
 
 
 def match_speed(
@@ -48,6 +66,7 @@ def match_speed(
         try:
             data = read_json_file(own)
             if isinstance(data, dict):
+                check_speed_figures(own, data)
                 data["_path"] = str(own)
                 return data
         except ResultsError as exc:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnbench.errors import ResultsError
 from cnnbench.rundir.files import read_if_present
-from cnnbench.rundir.layout import RunFiles
+from cnnbench.rundir.layout import RunFiles, checksum_path
 
 ANALYSIS_FORMAT = "cnnbench-analysis-v1"
 
@@ -28,6 +29,9 @@ ANALYSIS_KEYS: dict[str, str] = {
     "split": "split the points come from (test, val or train)",
     "run_dir": "the run directory analysed, or null",
     "checkpoint": "checkpoint file the features came from, or null",
+    "checkpoint_epoch": "epochs the run had finished when that checkpoint was saved (its best epoch), or null",
+    "checkpoint_sha256": "SHA-256 of the checkpoint's bytes as loaded: the report compares it with the run's "
+    "best.pt.sha256 to say when the analysis is older than the run's best checkpoint",
     "device": "device the features were computed on, or null",
     "points": "number of points analysed (after --max-points subsampling)",
     "num_classes": "number of classes among the points",
@@ -137,6 +141,13 @@ class ClusterScores:
     raw_kmeans_nmi: float | None
     dbscan_noise_points: float | None
     map_dims: int = 2  # the t-SNE map's dimensions (tsne.n_components; 3 with --n-components 3)
+    checkpoint_sha256: str | None = None  # of the checkpoint analysed (analyses since round 3 record it)
+    checkpoint_epoch: int | float | None = None
+
+
+# what each score of analysis.json can be (an adjusted Rand index goes below 0; the others are fractions)
+_SCORE_RANGES = {"ari": (-1.0, 1.0), "nmi": (0.0, 1.0), "knn_accuracy": (0.0, 1.0), "n_components": (1.0, 3.0)}
+_FIGURE_LIMIT = 1e15
 
 
 def read_analysis(run_dir: Path) -> ClusterScores | None:
@@ -147,12 +158,17 @@ def read_analysis(run_dir: Path) -> ClusterScores | None:
     two_d = data.get("tsne") if isinstance(data.get("tsne"), dict) else data
     raw = data.get("raw") if isinstance(data.get("raw"), dict) else {}
 
+    path = RunFiles(run_dir).analysis
+
     def get(obj: Any, *keys: str) -> float | None:
         for key in keys:
             obj = obj.get(key) if isinstance(obj, dict) else None
-        if isinstance(obj, (int, float)) and not isinstance(obj, bool) and math.isfinite(obj):
-            return float(obj)
-        return None
+        if not isinstance(obj, (int, float)) or isinstance(obj, bool):
+            return None
+        low, high = _SCORE_RANGES.get(keys[-1], (0.0, _FIGURE_LIMIT))
+        if not (math.isfinite(obj) and low <= obj <= high):  # JSON cannot hold NaN here (refused when read)
+            raise ResultsError(f"{path}: {'.'.join(keys)} {obj!r}: expected a number between {low:g} and {high:g}")
+        return float(obj)
 
     def first(*values: float | None) -> float | None:
         return next((v for v in values if v is not None), None)
@@ -167,4 +183,26 @@ def read_analysis(run_dir: Path) -> ClusterScores | None:
         raw_kmeans_nmi=get(raw, "kmeans", "nmi"),
         dbscan_noise_points=first(get(two_d, "dbscan", "noise_points"), get(data, "dbscan", "noise_points")),
         map_dims=3 if get(two_d, "n_components") == 3 else 2,
+        checkpoint_sha256=data.get("checkpoint_sha256") if isinstance(data.get("checkpoint_sha256"), str) else None,
+        checkpoint_epoch=get(data, "checkpoint_epoch"),
     )
+
+
+def analysis_is_outdated(run_dir: Path, scores: ClusterScores) -> bool:
+    """Whether ``analysis.json`` was made from another checkpoint than the run's best one now (``cnnbench
+    embed --force`` while the run trained on, or a run resumed after its analysis): its recorded hash is
+    not in ``checkpoint/best.pt.sha256``. An analysis that records no hash (older versions) is not judged."""
+    return best_checkpoint_differs(run_dir, scores.checkpoint_sha256)
+
+
+def best_checkpoint_differs(run_dir: str | Path, sha256: str | None) -> bool:
+    """Whether the run's best checkpoint now is another file than the one whose SHA-256 is ``sha256``
+    (judged by ``checkpoint/best.pt.sha256``; False when either is unknown)."""
+    side = checksum_path(RunFiles(run_dir).checkpoint("best"))
+    if not sha256 or not side.is_file():
+        return False
+    try:
+        hashes = {line.split()[0].lower() for line in side.read_text(encoding="utf-8").splitlines() if line.strip()}
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(hashes) and sha256.lower() not in hashes

@@ -24,6 +24,36 @@ CONFIG_FORMATS = (CONFIG_FORMAT, None)
 # model_args: create_model's keywords; data_config: the DataConfig fields; resolved: what the run
 # resolved on its machine (device, world_size, amp, channels_last, lr, config_hash, recipe_hash).
 SECTIONS = DERIVED_SECTIONS
+# The training options a config.yaml holds at its top level: TrainConfig's fields. Listed here, torch-free,
+# so that the report can tell a key added by hand from a real one; tests/test_reliability_round3_inputs.py
+# checks the list against TrainConfig (a new option is added in both places).
+TRAIN_CONFIG_KEYS = (
+    "model", "data", "data_dir", "epochs", "batch_size", "lr", "lr_find_steps", "optimizer", "momentum",
+    "nesterov", "weight_decay", "schedule", "min_lr", "warmup_epochs", "warmup_start_lr", "plateau_factor",
+    "plateau_patience", "plateau_max_reductions", "step_size", "step_gamma", "patience", "monitor",
+    "min_delta", "target_accuracy", "stop_at_target", "val_every_steps", "label_smoothing", "grad_clip",
+    "drop_rate", "augment", "amp", "channels_last", "compile", "cuda_graphs", "ema", "precise_bn_samples",
+    "seed", "deterministic", "device", "val_fraction", "image_size", "data_image_size", "per_class",
+    "split_ratio", "include_clutter", "strict_data", "max_skip_fraction", "pretrained", "finetune",
+    "head_epochs", "backbone_lr_scale", "head", "eval_batch_size", "test_batch_size", "max_steps",
+    "time_budget_s", "max_train_samples", "max_val_samples", "max_test_samples", "checkpoint_every_steps",
+    "nan_check_every", "progress", "notes",
+)  # fmt: skip
+
+
+def unknown_config_keys(config: Mapping[str, Any]) -> list[str]:
+    """The top-level keys of a parsed config.yaml that cnnbench neither writes nor reads (added by hand, or
+    by another version): every reader ignores them, and says so."""
+    allowed = {*TRAIN_CONFIG_KEYS, *SECTIONS, *FILE_KEYS}
+    return sorted(str(k) for k in config if k not in allowed)
+
+
+def describe_unknown_keys(path: str | os.PathLike[str], keys: list[str], section: str = "") -> str:
+    """``"RUN/config.yaml: unknown key 'foo' (not a cnnbench setting; ignored)"``."""
+    where = f" in {section}" if section else ""
+    names = ", ".join(repr(k) for k in keys)
+    return f"{path}: unknown key{'s' if len(keys) > 1 else ''} {names}{where} (not a cnnbench setting; ignored)"
+
 
 # The splits of a run's data (Dataset.train/.val/.test) that eval and embed take; --split offers them
 # in this order (test: the default). Here rather than in cnnbench.data so that the CLI lists them without
@@ -116,16 +146,18 @@ class RunConfig:
 
 
 def read_yaml_file(path: str | os.PathLike[str]) -> Any:
-    """A YAML file parsed with the safe loader (the C one where PyYAML has it: 60 configs in milliseconds).
+    """A YAML file parsed with cnnbench's strict safe loader (``utils.yamlfile``: no duplicate keys, no
+    alias bombs), on the C parser where PyYAML has it: 60 configs in milliseconds.
 
     Raises:
         ResultsError: naming the file when it is missing or is not valid YAML.
     """
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from cnnbench.utils.yamlfile import load_yaml
+
     try:
-        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)
+        return load_yaml(Path(path).read_text(encoding="utf-8"), fast=True)
     except FileNotFoundError as exc:
         raise ResultsError(f"{path} does not exist") from exc
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

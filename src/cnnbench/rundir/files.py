@@ -6,7 +6,6 @@ it is present but unreadable, so the report can list the damage and go on.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -15,19 +14,26 @@ from typing import TYPE_CHECKING, Any
 
 from cnnbench.errors import ResultsError
 from cnnbench.rundir.layout import RunFiles
-from cnnbench.utils.io import atomic_write_json
+from cnnbench.utils.io import atomic_write_json, loads_json
 
 if TYPE_CHECKING:
     import numpy as np
 
 
 def read_json_file(path: Path) -> Any:
+    """A JSON result file; NaN and Infinity are refused like any other malformed content.
+
+    Raises:
+        ResultsError: naming the file when it is missing or not (strict) JSON.
+    """
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return loads_json(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ResultsError(f"{path} does not exist") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ResultsError(f"{path} is not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise ResultsError(f"{path} is not valid JSON (nested thousands of levels deep)") from exc
 
 
 def read_if_present(path: Path, reader: Any = read_json_file) -> Any:
@@ -68,19 +74,23 @@ def read_test_metrics(run_dir: Path) -> TestMetrics | None:
         return None
     try:
         confusion = np.asarray(data["confusion_matrix"], dtype=np.float64)
-        k = confusion.shape[0]
+        k = confusion.shape[0] if confusion.ndim else 0
         if confusion.shape != (k, k):
             raise ValueError(f"confusion_matrix has shape {confusion.shape}, expected (K, K)")
+        if not (np.isfinite(confusion).all() and (confusion >= 0).all() and (confusion == np.round(confusion)).all()):
+            raise ValueError("confusion_matrix holds a value that is not a whole count ≥ 0")
         per_class = data.get("per_class_accuracy")
         if per_class is None:  # recompute from the matrix: diagonal over row sums
             per_class = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
         per_class = np.asarray([math.nan if v is None else v for v in per_class], dtype=np.float64)
+        if ((per_class < 0) | (per_class > 1)).any():  # NaN (a class absent from the test split) compares False
+            raise ValueError("per_class_accuracy holds a value outside 0..1")
         classes = [str(c) for c in data.get("classes") or range(k)]
         if len(classes) != k or per_class.shape != (k,):
             raise ValueError(
                 f"{len(classes)} classes and {per_class.shape[0]} per-class accuracies for a {k}x{k} matrix"
             )
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
         raise ResultsError(f"{path}: expected classes, confusion_matrix (K x K), per_class_accuracy ({exc})") from exc
     return TestMetrics(classes, confusion, per_class)
 

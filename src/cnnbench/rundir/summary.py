@@ -163,18 +163,53 @@ _FRACTIONS = (
 )
 
 
+# Above this a figure is a typo or damage, not a measurement (the largest models have ~1e12 params and
+# FLOPs of ~1e13; a time of 1e15 s is 30 million years), and a mean of many such would overflow.
+FIGURE_LIMIT = 1e15
+COUNT_LIMIT = 2**63  # counts are int64 wherever they are summed or tabulated
+
+
+def check_figure(key: str, value: Any, *, whole: bool = False, fraction: bool = False) -> None:
+    """One figure read from a file a user can edit: a finite number, ≥ 0 (a loss may be negative),
+    below the limits above.
+
+    Args:
+        whole: a count (params, steps, ...): a whole number below ``COUNT_LIMIT``.
+        fraction: an accuracy: between 0 and 1.
+
+    Raises:
+        ResultsError: naming the key, the value and what was expected.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ResultsError(f"{key} {value!r}: expected a number")
+    if not math.isfinite(value):
+        raise ResultsError(f"{key} {value!r}: expected a finite number")
+    if fraction and not 0 <= value <= 1:
+        raise ResultsError(f"{key} {value!r}: expected a fraction between 0 and 1")
+    if whole and (value != int(value) or not 0 <= value < COUNT_LIMIT):
+        raise ResultsError(f"{key} {value!r}: expected a whole number ≥ 0")
+    if "loss" in key:  # a loss may be negative (a custom criterion); only its size is bounded
+        if abs(value) >= FIGURE_LIMIT:
+            raise ResultsError(f"{key} {value!r}: expected a number between -{FIGURE_LIMIT:.0e} and {FIGURE_LIMIT:.0e}")
+    elif not 0 <= value < FIGURE_LIMIT and not whole:
+        raise ResultsError(f"{key} {value!r}: expected a number ≥ 0 and below {FIGURE_LIMIT:.0e}")
+
+
 def _check_figures(values: Mapping[str, Any]) -> None:
-    """A damaged or hand-edited summary must not enter a mean: every figure a number, accuracies in [0, 1].
+    """A damaged or hand-edited summary must not enter a mean: every figure a finite number in its range
+    (accuracies in [0, 1], counts whole, nothing negative but losses, nothing astronomically large), and
+    every other field of the type it has (a ``"versions": 5`` would fail the report's tables later).
 
     Raises:
         ResultsError: naming the key and its value.
     """
-    numeric = [f.name for f in dataclasses.fields(RunSummary) if f.type in ("float | None", "int | None")]
-    for key in numeric:
-        value = values.get(key)
-        if value is None:
+    kinds = {"str": str, "str | None": str, "dict[str, Any] | None": dict, "list[str]": list}
+    for f in dataclasses.fields(RunSummary):
+        value = values.get(f.name)
+        if value is None or f.name == "extra":
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ResultsError(f"{key} {value!r}: expected a number")
-        if key in _FRACTIONS and math.isfinite(value) and not 0 <= value <= 1:
-            raise ResultsError(f"{key} {value!r}: expected a fraction between 0 and 1")
+        if f.type in ("float | None", "int | None"):
+            check_figure(f.name, value, whole=f.type == "int | None", fraction=f.name in _FRACTIONS)
+        elif f.type in kinds and not isinstance(value, kinds[f.type]):
+            expected = {str: "text", dict: "an object", list: "a list"}[kinds[f.type]]
+            raise ResultsError(f"{f.name} {str(value)[:60]!r}: expected {expected}")

@@ -190,7 +190,7 @@ class LrFindCurve:
 
 def read_lr_find(run_dir: Path) -> LrFindCurve | None:
     """``lr_find.csv``; None when the run did not use ``--lr auto``."""
-    columns = _read_columns(RunFiles(run_dir).lr_find, LR_FIND_COLUMNS)
+    columns = _read_columns(RunFiles(run_dir).lr_find, LR_FIND_COLUMNS, strict=False)
     if columns is None:
         return None
     keep = np.isfinite(columns["lr"]) & (columns["lr"] > 0)
@@ -199,7 +199,14 @@ def read_lr_find(run_dir: Path) -> LrFindCurve | None:
     return LrFindCurve(columns["lr"][keep], columns["loss"][keep], columns["smoothed_loss"][keep], picked)
 
 
-def _read_columns(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+def _read_columns(path: Path, names: tuple[str, ...], strict: bool = True) -> dict[str, np.ndarray] | None:
+    """The columns ``names`` of a CSV file, NaN where a cell is empty.
+
+    Args:
+        strict: every other cell must be a finite number in its column's range (metrics.csv, steps.csv:
+            a curve is never drawn from a damaged or hand-edited file); False: anything else is NaN
+            (lr_find.csv, whose losses may really be infinite at the end of the ramp).
+    """
     if not path.is_file():
         return None
     try:
@@ -207,7 +214,34 @@ def _read_columns(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] |
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ResultsError(f"{path} is not a readable CSV file ({exc})") from exc
-    return {name: np.array([_float(row.get(name)) for row in rows], dtype=np.float64) for name in names}
+    if not strict:
+        return {name: np.array([_float(row.get(name)) for row in rows], dtype=np.float64) for name in names}
+    columns = {name: np.full(len(rows), math.nan, dtype=np.float64) for name in names}
+    for i, row in enumerate(rows):
+        for name in names:
+            columns[name][i] = _cell(path, i + 2, name, row.get(name))  # line 1 is the header
+    return columns
+
+
+def _cell(path: Path, line: int, name: str, value: Any) -> float:
+    """One number of metrics.csv / steps.csv: empty is missing (NaN); anything else must be a finite
+    number in the column's range, or the file is named as damaged."""
+    from cnnbench.rundir.summary import FIGURE_LIMIT
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return math.nan
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not math.isfinite(number):
+        raise ResultsError(f"{path}, line {line}: {name} {value!r}: expected a finite number or nothing")
+    fraction = name.endswith("_acc")
+    low = -FIGURE_LIMIT if "loss" in name else 0.0  # a loss may be any finite number; times and counts not
+    if not low <= number < FIGURE_LIMIT or (fraction and number > 1):
+        expected = "a fraction between 0 and 1" if fraction else f"a number from {low:g} to below {FIGURE_LIMIT:.0e}"
+        raise ResultsError(f"{path}, line {line}: {name} {value!r}: expected {expected}")
+    return number
 
 
 def _float(value: Any) -> float:

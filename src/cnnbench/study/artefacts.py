@@ -11,6 +11,8 @@ import yaml
 
 from cnnbench.errors import CnnbenchError
 from cnnbench.rundir import STATUS_OK, RunFiles, StudyFiles
+from cnnbench.rundir.analysis import best_checkpoint_differs
+from cnnbench.rundir.files import read_json_file
 from cnnbench.rundir.summary import read_summary_json
 from cnnbench.study.datasets import dataset_for
 from cnnbench.study.plan import PlannedRun
@@ -74,16 +76,31 @@ def embed_best_runs(spec: StudySpec, out: Path, log) -> None:
         if key not in best or s["best_val_accuracy"] > best[key][0]:
             best[key] = (s["best_val_accuracy"], run_dir)
     for (_, model), (_, run_dir) in sorted(best.items()):
-        files = RunFiles(run_dir)
-        if files.analysis.exists() and files.analysis.stat().st_mtime >= files.summary.stat().st_mtime:
+        if _analysis_is_current(run_dir):
             continue
         t0 = time.perf_counter()
         try:
             embed_run(run_dir, max_points=spec.embed_max_points)
         except Exception as exc:  # analysis of one model never fails the study
-            log(f"feature analysis of {run_dir.name} failed: {type(exc).__name__}: {exc}")
+            reason = str(exc) if isinstance(exc, CnnbenchError) else f"{type(exc).__name__}: {exc}"
+            log(
+                f"feature analysis of {run_dir.name} failed: {reason}; the study goes on "
+                f"(--embed-max-points sets the points analysed per model, --no-embed skips the analysis)"
+            )
             continue
         log(f"feature analysis of {model} ({run_dir.name}): {time.perf_counter() - t0:.1f} s")
+
+
+def _analysis_is_current(run_dir: Path) -> bool:
+    """An analysis.json newer than the run's summary, made from the run's best checkpoint as it is now."""
+    files = RunFiles(run_dir)
+    if not files.analysis.exists() or files.analysis.stat().st_mtime < files.summary.stat().st_mtime:
+        return False
+    try:
+        recorded = read_json_file(files.analysis).get("checkpoint_sha256")
+    except (CnnbenchError, AttributeError):
+        return False  # unreadable: analysed again
+    return not best_checkpoint_differs(run_dir, recorded if isinstance(recorded, str) else None)
 
 
 def write_augmented(runs: list[PlannedRun], out: Path) -> None:

@@ -4,8 +4,9 @@ A study directory can be killed at any moment and the same command continues it:
 (same config hash) are skipped, a run with checkpoints resumes, a run whose recipe changed is moved
 aside (never deleted) and started again. The caller's ``on_results`` hook (the CLI passes
 ``cnnbench.report.update_results``) rewrites ``results.csv`` from the run directories after every
-run, so it is always complete and never holds a run twice; the caller builds the report afterwards
-(the report is a layer above the study).
+run, so it is always complete and never holds a run twice; the caller's ``on_finished`` hook builds
+the report (the report is a layer above the study) while the study still holds its lock, so a
+second ``cnnbench run`` on the directory cannot start until the first one's report is written.
 
 The jobs are in modules of their own: ``plan`` (the runs, what each directory needs, the planned
 work), ``execute`` (one run), ``workers`` (worker processes), ``artefacts`` (study.yaml, samples,
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.engine.stop import STOP
+from cnnbench.errors import CnnbenchError
 from cnnbench.rundir import STATUS_FINISHED, STATUS_OK, RunFiles, Status, StudyFiles
 from cnnbench.rundir.layout import STUDY_LOCK_FILE, checksum_path
 from cnnbench.study.artefacts import embed_best_runs, measure_speed, write_augmented, write_samples, write_study_file
@@ -62,12 +64,15 @@ def run_study(
     command: str | None = None,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
     on_results: Callable[[Path], Any] | None = None,
+    on_finished: Callable[[StudyResult], Any] | None = None,
 ) -> StudyResult:
-    """Run (or continue) the study in ``out_dir``; the caller builds the report from it afterwards.
+    """Run (or continue) the study in ``out_dir``.
 
     Args:
         on_results: called with the study directory whenever a run directory changed (after every
             run, on a stop, at the end); ``cnnbench.report.update_results`` keeps results.csv current.
+        on_finished: called with the result when the study ran to its end (not when a signal stopped
+            it), before the study's lock is released: ``cnnbench run`` writes the report there.
     """
     started = time.perf_counter()
     # before any work: unknown models/datasets/recipe keys fail here, and missing pretrained weights
@@ -96,6 +101,8 @@ def run_study(
             embed_best_runs(spec, out, log)
         write_results()
         result.seconds = time.perf_counter() - started
+        if on_finished is not None:
+            on_finished(result)
         return result
 
 
@@ -132,11 +139,27 @@ def _skip_finished(runs: list[PlannedRun], out: Path, result: StudyResult, log) 
     """The runs still to do; the finished ones (same config hash) are recorded as skipped."""
     todo = [r for r in runs if run_status(StudyFiles(out).run(r.run_id), r.config) != RunAction.DONE]
     skipped = [r for r in runs if r not in todo]
+    for r in runs:
+        _note_unknown_config_keys(StudyFiles(out).run(r.run_id), log)
     for r in skipped:
         result.runs.append({"run_id": r.run_id, "action": "skipped", "status": RunAction.DONE.value})
     if skipped:
         log(f"{len(skipped)} of {len(runs)} runs already finished; skipping them")
     return todo
+
+
+def _note_unknown_config_keys(run_dir: Path, log) -> None:
+    """Say which keys of a run's config.yaml are ignored (added by hand): a study never reads them."""
+    from cnnbench.checkpoints import open_run
+
+    if not RunFiles(run_dir).config.is_file():
+        return
+    try:
+        notes = open_run(run_dir).notes
+    except CnnbenchError:
+        return  # a damaged config: the run is stale and moved aside (run_status)
+    for line in notes:
+        log(f"note: {line}")
 
 
 @dataclass

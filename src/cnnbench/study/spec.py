@@ -17,10 +17,12 @@ import yaml
 
 from cnnbench.engine.config import SCHEDULES, TrainConfig, train_config_fields
 from cnnbench.errors import CnnbenchError, ConfigError
-from cnnbench.utils.config import check_range, coerce_fields, coerce_value
+from cnnbench.utils.config import check_range, coerce_fields, coerce_value, short_repr
+from cnnbench.utils.yamlfile import load_yaml
 
 PER_RUN_KEYS = {"model": "models", "data": "data", "schedule": "schedules", "seed": "seeds"}  # key -> study list
 WORKERS_AUTO = "auto"
+MAX_SEEDS = 10_000  # seeds a study may list or count
 # keys a study directory's study.yaml carries besides the definition; ignored when it is read back
 OUTPUT_KEYS = ("resolved_models", "shard", "command", "runs", "started", "notes")
 
@@ -73,11 +75,13 @@ class StudySpec:
             raise ConfigError("model_recipes: expected a mapping of model name to training options")
         for model, overrides in self.model_recipes.items():
             if not isinstance(overrides, dict):
-                raise ConfigError(f"model_recipes.{model}: expected a mapping of training options, got {overrides!r}")
+                raise ConfigError(
+                    f"model_recipes.{model}: expected a mapping of training options, got {short_repr(overrides)}"
+                )
             _check_recipe_keys(overrides, f"model_recipes.{model}")
             self.model_recipes[model] = coerce_fields(TrainConfig, overrides, f"model_recipes.{model}")
         if not isinstance(self.targets, dict):
-            raise ConfigError(f"targets: expected a mapping of dataset to accuracy, got {self.targets!r}")
+            raise ConfigError(f"targets: expected a mapping of dataset to accuracy, got {short_repr(self.targets)}")
         self.targets = {str(k): _target(k, v) for k, v in self.targets.items()}
         for dataset in self.targets:
             _check_target_dataset(dataset, self.data)
@@ -87,7 +91,7 @@ class StudySpec:
         check_range("embed_max_points", self.embed_max_points, 10)
         bad_count = not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1
         if self.workers != WORKERS_AUTO and bad_count:
-            raise ConfigError(f"workers: {self.workers!r}: expected a whole number ≥ 1 or 'auto'")
+            raise ConfigError(f"workers: {short_repr(self.workers)}: expected a whole number ≥ 1 or 'auto'")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -122,7 +126,7 @@ class StudySpec:
 def _check_name(name: Any) -> None:
     """A study name becomes ``studies/<name>``: one plain path component, nothing that climbs out."""
     if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"name: {name!r}: expected text, e.g. name: fashion-small")
+        raise ConfigError(f"name: {short_repr(name)}: expected text, e.g. name: fashion-small")
     if name in (".", "..") or "/" in name or "\\" in name or Path(name).is_absolute() or "\0" in name:
         raise ConfigError(
             f"name: {name!r}: expected one directory name without '/' or '..' (use --out to choose where it is written)"
@@ -187,8 +191,12 @@ def _as_list(value: Any, key: str) -> list[str]:
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
     if isinstance(value, (list, tuple)):
+        for v in value:
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                # a list or mapping in a list of names (nested aliases, a stray "-"): never str() it
+                raise ConfigError(f"{key}: expected a list of names, found a {type(v).__name__} among them")
         return [str(v).strip() for v in value]
-    raise ConfigError(f"{key}: expected a list or a comma-separated string, got {value!r}")
+    raise ConfigError(f"{key}: expected a list or a comma-separated string, got {short_repr(value)}")
 
 
 def parse_seeds(value: Any) -> list[int]:
@@ -199,6 +207,8 @@ def parse_seeds(value: Any) -> list[int]:
         if isinstance(value, int):
             if value < 1:
                 raise ValueError
+            if value > MAX_SEEDS:  # --seeds 1000000000000 would build a list of a trillion ints first
+                raise ConfigError(f"seeds: {value}: expected a count ≤ {MAX_SEEDS:,} (each seed is a run per model)")
             return list(range(value))
         if isinstance(value, str):
             parts = [p for p in value.split(",") if p.strip()]
@@ -206,13 +216,17 @@ def parse_seeds(value: Any) -> list[int]:
                 return parse_seeds(int(parts[0]))
             return parse_seeds([int(p) for p in parts])
         if isinstance(value, (list, tuple)) and value:
+            if len(value) > MAX_SEEDS:
+                raise ConfigError(f"seeds: {len(value):,} seeds listed: expected at most {MAX_SEEDS:,}")
             seeds = [int(v) for v in value]
             if min(seeds) < 0:
                 raise ValueError
             return seeds
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
         pass
-    raise ConfigError(f"seeds: {value!r}: expected a count ≥ 1 (3 → seeds 0,1,2) or a list of seeds ≥ 0")
+    raise ConfigError(f"seeds: {short_repr(value)}: expected a count ≥ 1 (3 → seeds 0,1,2) or a list of seeds ≥ 0")
 
 
 def load_study_file(path: str | Path) -> dict[str, Any]:
@@ -222,7 +236,7 @@ def load_study_file(path: str | Path) -> dict[str, Any]:
         what = "is a directory, not a YAML file" if path.is_dir() else "does not exist"
         raise ConfigError(f"study file {path} {what}")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = load_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"study file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     except OSError as exc:
@@ -312,12 +326,15 @@ def _merge_layers(layers: tuple[dict[str, Any], ...], where: str) -> dict[str, A
                 for model, overrides in value.items():
                     if overrides is not None and not isinstance(overrides, dict):
                         raise ConfigError(
-                            f"{where}: model_recipes.{model}: expected a mapping of training options, got {overrides!r}"
+                            f"{where}: model_recipes.{model}: expected a mapping of training options, "
+                            f"got {short_repr(overrides)}"
                         )
                     model_recipes.setdefault(model, {}).update(overrides or {})
             elif key == "targets":
                 if value is not None and not isinstance(value, dict):
-                    raise ConfigError(f"{where}: targets: expected a mapping of dataset to accuracy, got {value!r}")
+                    raise ConfigError(
+                        f"{where}: targets: expected a mapping of dataset to accuracy, got {short_repr(value)}"
+                    )
                 targets.update(value or {})
             else:
                 merged[key] = value

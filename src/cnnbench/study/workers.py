@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,44 +17,24 @@ from cnnbench.rundir import StudyFiles
 from cnnbench.study.execute import execute_run
 from cnnbench.study.plan import PlannedRun
 
-_WORKER = {"parent": 0, "busy": False}
+_WORKER = {"busy": False}
 
 
-def _worker_init(device_queue, pid_queue) -> None:
+def _worker_init(device_queue, pid_queue, parent_pid: int) -> None:
     """Pool workers: die with the study, stop on its signal, pin one GPU each when there are several."""
-    _WORKER["parent"] = os.getppid()
-    pid_queue.put(os.getpid())  # the study signals its workers by these pids when it is asked to stop
-    _die_with_parent()
-    STOP.install_forever()
-    import threading
+    from cnnbench.utils.orphans import die_with_parent, start_orphan_watchdog
+    from cnnbench.utils.quiet import quiet_numeric_warnings
 
-    threading.Thread(target=_orphan_watchdog, name="cnnbench-orphan-watchdog", daemon=True).start()
+    quiet_numeric_warnings()
+    pid_queue.put(os.getpid())  # the study signals its workers by these pids when it is asked to stop
+    # SIGTERM, not SIGKILL: the worker's STOP handler checkpoints its run before it exits
+    die_with_parent(parent_pid, signal.SIGTERM)
+    STOP.install_forever()
+    # a worker whose study died exits once its run has checkpointed (the kernel's SIGTERM stopped it);
+    # without this it would wait forever for work from a parent that is gone
+    start_orphan_watchdog(parent_pid, may_exit=lambda: not _WORKER["busy"])
     if device_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device_queue.get())
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this process when its parent dies, so a killed study leaves no orphan training on."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _orphan_watchdog() -> None:
-    """A worker whose study died exits once its run has checkpointed (the kernel's SIGTERM stopped it);
-    without this it would wait forever for work from a parent that is gone."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != _WORKER["parent"] and not _WORKER["busy"]:
-            os._exit(143)
 
 
 def _worker_run(planned: PlannedRun, run_dir: str) -> dict[str, Any]:
@@ -70,9 +49,23 @@ def choose_workers(requested: int | str, runs: list[PlannedRun]) -> tuple[int, l
     """(workers, GPU ids to pin or None, why) — auto: 1 on a CPU, one per GPU, several on one big GPU."""
     import torch
 
+    from cnnbench.utils.threads import usable_cores
+
+    on_cpu = not torch.cuda.is_available() or all(r.config.device == "cpu" for r in runs)
     if requested != "auto":
-        return int(requested), None, f"{requested} worker(s) as asked"
-    if not torch.cuda.is_available() or all(r.config.device == "cpu" for r in runs):
+        n, cores = int(requested), usable_cores()
+        if on_cpu and n > cores:
+            return (
+                n,
+                None,
+                (
+                    f"{n} worker(s) as asked; note: {n} concurrent runs on {cores} CPU core(s) oversubscribe them: "
+                    "the runs share the cores and each runs slower, so the study takes no less time "
+                    "(--workers auto uses 1 on a CPU)"
+                ),
+            )
+        return n, None, f"{n} worker(s) as asked"
+    if on_cpu:
         return 1, None, "1 worker (CPU: one run at a time uses every core)"
     gpus = torch.cuda.device_count()
     if gpus > 1:
@@ -96,7 +89,7 @@ def run_pool(todo: list[PlannedRun], out: Path, n_workers: int, gpu_ids: list[in
         for gid in gpu_ids:
             queue.put(gid)
     pids = ctx.Queue()
-    init = (queue, pids)
+    init = (queue, pids, os.getpid())
     with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init, initargs=init) as pool:
         starts, futures = {}, {}
         for planned in todo:

@@ -15,6 +15,13 @@ from cnnbench.errors import ConfigError
 T = TypeVar("T")
 
 
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, so that an error about a huge value (a list
+    pasted where a number belongs, an expanded YAML alias) stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 4]} ..."
+
+
 def check_choice(flag: str, value: Any, allowed: Iterable[Any]) -> None:
     allowed = list(allowed)
     if value not in allowed:
@@ -102,7 +109,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in _BOOLS:
             return _BOOLS[value.strip().lower()]
     elif isinstance(value, bool):
-        raise ConfigError(f"{where} {value!r}: expected {_expected(kinds)}")
+        raise ConfigError(f"{where} {short_repr(value)}: expected {_expected(kinds)}")
     if int in kinds and float not in kinds:
         number = _number(value)
         if number is not None and float(number).is_integer():
@@ -115,7 +122,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return value
     if str in kinds and int in kinds and isinstance(value, int):
         return value
-    raise ConfigError(f"{where} {value!r}: expected {_expected(kinds)}")
+    raise ConfigError(f"{where} {short_repr(value)}: expected {_expected(kinds)}")
 
 
 _BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}

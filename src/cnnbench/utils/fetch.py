@@ -20,6 +20,22 @@ from cnnbench.utils.io import atomic_open
 
 CHUNK = 1 << 20  # bytes per read
 
+# One switch for every download cnnbench makes (datasets and pretrained weights), as HF_HUB_OFFLINE is
+# for the Hugging Face libraries; HF_HUB_OFFLINE=1 is honoured the same way, since whoever set it is offline.
+OFFLINE_ENV = "CNNBENCH_OFFLINE"
+OFFLINE_VARS = (OFFLINE_ENV, "HF_HUB_OFFLINE")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def downloads_blocked() -> str | None:
+    """Why nothing may be downloaded (``"CNNBENCH_OFFLINE=1 is set"``), or None when downloads are allowed."""
+    for var in OFFLINE_VARS:
+        value = os.environ.get(var, "")
+        if value.strip().lower() in _TRUE:
+            return f"{var}={value} is set"
+    return None
+
+
 #: Why a transfer failed: "connect" (no response), "lost" (a network error mid-body), "truncated"
 #: (fewer bytes than Content-Length), "refused" (the digest check said no).
 TransferKind = Literal["connect", "lost", "truncated", "refused"]

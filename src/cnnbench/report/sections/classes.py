@@ -4,6 +4,7 @@ confusion matrix, from the test_metrics.json of its finished runs.
 
 from __future__ import annotations
 
+import warnings as _warnings
 from typing import Any
 
 import numpy as np
@@ -78,4 +79,7 @@ def _summed_test_metrics(runs, warnings: list[Any]) -> tuple[list[str], np.ndarr
         n += 1
     if summed is None or classes is None:
         return None
-    return classes, summed, np.nanmean(np.stack(per_class), axis=0), n
+    with _warnings.catch_warnings():  # a class absent from every run's test split stays NaN: no warning
+        _warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(np.stack(per_class), axis=0)
+    return classes, summed, mean, n

@@ -6,6 +6,7 @@ which sections one dataset gets, and in what order.
 from __future__ import annotations
 
 import math
+import zipfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,9 @@ from cnnbench.report.sections.tuning import tuning_section
 from cnnbench.report.significance import compare_dataset
 from cnnbench.rundir.files import read_png
 
+# scratch folders in the report's directory; the next report build removes those a killed build left
+REPORT_TEMP_PREFIX = ".report-tmp-"
+
 
 def samples_section(results: Results, figs: Figures, out_dir: Path | None) -> Section | None:
     blocks: list[Any] = []
@@ -48,13 +52,23 @@ def samples_section(results: Results, figs: Figures, out_dir: Path | None) -> Se
             with np.load(path, allow_pickle=False) as data:
                 images, labels, classes = data["images"], data["labels"], [str(c) for c in data["classes"]]
                 name = str(data["dataset"]) if "dataset" in data.files else None
-            with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            with tempfile.TemporaryDirectory(dir=out_dir, prefix=REPORT_TEMP_PREFIX) as tmp:
                 png_path = Path(tmp) / "samples.png"
                 per_class = min(8, max(1, len(labels) // max(1, len(classes))))
                 title = f"{name}: training images, one row per class" if name else None
                 draw_sample_grid(images, labels, classes, png_path, per_class=per_class, title=title)
                 png = read_png(png_path)
-        except (OSError, KeyError, ValueError, CnnbenchError) as exc:
+        except (
+            OSError,
+            KeyError,
+            ValueError,
+            IndexError,
+            TypeError,
+            EOFError,
+            zipfile.BadZipFile,
+            CnnbenchError,
+        ) as exc:
+            # a cut or hand-edited samples.npz: np.load raises BadZipFile, labels out of range an IndexError
             blocks.append(Paragraph(f"{path}: could not draw the sample grid ({exc})", "warn"))
             continue
         if png:
@@ -78,9 +92,9 @@ def _augmentation_blocks(results: Results, figs: Figures, out_dir: Path | None, 
     for i, path in enumerate(files):
         try:
             preview = AugmentationPreview.load(path)
-            with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            with tempfile.TemporaryDirectory(dir=out_dir, prefix=REPORT_TEMP_PREFIX) as tmp:
                 png = read_png(draw(preview, Path(tmp) / "augmentation.png"))
-        except (OSError, ValueError, CnnbenchError) as exc:
+        except (OSError, ValueError, IndexError, TypeError, CnnbenchError) as exc:
             blocks.append(Paragraph(f"{path}: could not draw the augmentation figure ({exc})", "warn"))
             continue
         if not png:

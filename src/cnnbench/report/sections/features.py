@@ -12,8 +12,23 @@ from cnnbench.report.document import Details, Gallery, Paragraph, Section
 from cnnbench.report.records import RunRecord
 from cnnbench.report.sections.context import SectionContext
 from cnnbench.rundir import RunFiles
-from cnnbench.rundir.analysis import ClusterScores, read_analysis
+from cnnbench.rundir.analysis import ClusterScores, analysis_is_outdated, read_analysis
 from cnnbench.rundir.files import read_png
+
+
+def _epoch(epoch: float | None) -> str:
+    return f"epoch {epoch:g}" if epoch is not None else "an earlier epoch"
+
+
+def _outdated(model: str, run: RunRecord, analysis: ClusterScores) -> Paragraph:
+    """The warning for an analysis made from an earlier checkpoint than the run's best one now."""
+    best = run.figures.get("best_epoch")
+    return Paragraph(
+        f"{model}: the feature analysis in {run.path} was made from the checkpoint of "
+        f"{_epoch(analysis.checkpoint_epoch)}, older than the run's best checkpoint now"
+        f"{f' ({_epoch(best)})' if best is not None else ''}; run cnnbench embed {run.path} again",
+        "warn",
+    )
 
 
 def _map_dims_text(scores: dict[str, ClusterScores]) -> str:
@@ -37,6 +52,7 @@ def features_section(ctx: SectionContext) -> Section:
             analysis = None
         if analysis is not None:
             scores[model] = analysis
+            blocks += [_outdated(model, run, analysis)] if analysis_is_outdated(run.path, analysis) else []
         png = read_png(RunFiles(run.path).tsne_figure)
         if png:
             caption = (
