@@ -22,7 +22,6 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from cnnbench.utils.threads import configure_cpu_threads
 
@@ -32,9 +31,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import cnnbench.models.adapt as adapt  # noqa: E402
-from cnnbench.data import DataConfig, load_dataset  # noqa: E402
+from benchio import add_data_flags, data_config  # noqa: E402
+from cnnbench.data import load_dataset  # noqa: E402
 from cnnbench.models import create_model, summarize  # noqa: E402
-from naive import DEFAULT_FASHION  # noqa: E402
 
 LIGHTWEIGHT = "squeezenet1_1,shufflenet_v2_x1_0,mobilenet_v3_small,mnasnet1_0,efficientnet_b0"
 BATCH, LR, WARMUP = 64, 1e-3, 10
@@ -85,11 +84,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--test-samples", type=int, default=2000)
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_FASHION)
+    add_data_flags(parser)
     args = parser.parse_args()
-    ds = load_dataset(
-        DataConfig("fashion-mnist", data_dir=str(args.data_dir), download=False, max_test_samples=args.test_samples)
-    )
+    ds = load_dataset(data_config(args, max_test_samples=args.test_samples))
     data = (*as_tensors(ds.train, ds.mean[0], ds.std[0]), *as_tensors(ds.test, ds.mean[0], ds.std[0]))
     models, seeds = args.models.split(","), [int(s) for s in args.seeds.split(",")]
     rows: dict[tuple[str, int], list[dict]] = {}

@@ -8,16 +8,18 @@ worker processes, each batch moved to the device. Both time one full epoch from 
 request to the last batch on the device (synchronised), after a short warm-up for cnnbench;
 the baseline's time includes starting its workers, as a real epoch does.
 
-Also: batched per-sample augmentation alone, kornia vs. cnnbench's own affine_grid/grid_sample (--kornia).
+Also: batched per-sample augmentation alone, kornia vs. cnnbench's own affine_grid/grid_sample, when
+kornia (the ``bench`` extra) is installed; without it that comparison is skipped with a line saying so.
 
     python benchmarks/data_pipeline.py                      # CPU here, GPU when there is one
     python benchmarks/data_pipeline.py --device cuda --workers 8 --json
+    python benchmarks/data_pipeline.py --data-dir ~/data/fashion-mnist   # files not where cnnbench looks
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib.util
 import os
 import sys
 import time
@@ -25,11 +27,14 @@ import time
 import numpy as np
 import torch
 
-from cnnbench.data import DataConfig, DeviceLoader, build_augmentation, load_dataset
+from benchio import add_data_flags, add_json_flag, data_config, emit_json, log
+from cnnbench.data import DeviceLoader, build_augmentation, load_dataset
 from cnnbench.utils.env import Timer, device_label, resolve_device, versions
-from naive import AUG, DEFAULT_FASHION, PilDataset, pil_transform
+from naive import AUG, PilDataset, pil_transform
 
-DEFAULT_DATA = DEFAULT_FASHION
+KORNIA_MISSING = (
+    "kornia is not installed (the bench extra: pip install -e '.[bench]'): augmentation-only comparison skipped"
+)
 
 
 def time_cnnbench(ds, device: torch.device, batch_size: int) -> dict:
@@ -83,10 +88,7 @@ def time_baseline(ds, device: torch.device, batch_size: int, workers: int, max_b
 
 def time_augment_backends(device: torch.device, batch_size: int, repeats: int) -> dict:
     """ms per batch of (B, 1, 28, 28): kornia vs. cnnbench's DigitsAugment, both per-sample random."""
-    try:
-        import kornia.augmentation as K
-    except ImportError:
-        raise SystemExit("--kornia needs kornia, the bench extra: pip install -e '.[bench]'") from None
+    import kornia.augmentation as K
 
     x = torch.randint(0, 256, (batch_size, 1, 28, 28), dtype=torch.uint8, device=device)
     kornia_aug = K.AugmentationSequential(
@@ -121,30 +123,27 @@ def time_augment_backends(device: torch.device, batch_size: int, repeats: int) -
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=str(DEFAULT_DATA), help="Fashion-MNIST IDX files (default ../shared/data)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader worker processes")
-    p.add_argument("--baseline-batches", type=int, help="time only this many baseline batches and scale to an epoch")
-    p.add_argument(
-        "--kornia",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also time kornia vs. cnnbench augmentation alone",
-    )
-    p.add_argument("--repeats", type=int, default=50, help="augmentation-only repeats")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    args = p.parse_args(argv)
+def _want_kornia(flag: bool | None) -> bool:
+    """``--kornia``: time it (an error now if it is missing); ``--no-kornia``: skip; neither: when installed."""
+    present = importlib.util.find_spec("kornia") is not None
+    if flag and not present:
+        raise SystemExit(f"--kornia: {KORNIA_MISSING}")
+    if flag is None and not present:
+        log(KORNIA_MISSING)
+    return present if flag is None else flag
 
+
+def measure(args: argparse.Namespace) -> dict:
+    """Both pipelines over one epoch (and the augmentation alone when kornia is timed)."""
     device = resolve_device(args.device)
+    kornia = _want_kornia(args.kornia)
     t0 = time.perf_counter()
-    ds = load_dataset(DataConfig("fashion-mnist", data_dir=args.data_dir, download=False))
+    ds = load_dataset(data_config(args))
     load_s = time.perf_counter() - t0
     result = {
         "benchmark": "data_pipeline",
-        "dataset": f"fashion-mnist train split ({len(ds.train):,} images, 1×28×28)",
+        "data": args.data,
+        "dataset": f"{args.data} train split ({len(ds.train):,} images, {'×'.join(map(str, ds.image_shape))})",
         "batch_size": args.batch_size,
         "device": device_label(device),
         "versions": versions(),
@@ -160,13 +159,13 @@ def main(argv=None) -> int:
         r["batches_per_s"] = r["batches"] / r["seconds"]
         r["images_per_s"] = len(ds.train) / r["seconds"]
     result["speedup"] = c["batches_per_s"] / b["batches_per_s"]
-    if args.kornia:
-        result["augment_only"] = time_augment_backends(device, args.batch_size, args.repeats)
+    result["augment_only"] = time_augment_backends(device, args.batch_size, args.repeats) if kornia else None
     result["load_average_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    if args.json:
-        print(json.dumps(result, indent=2, default=str))
-        return 0
-    v = result["versions"]
+    return result
+
+
+def print_result(result: dict, args: argparse.Namespace) -> None:
+    v, c, b = result["versions"], result["cnnbench"], result["baseline"]
     print(
         f"device: {result['device']}; torch {v['torch']}, torchvision {v['torchvision']}, kornia {v['kornia']}, "
         f"python {v['python']}; torch threads {result['torch_threads']}, cores {result['cpu_count']}, "
@@ -174,7 +173,7 @@ def main(argv=None) -> int:
     )
     print(
         f"{result['dataset']}, batch {args.batch_size}, one epoch of augmented training batches "
-        f"(load_dataset: {load_s:.2f} s, not timed)"
+        f"(load_dataset: {result['load_dataset_s']:.2f} s, not timed)"
     )
     print(
         f"  cnnbench DeviceLoader ({c['placement']}): {c['seconds']:8.2f} s  {c['batches_per_s']:9.1f} batches/s  "
@@ -186,14 +185,36 @@ def main(argv=None) -> int:
         f"{b['batches_per_s']:9.1f} batches/s  {b['images_per_s']:10.0f} images/s"
     )
     print(f"  speed-up: {result['speedup']:.1f}x")
-    if args.kornia:
-        a = result["augment_only"]
+    a = result["augment_only"]
+    if a is not None:
         print(
             f"augmentation alone, (B={args.batch_size}, 1, 28, 28), median of {args.repeats}: "
             f"kornia {a['kornia']['ms_per_batch_median']:.2f} ms, "
             f"cnnbench {a['cnnbench']['ms_per_batch_median']:.2f} ms "
             f"({a['speedup_cnnbench_over_kornia']:.1f}x)"
         )
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_flags(p)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader worker processes")
+    p.add_argument("--baseline-batches", type=int, help="time only this many baseline batches and scale to an epoch")
+    p.add_argument(
+        "--kornia",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time kornia vs. cnnbench augmentation alone (default: when kornia is installed)",
+    )
+    p.add_argument("--repeats", type=int, default=50, help="augmentation-only repeats")
+    add_json_flag(p)
+    args = p.parse_args(argv)
+    result = measure(args)
+    emit_json(result, args.json)
+    if args.json != "-":
+        print_result(result, args)
     return 0
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/embed.py                         # 10,000 blob points x 512 features, every stage
     python benchmarks/embed.py --data fashion-mnist    # Fashion-MNIST test images (784 pixels) as features
+    python benchmarks/embed.py --json result.json      # the result into a file instead of stdout
     python benchmarks/embed.py --run RUN_DIR           # a real run: features + analysis + files
     python benchmarks/embed.py --features RUN_DIR/embedding.npz   # a real model's saved features
     python benchmarks/embed.py --run RUN_DIR --compare-legacy --repeats 2   # new vs old, alternating
@@ -23,7 +24,6 @@ seed, perplexity and iteration count, and scores both maps with one exact KL(P |
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import statistics
@@ -33,26 +33,24 @@ from pathlib import Path
 
 import numpy as np
 
-FASHION_DIRS = ("/work/shared/data/fashion-mnist", "/usr/share/datasets/fashion-mnist")
-
 
 def load_points(data: str, points: int, dim: int, data_dir: str | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(N, D) float32 points and (N,) labels."""
+    """(N, D) float32 points and (N,) labels: generated blobs, or a dataset's test images as raw pixels
+    (found where cnnbench looks: ``--data-dir``, ``$CNNBENCH_DATA/<name>``, ``~/.cache/cnnbench/<name>``)."""
     if data == "blobs":
         from sklearn.datasets import make_blobs
 
         x, y = make_blobs(points, dim, centers=10, cluster_std=8.0, random_state=seed)
         return x.astype(np.float32), y
-    dirs = [data_dir] if data_dir else list(FASHION_DIRS)
-    for d in dirs:
-        images, labels = Path(d) / "t10k-images-idx3-ubyte.gz", Path(d) / "t10k-labels-idx1-ubyte.gz"
-        if images.is_file() and labels.is_file():
-            with gzip.open(images) as f:
-                x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784)
-            with gzip.open(labels) as f:
-                y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
-            return (x[:points].astype(np.float32) / 255.0), y[:points]
-    sys.exit(f"--data fashion-mnist: t10k-*-ubyte.gz not found in {', '.join(dirs)} (use --data-dir)")
+    from cnnbench.data import DataConfig, load_dataset
+    from cnnbench.errors import DataError
+
+    try:
+        test = load_dataset(DataConfig(data, data_dir=data_dir, download=False)).test
+    except DataError as exc:
+        sys.exit(f"--data {data}: {exc}")
+    x = test.images[:points].reshape(min(points, len(test)), -1)
+    return x.astype(np.float32) / 255.0, test.labels[:points].astype(np.int64)
 
 
 #: Issue 19's goals on the 2-core CPU: seconds for the whole analysis of this many points.
@@ -272,10 +270,17 @@ def compare_tsne(x: np.ndarray, repeats: int, perplexity: float, seed: int, max_
     }
 
 
-def main() -> int:
+def _emit(out: dict, dest: str | None) -> None:
+    """The result as JSON: on stdout (the default, and ``--json``), or into ``--json PATH``."""
+    from benchio import emit_json
+
+    emit_json(out, dest or "-")
+
+
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", choices=("blobs", "fashion-mnist"), default="blobs")
-    p.add_argument("--data-dir", default=None, help="folder with t10k-*-ubyte.gz (fashion-mnist)")
+    p.add_argument("--data", choices=("blobs", "fashion-mnist", "mnist-sample", "synthetic"), default="blobs")
+    p.add_argument("--data-dir", default=None, help="the dataset's folder (default: where cnnbench looks)")
     p.add_argument("--points", type=int, default=10000)
     p.add_argument("--dim", type=int, default=512, help="feature width of the blobs")
     p.add_argument("--perplexity", type=float, default=30.0)
@@ -291,7 +296,8 @@ def main() -> int:
     p.add_argument("--compare-tsne", action="store_true", help="openTSNE vs scikit-learn: time and exact KL")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--tsne-iter", type=int, default=750, help="t-SNE iterations in all, for --compare-tsne")
-    args = p.parse_args()
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH", help="the JSON into PATH")
+    args = p.parse_args(argv)
 
     # As the cnnbench CLI does before anything loads OpenMP: bounded spinning (utils/threads.py).
     from cnnbench.utils.threads import configure_cpu_threads
@@ -336,7 +342,7 @@ def main() -> int:
             out["tsne_comparison"] = compare_tsne(x, args.repeats, args.perplexity, args.seed, args.tsne_iter)
             out["host_speed_s"] = host_speed()
             print(f"host speed: fixed t-SNE workload {out['host_speed_s']:.3f} s", file=sys.stderr)
-            print(json.dumps(out, indent=2))
+            _emit(out, args.json)
             return 0
     print(device_line(out, device), file=sys.stderr)
     if args.compare_legacy:
@@ -361,7 +367,7 @@ def main() -> int:
     out["host_speed_s"] = host_speed()
     print(f"host speed: fixed t-SNE workload {out['host_speed_s']:.3f} s (lower is faster)", file=sys.stderr)
     print(device_line({**out, "load_average_1min": _load()}, device), file=sys.stderr)
-    print(json.dumps(out, indent=2))
+    _emit(out, args.json)
     return 0
 
 

@@ -17,12 +17,15 @@ pre-generated-tensor loop. On a small CPU run it reduced (the size is printed):
 
     python benchmarks/imagefolder_pipeline.py --images 600 --workers 2 --train-batches 3 --batch-size 16
     python benchmarks/imagefolder_pipeline.py --device cuda --workers 8,16 --json      # full size
+
+At full size the tree is 30,607 JPEGs (about 1 GB) and the decode-once cache 5.6 GB, both kept under
+``--root`` (default: the temporary folder) for the next run; ``benchmarks/run_all.py`` runs a bounded
+size in a folder it deletes afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -33,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchio import add_json_flag, emit_json
 from cnnbench.data import ArraySplit, DeviceLoader, build_augmentation
 from cnnbench.data.cache import decode_folder, default_workers
 from cnnbench.data.imagefolder import scan_folder
@@ -137,7 +141,7 @@ def _run(batches, device: torch.device, limit: int | None, step=None) -> dict:
     return {"seconds": t.seconds, "batches": count, "images": n, "images_per_s": n / t.seconds}
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=30607, help="JPEGs in the synthetic tree (Caltech-256: 30,607)")
     p.add_argument("--classes", type=int, default=257)
@@ -158,33 +162,14 @@ def main(argv=None) -> int:
     p.add_argument("--loader-batches", type=int, help="batches per loader-alone ImageFolder epoch (default: all)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    args = p.parse_args(argv)
+    add_json_flag(p)
+    return p.parse_args(argv)
 
-    device = resolve_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
-    root = Path(args.root or Path(tempfile.gettempdir()) / f"cnnbench-jpeg-tree-{args.images}")
-    cache_dir = Path(args.cache_dir or root.parent / f"{root.name}-cache")
-    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    res: dict = {
-        "benchmark": "imagefolder_pipeline",
-        "size": f"{args.images:,} JPEGs in {args.classes} classes, cache {args.cache_size}px, input {args.input}, "
-        f"batch {args.batch_size}",
-        "device": device_label(device),
-        "versions": versions(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average": os.getloadavg()[0],
-    }
-    log(
-        f"{res['size']}; device {res['device']}; torch {res['versions']['torch']}, "
-        f"torchvision {res['versions']['torchvision']}; {res['cpu_count']} cores, load {res['load_average']:.2f}"
-    )
+
+def build_cache(args, root: Path, cache_dir: Path, res: dict, log) -> ArraySplit:
+    """Generate the tree (once), time the cache-building pass and a cache hit; the whole tree as one split."""
     res["generate_tree_s"] = make_tree(root, args.images, args.classes, args.decode_workers or default_workers())
     log(f"tree {root}: generated in {res['generate_tree_s']:.1f} s (0 = already there; not part of the benchmark)")
-
     scan = scan_folder(root)
     build = decode_folder(scan, args.cache_size, "RGB", cache_dir, "bench", args.decode_workers)
     hit = decode_folder(scan, args.cache_size, "RGB", cache_dir, "bench", args.decode_workers)
@@ -198,23 +183,15 @@ def main(argv=None) -> int:
         else "already built (delete the cache directory to time it)"
     )
     log(f"cache-building pass: {built}; cache hit: {hit.seconds:.2f} s")
-
     t0 = time.perf_counter()
     split = ArraySplit(np.ascontiguousarray(hit.images), hit.labels)  # the whole tree, one epoch = every image
-    mean, std = channel_stats(split.images)
+    channel_stats(split.images)
     res["split_to_memory_s"] = time.perf_counter() - t0
-    aug = build_augmentation("natural", output_size=args.input)
-    ours = DeviceLoader(
-        split,
-        batch_size=args.batch_size,
-        device=device,
-        train=True,
-        augment=aug,
-        normalize=(MEAN, STD),
-        output_size=args.input,
-        drop_last=True,
-    )
-    res["placement"] = ours.placement
+    return split
+
+
+def time_loaders(args, root: Path, ours: DeviceLoader, workers: list[int], device, res: dict, log) -> None:
+    """One epoch of each loader alone: cnnbench's, then ImageFolder + DataLoader for each worker count."""
     ours.set_epoch(99)
     for i, _ in enumerate(ours):  # warm-up
         if i == 3:
@@ -234,34 +211,71 @@ def main(argv=None) -> int:
             f"({r['batches']} batches) -> cnnbench {r['speedup_cnnbench']:.1f}x"
         )
 
+
+def time_training(args, root: Path, ours: DeviceLoader, workers: list[int], device, res: dict, log) -> None:
+    """The same loaders feeding a mobilenet_v2 training step, against pre-generated device tensors."""
+    step = _model(args.classes, device)
+    limit = args.train_batches
+    x0 = torch.randn(args.batch_size, 3, args.input, args.input, device=device)
+    y0 = torch.randint(0, args.classes, (args.batch_size,), device=device)
+    for _ in range(3):  # warm-up (cudnn autotune, allocator)
+        step(x0, y0)
+    synchronize(device)
+    # Pre-generated device tensors: 8 distinct batches cycled, so loading costs nothing.
+    fixed = [(torch.randn_like(x0), torch.randint_like(y0, args.classes)) for _ in range(8)]
+    n_batches = limit or len(ours)
+    res["train"] = {"pregenerated": _run((fixed[k % 8] for k in range(n_batches)), device, None, step)}
+    ours.set_epoch(1)
+    res["train"]["cnnbench"] = _run(ours, device, limit, step)
+    for w in workers:
+        res["train"][f"imagefolder_{w}w"] = _run(
+            _imagefolder_loader(root, args.batch_size, w, args.input, device), device, limit, step
+        )
+    base = res["train"]["pregenerated"]["images_per_s"]
+    for name, r in res["train"].items():
+        r["overhead_vs_pregenerated"] = base / r["images_per_s"] - 1
+        log(
+            f"with mobilenet_v2 training step: {name:>16}: {r['images_per_s']:8.1f} images/s over "
+            f"{r['batches']} batches ({100 * r['overhead_vs_pregenerated']:+.1f} % time vs. pre-generated)"
+        )
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
+    root = Path(args.root or Path(tempfile.gettempdir()) / f"cnnbench-jpeg-tree-{args.images}")
+    cache_dir = Path(args.cache_dir or root.parent / f"{root.name}-cache")
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print
+    res: dict = {
+        "benchmark": "imagefolder_pipeline",
+        "size": f"{args.images:,} JPEGs in {args.classes} classes, cache {args.cache_size}px, input {args.input}, "
+        f"batch {args.batch_size}",
+        "images": args.images,
+        "device": device_label(device),
+        "versions": versions(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": os.getloadavg()[0],
+    }
+    log(
+        f"{res['size']}; device {res['device']}; torch {res['versions']['torch']}, "
+        f"torchvision {res['versions']['torchvision']}; {res['cpu_count']} cores, load {res['load_average']:.2f}"
+    )
+    split = build_cache(args, root, cache_dir, res, log)
+    aug = build_augmentation("natural", output_size=args.input)
+    ours = DeviceLoader(
+        split, batch_size=args.batch_size, device=device, train=True, augment=aug,
+        normalize=(MEAN, STD), output_size=args.input, drop_last=True,
+    )  # fmt: skip
+    res["placement"] = ours.placement
+    time_loaders(args, root, ours, workers, device, res, log)
     if args.train_step:
-        step = _model(args.classes, device)
-        limit = args.train_batches
-        x0 = torch.randn(args.batch_size, 3, args.input, args.input, device=device)
-        y0 = torch.randint(0, args.classes, (args.batch_size,), device=device)
-        for _ in range(3):  # warm-up (cudnn autotune, allocator)
-            step(x0, y0)
-        synchronize(device)
-        # Pre-generated device tensors: 8 distinct batches cycled, so loading costs nothing.
-        fixed = [(torch.randn_like(x0), torch.randint_like(y0, args.classes)) for _ in range(8)]
-        n_batches = limit or len(ours)
-        res["train"] = {"pregenerated": _run((fixed[k % 8] for k in range(n_batches)), device, None, step)}
-        ours.set_epoch(1)
-        res["train"]["cnnbench"] = _run(ours, device, limit, step)
-        for w in workers:
-            res["train"][f"imagefolder_{w}w"] = _run(
-                _imagefolder_loader(root, args.batch_size, w, args.input, device), device, limit, step
-            )
-        base = res["train"]["pregenerated"]["images_per_s"]
-        for name, r in res["train"].items():
-            r["overhead_vs_pregenerated"] = base / r["images_per_s"] - 1
-            log(
-                f"with mobilenet_v2 training step: {name:>16}: {r['images_per_s']:8.1f} images/s over "
-                f"{r['batches']} batches ({100 * r['overhead_vs_pregenerated']:+.1f} % time vs. pre-generated)"
-            )
+        time_training(args, root, ours, workers, device, res, log)
     res["load_average_after"] = os.getloadavg()[0]
-    if args.json:
-        print(json.dumps(res, indent=2, default=str))
+    emit_json(res, args.json)
     return 0
 
 

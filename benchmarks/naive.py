@@ -9,12 +9,10 @@ Adam, fp32, one ``.item()`` per step for the running loss. Shared by the benchma
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-DEFAULT_FASHION = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 AUG = {
     "rotation": 10.0,
     "translate": 0.1,

@@ -49,7 +49,16 @@ def _table(rows: list[dict], base: str, new: str, count: str | None, fmt: str, n
     print()
 
 
-def main() -> int:
+def _speedups(rows: list[dict], base: str, new: str) -> list[dict]:
+    """The JSON rows: per model, the two variants' seconds per step and the speed-up of ``new``."""
+    return [
+        {"model": r["model"], "converted": r["converted"], f"{base}_s": r["median"][base], f"{new}_s": r["median"][new],
+         "speedup": r["median"][base] / r["median"][new], "load": r["load"]}
+        for r in rows
+    ]  # fmt: skip
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=SMALL_MAPS, help="models for the padding comparison")
     parser.add_argument("--optimizer-models", default=OPTIMIZER, help="models for the AdamW comparison ('' = skip)")
@@ -57,7 +66,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", default=None, help="intra-op threads (default: torch's)")
-    args = parser.parse_args()
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH", help="the rows as JSON")
+    args = parser.parse_args(argv)
 
     from cnnbench.utils.threads import configure_cpu_threads
 
@@ -109,13 +119,35 @@ def main() -> int:
     for name in [m for m in args.models.split(",") if m]:
         row = compare(name, {"stock": (False, True), "padded": (True, True)}, args.steps)
         dw_rows.append(row)
-        print(f"  {name:20s} " + "  ".join(f"{k} {v * 1e3:7.1f} ms" for k, v in row["median"].items()), flush=True)
+        line = "  ".join(f"{k} {v * 1e3:7.1f} ms" for k, v in row["median"].items())
+        print(f"  {name:20s} {line}", file=sys.stderr, flush=True)
     for name in [m for m in args.optimizer_models.split(",") if m]:
         steps = args.steps * (20 if name == "lenet5" else 1)  # LeNet-5 steps take milliseconds
         row = compare(name, {"loop": (True, False), "foreach": (True, True)}, steps)
         opt_rows.append(row)
-        print(f"  {name:20s} " + "  ".join(f"{k} {v * 1e3:7.2f} ms" for k, v in row["median"].items()), flush=True)
+        line = "  ".join(f"{k} {v * 1e3:7.2f} ms" for k, v in row["median"].items())
+        print(f"  {name:20s} {line}", file=sys.stderr, flush=True)
     load_after = os.getloadavg()
+    if args.json:
+        from benchio import emit_json
+
+        emit_json(
+            {
+                "benchmark": "small_maps_cpu",
+                "device": f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU used",
+                "versions": {"python": platform.python_version(), "torch": torch.__version__},
+                "threads": torch.get_num_threads(),
+                "vector_isa": cpu_vector_isa(),
+                "engine_pads": onednn_refuses_small_maps(),
+                "load_before": load_before,
+                "load_after": load_after,
+                "padding": _speedups(dw_rows, "stock", "padded"),
+                "adamw": _speedups(opt_rows, "loop", "foreach"),
+            },
+            args.json,
+        )
+        if args.json == "-":
+            return 0
 
     print()
     print(f"device: CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU used")

@@ -26,6 +26,7 @@ of epochs, this ratio is the time-to-accuracy ratio less the validation passes.
     python benchmarks/time_to_accuracy.py                         # lenet5, resnet18, mobilenet_v3_small
     python benchmarks/time_to_accuracy.py --models resnet18,mobilenet_v3_small --steps 60
     python benchmarks/time_to_accuracy.py --models lenet5 --rounds 2 --max-epochs 20
+    python benchmarks/time_to_accuracy.py --steps 40 --json result.json     # the table's figures as JSON too
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ configure_cpu_threads(None)  # what the CLI does before torch loads; both pipeli
 
 import torch  # noqa: E402
 
+from benchio import add_data_flags, add_json_flag, emit_json, log  # noqa: E402
 from cnnbench.data import load_dataset  # noqa: E402
 from cnnbench.engine import TrainConfig, fit  # noqa: E402
 from cnnbench.models import create_model  # noqa: E402
 from cnnbench.utils.env import versions  # noqa: E402
 from cnnbench.utils.threads import usable_cores  # noqa: E402
-from naive import DEFAULT_FASHION, PilDataset, pil_transform  # noqa: E402
+from naive import PilDataset, pil_transform  # noqa: E402
 
 RECIPE = {"batch_size": 64, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "drop_rate": 0.5}
 GOALS = {"lenet5": 5.0, "resnet18": 2.0, "mobilenet_v3_small": 2.0}
@@ -151,8 +153,9 @@ def _cell(r: list[dict]) -> str:
     return f"{secs:,.1f} s ({epochs} ep)"
 
 
-def main() -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_flags(parser)
     parser.add_argument("--models", default="lenet5,resnet18,mobilenet_v3_small")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--target", type=float, default=0.90)
@@ -161,20 +164,16 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="seed side: DataLoader worker processes")
     parser.add_argument("--steps", type=int, default=None, help="per-step time over N steps instead (see above)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_FASHION)
-    args = parser.parse_args()
-    models = args.models.split(",")
-    cfg = TrainConfig(
-        data="fashion-mnist", data_dir=str(args.data_dir), val_fraction=0.2, epochs=args.max_epochs,
-        schedule="none", augment="digits" if args.augment else "none", target_accuracy=args.target,
-        stop_at_target=True, precise_bn_samples=0, max_test_samples=512, seed=args.seed, progress=False, **RECIPE,
-    )  # fmt: skip
-    ds = load_dataset(cfg.data_config())
+    add_json_flag(parser)
+    return parser.parse_args(argv)
+
+
+def measure(args: argparse.Namespace, ds, cfg: TrainConfig) -> dict[tuple[str, str], list[dict]]:
+    """Per (model, side), one result per round; models and sides alternate."""
     results: dict[tuple[str, str], list[dict]] = {}
-    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            for i, model in enumerate(models):
+            for i, model in enumerate(args.models.split(",")):
                 sides = ("cnnbench", "seed-style") if (r + i) % 2 == 0 else ("seed-style", "cnnbench")
                 for side in sides:
                     if side == "cnnbench" and args.steps:
@@ -190,16 +189,67 @@ def main() -> int:
                         reached = f"epoch {res['epochs']}"
                     else:
                         reached = f"not reached (best {res['best']:.1%})"
-                    print(f"  round {r + 1} {model:18s} {side:10s} {res['seconds']:8.3f} s  {reached}", flush=True)
-    load_after = os.getloadavg()
+                    log(f"  round {r + 1} {model:18s} {side:10s} {res['seconds']:8.3f} s  {reached}")
+    return results
 
+
+def table_rows(results: dict, models: list[str], per_step: bool) -> list[dict]:
+    """Per model: cnnbench and seed-style seconds (per step, or to the target), the ratio and the goal."""
+    rows = []
+    for model in models:
+        ours, theirs = results[(model, "cnnbench")], results[(model, "seed-style")]
+        ratio = statistics.median(x["seconds"] for x in theirs) / statistics.median(x["seconds"] for x in ours)
+        both = per_step or all(x["epochs"] for x in ours + theirs)
+        goal = GOALS.get(model)
+        rows.append({
+            "model": model, "measure": "per step" if per_step else "to target",
+            "cnnbench_s": statistics.median(x["seconds"] for x in ours),
+            "seed_style_s": statistics.median(x["seconds"] for x in theirs),
+            "ratio": ratio, "both_reached": both, "goal_ratio": goal,
+            "met": None if goal is None or not both else ratio >= goal,
+            "cnnbench": ours, "seed_style": theirs,
+        })  # fmt: skip
+    return rows
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    models = args.models.split(",")
+    cfg = TrainConfig(
+        data=args.data, data_dir=args.data_dir, val_fraction=0.2, epochs=args.max_epochs,
+        schedule="none", augment="digits" if args.augment else "none", target_accuracy=args.target,
+        stop_at_target=True, precise_bn_samples=0, max_test_samples=512, seed=args.seed, progress=False, **RECIPE,
+    )  # fmt: skip
+    ds = load_dataset(cfg.data_config())
+    load_before = os.getloadavg()
+    results = measure(args, ds, cfg)
     v = versions()
+    result = {
+        "benchmark": "time_to_accuracy",
+        "device": f"CPU {platform.processor() or platform.machine()}, {usable_cores()} usable cores, no GPU used",
+        "data": args.data,
+        "versions": {"python": platform.python_version(), "torch": v.get("torch"), "torchvision": v.get("torchvision")},
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "train_images": len(ds.train.labels),
+        "val_images": len(ds.val.labels),
+        "steps": args.steps,
+        "rows": table_rows(results, models, bool(args.steps)),
+    }
+    emit_json(result, args.json)
+    if args.json != "-":
+        print_result(result, args, results)
+    return 0
+
+
+def print_result(result: dict, args: argparse.Namespace, results: dict) -> None:
+    v = result["versions"]
     print()
-    print(f"device: CPU {platform.processor() or platform.machine()}, {usable_cores()} usable cores, no GPU used")
-    print(f"versions: python {platform.python_version()}, torch {v.get('torch')}, torchvision {v.get('torchvision')}")
-    print(f"load average (1/5/15 min): before {load_before}, after {load_after}")
+    print(f"device: {result['device']}")
+    print(f"versions: python {v['python']}, torch {v['torch']}, torchvision {v['torchvision']}")
+    print(f"load average (1/5/15 min): before {result['load_before']}, after {result['load_after']}")
     print(
-        f"Fashion-MNIST, {len(ds.train.labels):,} train / {len(ds.val.labels):,} val images; batch 64, AdamW 1e-3, "
+        f"{args.data}, {result['train_images']:,} train / {result['val_images']:,} val images; batch 64, AdamW 1e-3, "
         f"wd 1e-4, dropout 0.5, constant lr, {'the MNIST study augmentation' if args.augment else 'no augmentation'}; "
         f"target {args.target:.0%} validation accuracy; seed-style DataLoader with {args.workers} workers; "
         f"{args.rounds} round(s), median"
@@ -208,25 +258,19 @@ def main() -> int:
     if args.steps:
         print("| model | cnnbench s/step | seed-style s/step | ratio (per step) | goal (time to accuracy) |")
         print("|---|---|---|---|---|")
-        for model in models:
-            ours = statistics.median(x["seconds"] for x in results[(model, "cnnbench")])
-            theirs = statistics.median(x["seconds"] for x in results[(model, "seed-style")])
-            goal = GOALS.get(model)
-            goal_text = f"≥ {goal:g}×" if goal else "—"
-            print(f"| {model} | {ours:.3f} | {theirs:.3f} | {theirs / ours:.2f}× | {goal_text} |")
-        return 0
+        for r in result["rows"]:
+            goal_text = f"≥ {r['goal_ratio']:g}×" if r["goal_ratio"] else "—"
+            cells = f"{r['cnnbench_s']:.3f} | {r['seed_style_s']:.3f} | {r['ratio']:.2f}×"
+            print(f"| {r['model']} | {cells} | {goal_text} |")
+        return
     print("| model | cnnbench | seed-style | ratio | goal |")
     print("|---|---|---|---|---|")
-    for model in models:
-        ours, theirs = results[(model, "cnnbench")], results[(model, "seed-style")]
-        both = all(x["epochs"] for x in ours + theirs)
-        ratio = statistics.median(x["seconds"] for x in theirs) / statistics.median(x["seconds"] for x in ours)
-        goal = GOALS.get(model)
-        verdict = "—" if goal is None or not both else ("met" if ratio >= goal else "not met")
-        goal_text = "—" if goal is None else f"≥ {goal:g}× {verdict}"
-        note = "" if both else " (not both reached)"
-        print(f"| {model} | {_cell(ours)} | {_cell(theirs)} | {ratio:.2f}×{note} | {goal_text} |")
-    return 0
+    for r in result["rows"]:
+        verdict = "—" if r["met"] is None else ("met" if r["met"] else "not met")
+        goal_text = "—" if r["goal_ratio"] is None else f"≥ {r['goal_ratio']:g}× {verdict}"
+        note = "" if r["both_reached"] else " (not both reached)"
+        ours, theirs = _cell(results[(r["model"], "cnnbench")]), _cell(results[(r["model"], "seed-style")])
+        print(f"| {r['model']} | {ours} | {theirs} | {r['ratio']:.2f}×{note} | {goal_text} |")
 
 
 if __name__ == "__main__":
