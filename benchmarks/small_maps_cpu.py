@@ -58,7 +58,54 @@ def _speedups(rows: list[dict], base: str, new: str) -> list[dict]:
     ]  # fmt: skip
 
 
-def main(argv=None) -> int:
+class _Steps:
+    """Training steps of one model variant on a fixed batch (B, 1, 28, 28), channels-last, AdamW."""
+
+    def __init__(self, name: str, padded: bool, foreach: bool, x, y) -> None:
+        import torch
+
+        from cnnbench.models import create_model, pad_small_maps
+
+        torch.manual_seed(0)
+        model = create_model(name, num_classes=10, in_chans=1, input_size=28, drop_rate=0.5)
+        self.converted = pad_small_maps(model, (1, 28, 28)) if padded else 0
+        self.model = model.to(memory_format=torch.channels_last).train()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-3, foreach=foreach)
+        self.x, self.y = x, y
+
+    def step(self) -> None:
+        import torch
+
+        loss = torch.nn.functional.cross_entropy(self.model(self.x), self.y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    def per_step(self, n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            self.step()
+        return (time.perf_counter() - t0) / n
+
+
+def compare(name: str, variants: dict[str, tuple[bool, bool]], steps: int, rounds: int, x, y) -> dict:
+    """The variants of one model built from the same seed, 2 untimed steps each, then alternating rounds."""
+    built = {label: _Steps(name, *flags, x, y) for label, flags in variants.items()}
+    for variant in built.values():
+        for _ in range(2):
+            variant.step()
+    times: dict[str, list[float]] = {label: [] for label in built}
+    loads = [os.getloadavg()[0]]
+    for _ in range(rounds):
+        for label, variant in built.items():
+            times[label].append(variant.per_step(steps))
+    loads.append(os.getloadavg()[0])
+    medians = {label: statistics.median(t) for label, t in times.items()}
+    converted = max(v.converted for v in built.values())
+    return {"model": name, "median": medians, "rounds": times, "converted": converted, "load": loads}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=SMALL_MAPS, help="models for the padding comparison")
     parser.add_argument("--optimizer-models", default=OPTIMIZER, help="models for the AdamW comparison ('' = skip)")
@@ -67,103 +114,78 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", default=None, help="intra-op threads (default: torch's)")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH", help="the rows as JSON")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    """(padding rows, AdamW rows)."""
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (args.batch,))
+    dw_rows, opt_rows = [], []
+    for name in [m for m in args.models.split(",") if m]:
+        dw_rows.append(compare(name, {"stock": (False, True), "padded": (True, True)}, args.steps, args.rounds, x, y))
+        line = "  ".join(f"{k} {v * 1e3:7.1f} ms" for k, v in dw_rows[-1]["median"].items())
+        print(f"  {name:20s} {line}", file=sys.stderr, flush=True)
+    for name in [m for m in args.optimizer_models.split(",") if m]:
+        steps = args.steps * (20 if name == "lenet5" else 1)  # LeNet-5 steps take milliseconds
+        opt_rows.append(compare(name, {"loop": (True, False), "foreach": (True, True)}, steps, args.rounds, x, y))
+        line = "  ".join(f"{k} {v * 1e3:7.2f} ms" for k, v in opt_rows[-1]["median"].items())
+        print(f"  {name:20s} {line}", file=sys.stderr, flush=True)
+    return dw_rows, opt_rows
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     from cnnbench.utils.threads import configure_cpu_threads
 
     configure_cpu_threads(int(args.threads) if args.threads else None)  # as the CLI does, before torch loads
     import torch
 
-    from cnnbench.models import cpu_vector_isa, create_model, onednn_refuses_small_maps, pad_small_maps
-
-    torch.manual_seed(0)
-    x = torch.randn(args.batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (args.batch,))
-
-    def build(name: str, padded: bool, foreach: bool):
-        torch.manual_seed(0)
-        model = create_model(name, num_classes=10, in_chans=1, input_size=28, drop_rate=0.5)
-        converted = pad_small_maps(model, (1, 28, 28)) if padded else 0
-        model = model.to(memory_format=torch.channels_last).train()
-        return model, torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=foreach), converted
-
-    def step(model, opt) -> None:
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    def per_step(model, opt, n: int) -> float:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            step(model, opt)
-        return (time.perf_counter() - t0) / n
-
-    def compare(name: str, variants: dict[str, tuple[bool, bool]], steps: int) -> dict:
-        built = {label: build(name, *flags) for label, flags in variants.items()}
-        for model, opt, _ in built.values():
-            for _ in range(2):
-                step(model, opt)
-        times: dict[str, list[float]] = {label: [] for label in built}
-        loads = [os.getloadavg()[0]]
-        for _ in range(args.rounds):
-            for label, (model, opt, _) in built.items():
-                times[label].append(per_step(model, opt, steps))
-        loads.append(os.getloadavg()[0])
-        medians = {label: statistics.median(t) for label, t in times.items()}
-        converted = max(c for _, _, c in built.values())
-        return {"model": name, "median": medians, "rounds": times, "converted": converted, "load": loads}
+    from cnnbench.models import cpu_vector_isa, onednn_refuses_small_maps
 
     load_before = os.getloadavg()
-    dw_rows, opt_rows = [], []
-    for name in [m for m in args.models.split(",") if m]:
-        row = compare(name, {"stock": (False, True), "padded": (True, True)}, args.steps)
-        dw_rows.append(row)
-        line = "  ".join(f"{k} {v * 1e3:7.1f} ms" for k, v in row["median"].items())
-        print(f"  {name:20s} {line}", file=sys.stderr, flush=True)
-    for name in [m for m in args.optimizer_models.split(",") if m]:
-        steps = args.steps * (20 if name == "lenet5" else 1)  # LeNet-5 steps take milliseconds
-        row = compare(name, {"loop": (True, False), "foreach": (True, True)}, steps)
-        opt_rows.append(row)
-        line = "  ".join(f"{k} {v * 1e3:7.2f} ms" for k, v in row["median"].items())
-        print(f"  {name:20s} {line}", file=sys.stderr, flush=True)
-    load_after = os.getloadavg()
+    dw_rows, opt_rows = measure(args)
+    result = {
+        "benchmark": "small_maps_cpu",
+        "device": f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU used",
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "threads": torch.get_num_threads(),
+        "vector_isa": cpu_vector_isa(),
+        "engine_pads": onednn_refuses_small_maps(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "padding": _speedups(dw_rows, "stock", "padded"),
+        "adamw": _speedups(opt_rows, "loop", "foreach"),
+    }
     if args.json:
         from benchio import emit_json
 
-        emit_json(
-            {
-                "benchmark": "small_maps_cpu",
-                "device": f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU used",
-                "versions": {"python": platform.python_version(), "torch": torch.__version__},
-                "threads": torch.get_num_threads(),
-                "vector_isa": cpu_vector_isa(),
-                "engine_pads": onednn_refuses_small_maps(),
-                "load_before": load_before,
-                "load_after": load_after,
-                "padding": _speedups(dw_rows, "stock", "padded"),
-                "adamw": _speedups(opt_rows, "loop", "foreach"),
-            },
-            args.json,
-        )
-        if args.json == "-":
-            return 0
+        emit_json(result, args.json)
+    if args.json != "-":
+        print_report(result, args, dw_rows, opt_rows)
+    return 0
+
+
+def print_report(result: dict, args: argparse.Namespace, dw_rows: list[dict], opt_rows: list[dict]) -> None:
+    import torch
 
     print()
-    print(f"device: CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU used")
-    print(f"versions: python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"device: {result['device']}")
+    print(f"versions: python {platform.python_version()}, torch {torch.__version__}, {result['threads']} threads")
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "unset"
-    pads = "yes (oneDNN's AVX2 kernels)" if onednn_refuses_small_maps() else "no (only oneDNN's AVX2 kernels need it)"
+    pads = "yes (oneDNN's AVX2 kernels)" if result["engine_pads"] else "no (only oneDNN's AVX2 kernels need it)"
     print(
-        f"vector ISA: {cpu_vector_isa()} (PyTorch's level {torch.backends.cpu.get_cpu_capability()}), "
+        f"vector ISA: {result['vector_isa']} (PyTorch's level {torch.backends.cpu.get_cpu_capability()}), "
         f"oneDNN cap {cap}; cnnbench train pads: {pads}"
     )
-    print(f"load average (1/5/15 min): before {load_before}, after {load_after}")
+    print(f"load average (1/5/15 min): before {result['load_before']}, after {result['load_after']}")
     print(f"batch {args.batch} of 1×28×28, AdamW, channels-last; median of {args.rounds} alternating rounds")
     print()
     _table(dw_rows, "stock", "padded", "layers padded", ".1f")
     _table(opt_rows, "loop", "foreach", None, ".2f", names=("AdamW loop", "AdamW foreach"))
-    return 0
 
 
 if __name__ == "__main__":
