@@ -83,6 +83,13 @@ def entry(
     }
 
 
+def span(low: float, low_name: str, high: float, high_name: str) -> str:
+    """``3.1× (vgg11) to 40.2× (lenet5)``, or one figure when both ends are the same model."""
+    if low_name == high_name:
+        return f"{low:.1f}× ({low_name})"
+    return f"{low:.1f}× ({low_name}) to {high:.1f}× ({high_name})"
+
+
 def pct(x: float) -> str:
     return f"{x:+.1f} %".replace("-", "−")
 

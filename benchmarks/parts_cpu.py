@@ -92,7 +92,8 @@ def contention_args(ctx: Context) -> list[str]:
 
 
 def contention_smoke(ctx: Context) -> list[str]:
-    return ["--models", "lenet5", "--settings", "cnnbench", "--rounds", "1", "--data", "synthetic", "--steps", "3"]
+    tiny = ["--settings", "cnnbench", "--rounds", "1", "--busy", "1", "--steps", "3"]
+    return ["--models", "lenet5", *tiny, "--data", "synthetic"]
 
 
 def contention_goals(r: dict, ctx: Context) -> list[dict]:
@@ -108,7 +109,7 @@ def contention_goals(r: dict, ctx: Context) -> list[dict]:
 
 
 def tta_args(ctx: Context) -> list[str]:
-    return ["--models", "lenet5,resnet18,mobilenet_v3_small", "--steps", "40", "--data", ctx.data]
+    return ["--models", "lenet5,resnet18,mobilenet_v3_small", "--steps", "30", "--data", ctx.data]
 
 
 def tta_smoke(ctx: Context) -> list[str]:

@@ -18,6 +18,7 @@ from parts import (
     imagefolder_args,
     imagefolder_goals,
     imagefolder_smoke,
+    span,
     study_results,
 )
 
@@ -39,7 +40,7 @@ def epochs_goals(r: dict, ctx: Context) -> list[dict]:
     rows = sorted(r["epochs"], key=lambda x: x["speedup"])
     low, high = rows[0], rows[-1]
     text = (
-        f"{low['speedup']:.1f}× ({low['model']}) to {high['speedup']:.1f}× ({high['model']}); "
+        f"{span(low['speedup'], low['model'], high['speedup'], high['model'])}; "
         f"batch {r['batch_size']}, {r['dtype']}, {len(rows)} models"
     )
     return [entry("gpu-epochs", low["speedup"], text, data=r["data"], figure=low["cnnbench_epoch_s"],
@@ -129,7 +130,7 @@ def engine_goals(r: dict, ctx: Context) -> list[dict]:
     rows = sorted(r["rows"], key=lambda x: x["speedup_vs_naive"])
     low, high = rows[0], rows[-1]
     text = (
-        f"{low['speedup_vs_naive']:.1f}× ({low['model']}) to {high['speedup_vs_naive']:.1f}× ({high['model']}); "
+        f"{span(low['speedup_vs_naive'], low['model'], high['speedup_vs_naive'], high['model'])}; "
         f"batch {r['batch_size']}, engine defaults"
     )
     ratio = low["speedup_vs_naive"]

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
+import parts_cpu  # noqa: E402
+import parts_gpu  # noqa: E402
 import run_all  # noqa: E402
 from goals import BY_KEY, GOALS  # noqa: E402
 from parts import Context, Part, entry  # noqa: E402
@@ -127,3 +129,25 @@ def test_the_table_has_a_row_per_goal_entry_and_one_for_a_part_without_any():
     lines = run_all.table(records)
     assert lines[2] == "| study | ok | 300 | default-study-time | 300 s | met |"
     assert lines[3] == "| embed | skipped | — | — | openTSNE not installed | — |"
+
+
+def test_a_study_stopped_at_its_limit_says_how_far_it_got(tmp_path):
+    study = tmp_path / "study" / "study"
+    study.mkdir(parents=True)
+    rows = ["run_id,model,status", "a,lenet5,early_stopped", "b,vgg11,completed", "c,alexnet,missing"]
+    (study / "results.csv").write_text("\n".join(rows) + "\n")
+    ctx = Context("cpu", False, "mnist-sample", tmp_path)
+    (cpu,) = parts_cpu.study_timeout(ctx, 600.0)
+    assert cpu["goal"] == "default-study-time" and cpu["met"] is False
+    assert cpu["text"] == "not finished within 600 s (2 of 3 runs finished)"
+    (gpu,) = parts_gpu.study_timeout(Context("cuda", False, "fashion-mnist", tmp_path), 150.0)
+    assert gpu["met"] is None and "2 of 3 runs finished" in gpu["text"]  # 150 s × 3 seeds < 600 s: not judged
+    assert parts_gpu.study_timeout(Context("cuda", False, "fashion-mnist", tmp_path), 240.0)[0]["met"] is False
+
+
+def test_one_seed_of_the_mnist_study_is_judged_as_three():
+    raw = {"seeds": [0], "wall_s": 180.0, "runs": 20, "preset": "mnist-study", "data": "fashion-mnist"}
+    (e,) = parts_gpu.study_goals(raw, Context("cuda", False, "fashion-mnist", Path(".")))
+    assert e["value"] == 540.0 and e["met"] is True and "≈ 540 s for 3 seeds" in e["text"]
+    (e,) = parts_gpu.study_goals({**raw, "seeds": [0, 1, 2], "wall_s": 650.0}, Context("cuda", False, "x", Path(".")))
+    assert e["value"] == 650.0 and e["met"] is False and "≈" not in e["text"]
