@@ -4,7 +4,8 @@ PyTorch's CPU kernels run on an OpenMP pool (GNU libgomp in the PyPI wheels). Be
 regions its threads *spin* before sleeping (``GOMP_SPINCOUNT``, 300,000 iterations by default). On
 an idle machine that saves a wake-up per kernel; when other processes hold the cores, a spinning
 thread burns the time slice its sibling needs and every kernel waits for the slowest thread —
-LeNet-5 training fell 18× with two busy processes on a 2-core machine (issue [4/5]).
+LeNet-5 training ran 3.6–6.1× slower beside two busy processes on a 2-core machine (issue [4/5];
+docs/benchmarks.md, CPU contention).
 
 ``configure_cpu_threads`` bounds the spin (``GOMP_SPINCOUNT``, below) and optionally fixes the
 thread count. libgomp reads these variables once, when torch loads it, so the CLI calls this
