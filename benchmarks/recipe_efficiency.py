@@ -54,12 +54,11 @@ RECIPES = ("a", "b", "c")
 NAMES = {"a": "seed", "b": "quick before", "c": "quick"}
 
 
-def recipe(name: str, cap: int, val_every: int, cap_a: int | None = None) -> dict:
+def recipe(name: str, cap: int, val_every: int) -> dict:
     """The TrainConfig values of recipe ``name`` (a, b or c), stopping at ``TARGET``."""
     stop = {"target_accuracy": TARGET, "stop_at_target": True, "val_every_steps": val_every}
     if name == "a":
-        cut = {"max_steps": cap_a} if cap_a else {}
-        return {**SEED_MNIST_RECIPE, "schedule": "cosine", "patience": None, **stop, **cut}
+        return {**SEED_MNIST_RECIPE, "schedule": "cosine", "patience": None, **stop}
     if name == "b":
         return {
             "epochs": 30,
@@ -84,7 +83,7 @@ def recipe(name: str, cap: int, val_every: int, cap_a: int | None = None) -> dic
 
 def measure(model: str, name: str, seed: int, args, ds, tmp: Path) -> dict:
     cfg = TrainConfig(
-        model=model, data="mnist-sample", seed=seed, progress=False, **recipe(name, args.cap, args.val_every, args.cap_a)
+        model=model, data="mnist-sample", seed=seed, progress=False, **recipe(name, args.cap, args.val_every)
     )
     out = tmp / f"{model}-{name}-{seed}"
     s = fit(cfg, out, dataset=ds, quiet=True)
@@ -160,13 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--recipes", default="a,b,c", help="which of a (seed), b (quick before), c (quick)")
     p.add_argument("--cap", type=int, default=300, help="(b): at most this many steps")
-    p.add_argument(
-        "--cap-a",
-        type=int,
-        default=None,
-        help="(a): stop after this many steps (default: the seed's 50 epochs, 2,850 steps). A cap of twice (c)'s "
-        "300 still decides the goal: a model (a) has not brought to the target by then gives (c)/(a) ≤ 0.5",
-    )
     p.add_argument("--val-every", type=int, default=10, help="(a), (b): steps between validation passes")
     p.add_argument("--out", default=None, help="also write the results as JSON into this directory")
     args = p.parse_args(argv)
