@@ -59,6 +59,14 @@ def study_timeout(ctx: Context, limit: float) -> list[dict]:
     return [entry("default-study-time", None, f"not finished within {limit:.0f} s ({done})", met=met)]
 
 
+def train_defaults_goals(r: dict, ctx: Context) -> list[dict]:
+    rows = r["rows"]
+    cells = ", ".join(f"{x['epochs']} epochs {x['test_accuracy']:.1%} in {x['wall_s']:.1f} s" for x in rows)
+    verdicts = [x["met"] for x in rows if x["met"] is not None]
+    met = all(verdicts) if verdicts else None
+    return [entry("train-defaults", None, f"{r['model']}: {cells}", data=r["data"], met=met)]
+
+
 def engine_args(ctx: Context) -> list[str]:
     sizes = ["--models", "lenet5,resnet18", "--samples", "2000", "--epochs", "3", "--rounds", "2"]
     return ["--device", "cpu", "--data", ctx.data, *sizes]
@@ -148,6 +156,8 @@ CPU_PARTS: tuple[Part, ...] = (
     Part("study", "study_wall_time.py", 600, study_args, study_smoke, study_goals, CORE + ("mlxtend",), 240,
          study_timeout),
     Part("data_pipeline", "data_pipeline.py", 60, data_pipeline_args, data_pipeline_smoke, data_pipeline_goals),
+    Part("train_defaults", "train_defaults.py", 60, lambda c: [], lambda c: ["--epochs", "1", "--data", "synthetic"],
+         train_defaults_goals, ("mlxtend",)),
     Part("engine_overhead", "train_throughput.py", 150, engine_args, engine_smoke, engine_goals, min_s=60),
     Part("embed", "embed.py", 120, lambda c: ["--points", "10000"], lambda c: ["--points", "300", "--dim", "16"],
          embed_goals, ("sklearn", "openTSNE"), 45),

@@ -63,7 +63,7 @@ def host(env: dict) -> str:
 
 def status(goal: Goal, entry: dict | None) -> str:
     if entry is None:
-        return "not measured by run_all yet"
+        return f"by hand: `{goal.script}`" if goal.by_hand else "not measured by run_all yet"
     if entry["met"] is None:
         return "— (no target)" if goal.target is None else "not judged"
     return "met" if entry["met"] else "**not met**"

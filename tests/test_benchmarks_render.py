@@ -63,6 +63,8 @@ def test_one_row_per_goal_with_the_latest_measured_result(results):
     assert "not judged" in gpu
     never = next(r for r in rows if "resnet18 to 93 %" in r)
     assert "not measured by run_all yet" in never
+    by_hand = next(r for r in rows if "the seed's recipe for every model" in r)
+    assert "by hand: `recipe_efficiency.py (about 30 minutes)`" in by_hand
 
 
 def test_only_the_text_between_the_markers_changes_and_a_second_render_changes_nothing(results, tmp_path, capsys):
