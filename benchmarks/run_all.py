@@ -78,7 +78,7 @@ def select(device: str, names: str | None) -> tuple[Part, ...]:
 def command_line(part: Part, argv: list[str], ctx: Context) -> str:
     """The part's command as a person would type it (the scratch folder shown as WORK)."""
     text = " ".join(a if a and " " not in a else repr(a) for a in argv)
-    return f"python benchmarks/{part.script} {text}".replace(str(ctx.work), "WORK")
+    return f"python benchmarks/{part.script} {text}".strip().replace(str(ctx.work), "WORK")
 
 
 def run_subprocess(part: Part, argv: list[str], timeout: float, log: Path) -> tuple[str, str]:
