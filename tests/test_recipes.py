@@ -270,12 +270,15 @@ def test_a_tuned_train_to_target_study_is_ranked_by_cost_and_shows_its_tuning(tm
     """The quick preset's procedure on two models: the report ranks by images to the target, shows each
     pick and range-test curve, and stars no column whose values are all equal."""
     out = tmp_path / "study"
-    run_cli(
+    proc = run_cli(
         "run", "--preset", "quick", "--data", "synthetic", "--models", "squeezenet1_1,lenet5",
         "--max-train-samples", "640", "--lr-find-steps", "20", "--max-steps", "80", "--val-every-steps", "5",
         "--no-embed", "--no-speed", "--out", str(out),
     )  # fmt: skip
     rows = {r["model"]: r for r in _rows(out / "results.csv")}
+    for row in rows.values():  # the progress line says where a run met its target, not only "early_stopped"
+        if row["steps_to_target"]:
+            assert f"{row['run_id']}: reached 90% validation accuracy at step {row['steps_to_target']}" in proc.stderr
     assert set(rows) == {"lenet5", "squeezenet1_1"}
     for row in rows.values():
         assert row["status"] in ("early_stopped", "completed")

@@ -180,7 +180,7 @@ class _AfterRun:
         acc = summary.get("test_accuracy")
         acc_text = f"test acc {acc:.4f}" if isinstance(acc, float) else (summary.get("error") or "")
         done = len([x for x in self.result.runs if x["action"] != "skipped"]) + 1
-        self.log(f"[{done}/{self.todo}] {planned.run_id}: {status}, {acc_text} ({seconds:.1f} s)")
+        self.log(f"[{done}/{self.todo}] {planned.run_id}: {_how_it_ended(summary)}, {acc_text} ({seconds:.1f} s)")
         self.result.runs.append({"run_id": planned.run_id, "action": "ran", "status": status, "seconds": seconds})
         if status in STATUS_OK and not self.spec.keep_last_checkpoint:
             # a study never resumes a finished run (a changed recipe starts over); best.pt is what is
@@ -191,3 +191,13 @@ class _AfterRun:
         if self.spec.speed and status in STATUS_FINISHED:
             measure_speed(self.spec, planned, self.out, self.log)
         self.write_results()
+
+
+def _how_it_ended(summary: dict[str, Any]) -> str:
+    """The status, and for a run stopped at its target where it got there ("early_stopped" alone reads as
+    patience running out)."""
+    status, steps, target = summary.get("status"), summary.get("steps_to_target"), summary.get("target_accuracy")
+    stopped_there = isinstance(steps, int) and steps == summary.get("steps")  # patience ends later than that
+    if status == Status.EARLY_STOPPED and stopped_there and isinstance(target, float):
+        return f"reached {target:.0%} validation accuracy at step {steps}"
+    return str(status)
