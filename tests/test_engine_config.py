@@ -34,6 +34,19 @@ def test_target_accuracy_accepts_percent():
     assert TrainConfig(target_accuracy=0.9).target_accuracy == pytest.approx(0.9)
 
 
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (1.5, "--target-accuracy 1.5: ambiguous"),  # was read silently as 1.5 %, stopping at the first pass
+        (150, "--target-accuracy 150: expected a number > 0 and ≤ 100"),  # the value typed, not 1.5
+        (0, "--target-accuracy 0: expected a number > 0"),
+    ],
+)
+def test_a_target_that_is_neither_a_fraction_nor_a_percentage_is_refused_as_typed(value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TrainConfig(target_accuracy=value)
+
+
 def test_from_dict_rejects_unknown_keys_listing_allowed():
     with pytest.raises(ConfigError, match="unknown key 'epoch'.*allowed keys: model, data"):
         TrainConfig.from_dict({"epoch": 3}, "study.yaml: recipe")
@@ -66,3 +79,8 @@ def test_data_flags_are_defined_once_by_data_config():
     data = cfg.data_config()
     assert (data.name, data.val_fraction, data.strict, data.image_size) == ("fashion-mnist", 0.2, True, 64)
     assert data.split_seed == 0  # every run of a study sees the same split
+
+
+def test_a_range_test_of_a_billion_steps_is_refused_before_it_starts():
+    with pytest.raises(ConfigError, match=re.escape("--lr-find-steps 1000000000: expected a number ≥ 10 and ≤ 10000")):
+        TrainConfig(lr_find_steps=1_000_000_000)

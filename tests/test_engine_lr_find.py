@@ -68,6 +68,22 @@ def test_a_lucky_first_batch_is_not_the_minimum_of_a_short_ramp():
     assert 1e-3 < lrs[index] < 3e-2
 
 
+def test_a_cached_test_whose_pick_was_edited_is_run_again(tmp_path):
+    """The pick must be the curve's own point on the ramp: an lr of 1e9 or 0.5 written by hand is no cache hit."""
+    from cnnbench.engine.lr_find import _read_cached
+
+    lrs = [ramp_lr(i, 20) for i in range(20)]
+    good = LrFindResult(lrs=lrs, losses=[2.0] * 20, smoothed=[2.0] * 20, lr=lrs[7], index=7, steps=20)
+    path = tmp_path / "entry.json"
+    path.write_text(json.dumps(good.to_dict()))
+    assert _read_cached(path).lr == lrs[7]
+    for edited in (1e9, 0.5, -0.01):
+        path.write_text(json.dumps({**good.to_dict(), "lr": edited}))
+        assert _read_cached(path) is None, edited
+    path.write_text(json.dumps({**good.to_dict(), "index": 99}))
+    assert _read_cached(path) is None
+
+
 def test_a_curve_that_only_rises_picks_the_start_and_says_so():
     lrs = [ramp_lr(i, 30) for i in range(30)]
     loss = [2.0 + 0.01 * i for i in range(30)]  # lowest at the first point
@@ -191,6 +207,32 @@ def test_a_run_killed_during_its_range_test_resumes_to_the_same_pick(tmp_path, i
     a, b = (json.loads((d / "summary.json").read_text()) for d in (ref, out))
     assert b["status"] == "completed" and b["lr"] == a["lr"] and b["test_accuracy"] == a["test_accuracy"]
     assert (out / "lr_find.csv").read_text() == (ref / "lr_find.csv").read_text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_range_test_stops_within_seconds_and_resume_gets_the_same_pick(tmp_path, isolated_cache):
+    """SIGINT is honoured between two steps of the ramp (it once waited for the whole test): the run ends
+    interrupted, exit 130, with no pick, no cache and no checkpoint; --resume runs the test again."""
+    ref = tmp_path / "ref"
+    subprocess.run(_train_auto(ref), check=True, capture_output=True, timeout=600)
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen(_train_auto(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    while "range test" not in line:
+        assert line, "the run ended before its range test started"
+        line = proc.stderr.readline()
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130 and time.monotonic() - sent < 10
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["lr"] is None and summary.get("lr_find") is None
+    assert "during the learning-rate range test" in summary["error"]
+    assert not (out / "lr_find.csv").exists() and not (out / "checkpoint" / "last.pt").exists()
+    subprocess.run(_train_auto(out, "--resume"), check=True, capture_output=True, timeout=600)
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (ref, out))
+    assert b["status"] == "completed" and b["lr"] == a["lr"] and b["test_accuracy"] == a["test_accuracy"]
 
 
 @pytest.mark.slow

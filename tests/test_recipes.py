@@ -300,3 +300,10 @@ def test_a_tuned_train_to_target_study_is_ranked_by_cost_and_shows_its_tuning(tm
         summary = json.loads((out / "runs" / rows[model]["run_id"] / "summary.json").read_text())
         assert f"{summary['lr_find']['lr']:.2g}" in tuning
     assert (out / "figures" / "lr-find.png").read_bytes().startswith(b"\x89PNG")
+    # a damaged lr_find.csv is said in the report, not silently dropped from the figure
+    damaged = out / "runs" / rows["lenet5"]["run_id"] / "lr_find.csv"
+    damaged.write_text("\n".join(damaged.read_text().splitlines()[:2]) + "\n")
+    run_cli("report", str(out))
+    tuning = (out / "report.md").read_text().split("## Tuning", 1)[1].split("\n## ", 1)[0]
+    taken = json.loads((damaged.parent / "summary.json").read_text())["lr_find"]["steps_taken"]
+    assert f"{damaged} holds 1 readable rows of the {taken} steps" in tuning.replace("\\_", "_")

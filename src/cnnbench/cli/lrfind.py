@@ -14,7 +14,8 @@ _NOT_HERE = {"lr", "epochs", "schedule", "progress", "max_steps", "time_budget_s
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Learning-rate range test: train from the model's seeded initial weights for --lr-find-steps steps while "
-        "the learning rate grows from 1e-5 to 1, and pick the learning rate where the smoothed loss falls fastest "
+        "the learning rate grows from 1e-5 to 1, and pick the learning rate half a decade below the one where the "
+        "smoothed loss is lowest "
         "(the rule --lr auto uses; docs/training.md). Nothing is written unless --csv is given."
     )
     parser.add_argument("--csv", default=None, metavar="FILE", help="write the curve (lr_find.csv format) to FILE")

@@ -11,7 +11,7 @@ from typing import Any
 from cnnbench.data.config import DataConfig, data_default
 from cnnbench.errors import ConfigError
 from cnnbench.rundir import UNUSED_OPTION_VALUES
-from cnnbench.utils.config import check_choice, check_range, from_mapping
+from cnnbench.utils.config import accuracy_fraction, check_choice, check_range, from_mapping
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "cosine", "plateau", "onecycle", "step")
@@ -136,7 +136,8 @@ class TrainConfig:
                 check_range("--lr", self.lr, 0, low_inclusive=False)
             except ConfigError as exc:
                 raise ConfigError(f"{exc}, or auto (a learning-rate range test picks it)") from None
-        check_range("--lr-find-steps", self.lr_find_steps, 10)
+        # a ramp is tens of steps (fastai's 100, ours 60); a typo like 1e9 would run for years before its first line
+        check_range("--lr-find-steps", self.lr_find_steps, 10, 10_000)
         if not isinstance(self.lr_find_steps, int) or isinstance(self.lr_find_steps, bool):
             raise ConfigError(f"--lr-find-steps {self.lr_find_steps!r}: expected a whole number ≥ 10")
         check_range("--weight-decay", self.weight_decay, 0)
@@ -189,9 +190,8 @@ class TrainConfig:
 
     def _check_target_accuracy(self) -> None:
         if self.target_accuracy is not None:
-            if self.target_accuracy > 1:  # accept percent, store a fraction like every accuracy
-                self.target_accuracy = self.target_accuracy / 100
-            check_range("--target-accuracy", self.target_accuracy, 0, 1, low_inclusive=False)
+            # accept percent, store a fraction like every accuracy
+            self.target_accuracy = accuracy_fraction("--target-accuracy", self.target_accuracy)
         elif self.stop_at_target:
             raise ConfigError("--stop-at-target: needs --target-accuracy (the validation accuracy to stop at)")
 

@@ -30,6 +30,7 @@ from cnnbench.engine.setup import prepare_run_dir, start_run
 from cnnbench.engine.stop import STOP, StopRequest
 from cnnbench.engine.train_loop import train
 from cnnbench.engine.trainer import Trainer
+from cnnbench.engine.validation import stopped_in_range_test
 from cnnbench.rundir import Status
 from cnnbench.rundir.layout import TRAIN_LOCK_FILE
 from cnnbench.utils.io import check_writable_dir
@@ -90,7 +91,7 @@ def fit(
 def _run(trainer: Trainer, resume: bool, stop: StopRequest, lr_find_dir: Path | None) -> dict[str, Any]:
     """The life of a run, top to bottom."""
     run = start_run(trainer, resume, lr_find_dir)
-    status, error = train(run, stop)
+    status, error = stopped_in_range_test(run, stop) if run.range_test_stopped else train(run, stop)
     settle_checkpoints(run, status)
     test, test_time_s = test_pass(run) if status != Status.INTERRUPTED else (None, None)
     summary = build_summary(run, status, error, test, test_time_s)

@@ -36,6 +36,10 @@ PICK_DECADES = 0.5  # the pick: half a decade below the smoothed loss's minimum 
 PICK_RULE = "min/3.2"  # its name in lr_find.csv's run, summary.json and the report
 
 
+class RangeTestStopped(Exception):
+    """A stop signal (Ctrl-C, SIGTERM) arrived during the range test: the run ends before its first step."""
+
+
 @dataclass
 class LrFindResult:
     """The curve of one range test and the learning rate picked from it."""
@@ -129,9 +133,13 @@ def range_test(
     steps: int,
     start_lr: float = LR_FIND_START,
     end_lr: float = LR_FIND_END,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> LrFindResult:
     """Run the ramp: ``steps`` optimiser steps, the lr of step i ``ramp_lr(i)``, stopping early once
     the smoothed loss is non-finite or above ``DIVERGE_FACTOR`` × its minimum.
+
+    Raises:
+        RangeTestStopped: ``should_stop()`` became true before a step (a stop signal; nothing is picked).
 
     Args:
         step: the training step (``EagerStep``): returns (loss summed over the batch, correct), both tensors.
@@ -139,7 +147,7 @@ def range_test(
         set_lr: sets the optimiser's learning rate.
     """
     t0 = time.perf_counter()
-    lrs, losses, notes = _ramp(step, batches, set_lr, steps, (start_lr, end_lr))
+    lrs, losses, notes = _ramp(step, batches, set_lr, steps, (start_lr, end_lr), should_stop)
     smoothed = smooth(losses, smoothing(steps))
     index = suggest_lr(lrs, smoothed, steps) if lrs else 0
     picked = lrs[index] if lrs else start_lr
@@ -162,13 +170,15 @@ def range_test(
     )
 
 
-def _ramp(step, batches, set_lr, steps: int, lr_range: tuple[float, float]):
+def _ramp(step, batches, set_lr, steps: int, lr_range: tuple[float, float], should_stop: Callable[[], bool]):
     """(lrs, losses, notes) of the ramp's steps, until ``steps`` or the stop rule."""
     lrs: list[float] = []
     losses: list[float] = []
     notes: list[str] = []
     average, lowest, beta = 0.0, math.inf, smoothing(steps)
     for i in range(steps):
+        if should_stop():
+            raise RangeTestStopped(f"stopped after {i} of {steps} range-test steps")
         try:
             x, y = next(batches)
         except StopIteration:
@@ -204,7 +214,7 @@ def _batches_forever(loader, first_epoch: int = 0) -> Iterator[tuple[Any, Any]]:
         epoch += 1
 
 
-def run_range_test(trainer: Any) -> LrFindResult:
+def run_range_test(trainer: Any, should_stop: Callable[[], bool] = lambda: False) -> LrFindResult:
     """The range test of ``trainer.cfg`` (its model, data, optimiser and regularisation), on a throw-away
     copy of the run's seeded initial weights, unsharded (under DDP rank 0 runs it; the caller broadcasts).
 
@@ -222,27 +232,21 @@ def run_range_test(trainer: Any) -> LrFindResult:
     if cfg.finetune == "head" or (cfg.finetune == "two-phase" and cfg.head_epochs > 0):
         freeze_backbone(model, True)  # the lr the first epochs train with
     optimizer = build_optimizer(model, cfg.replace(lr=LR_FIND_START), trainer.device)
+    scaler = torch.amp.GradScaler("cuda") if trainer.scaler is not None else None
     step = EagerStep(
-        model,
-        optimizer,
-        label_smoothing=cfg.label_smoothing,
-        grad_clip=cfg.grad_clip,
-        autocast_dtype=trainer.autocast_dtype,
-        scaler=torch.amp.GradScaler("cuda") if trainer.scaler is not None else None,
-        channels_last=trainer.channels_last,
-    )
+        model, optimizer, label_smoothing=cfg.label_smoothing, grad_clip=cfg.grad_clip,
+        autocast_dtype=trainer.autocast_dtype, scaler=scaler, channels_last=trainer.channels_last,
+    )  # fmt: skip
+    augment = trainer.train_augmentation()
     loader = trainer.loader(
-        trainer.train_split,
-        cfg.batch_size,
-        train=True,
-        augment=trainer.train_augmentation(),
-        seed=cfg.seed,
-        sharded=False,
+        trainer.train_split, cfg.batch_size, train=True, augment=augment, seed=cfg.seed, sharded=False
     )
     torch.manual_seed(cfg.seed)  # dropout draws: a function of the seed
     model.train()
     try:
-        return range_test(step, _batches_forever(loader), lambda lr: set_lr(optimizer, lr), cfg.lr_find_steps)
+        return range_test(
+            step, _batches_forever(loader), lambda lr: set_lr(optimizer, lr), cfg.lr_find_steps, should_stop=should_stop
+        )
     except (torch.OutOfMemoryError, RuntimeError) as exc:
         if not isinstance(exc, torch.OutOfMemoryError) and "out of memory" not in str(exc).lower():
             raise
@@ -281,8 +285,9 @@ def cache_key(config: dict[str, Any]) -> str:
     return f"{config.get('model', 'model')}__s{config.get('seed', 0)}__{digest}"
 
 
-def apply_range_test(trainer: Any, state: Any, csv_path: Path, cache_dir: Path | None) -> None:
-    """--lr auto: the range test's pick becomes the run's lr (``state.lr``, ``state.lr_find``, a note).
+def apply_range_test(trainer: Any, state: Any, csv_path: Path, cache_dir: Path | None) -> bool:
+    """--lr auto: the range test's pick becomes the run's lr (``state.lr``, ``state.lr_find``, a note);
+    False when a stop signal ended the test first (nothing picked, cached or written; ``--resume`` runs it again).
 
     Rank 0 runs the test (or reads it from ``cache_dir``, a study's ``lr_find/``, where every run of the
     same model, data, seed and regularisation finds it) and every rank takes its pick. The curve goes
@@ -294,6 +299,7 @@ def apply_range_test(trainer: Any, state: Any, csv_path: Path, cache_dir: Path |
     """
     from cnnbench.engine import distributed as ddp
     from cnnbench.engine.state import say
+    from cnnbench.engine.stop import STOP
 
     cfg, result, cached = trainer.cfg, None, False
     if trainer.dist.is_main:
@@ -302,12 +308,25 @@ def apply_range_test(trainer: Any, state: Any, csv_path: Path, cache_dir: Path |
         cached = result is not None
         if result is None:
             say(trainer, f"{cfg.model}: learning-rate range test ({cfg.lr_find_steps} steps)")
-            result = run_range_test(trainer)
-            if path:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(path, result.to_dict())
-        atomic_write_text(csv_path, result.csv_text())
-    result = LrFindResult.from_dict(ddp.broadcast_object(result.to_dict() if result else None, trainer.dist))
+            try:
+                result = run_range_test(trainer, should_stop=lambda: STOP.set)
+            except RangeTestStopped:
+                result = None  # the other ranks learn it from the broadcast
+            if path and result is not None:
+                _cache(trainer, path, result)
+        if result is not None:
+            atomic_write_text(csv_path, result.csv_text())
+    shared = ddp.broadcast_object(result.to_dict() if result else None, trainer.dist)
+    if shared is None:
+        return False
+    _adopt(trainer, state, LrFindResult.from_dict(shared), cached)
+    return True
+
+
+def _adopt(trainer: Any, state: Any, result: LrFindResult, cached: bool) -> None:
+    """The pick becomes the run's lr; summary.json's ``lr_find`` and the notes say how it was found."""
+    from cnnbench.engine.state import say
+
     state.lr = result.lr
     state.lr_find = {
         "lr": result.lr,
@@ -328,6 +347,17 @@ def apply_range_test(trainer: Any, state: Any, csv_path: Path, cache_dir: Path |
     say(trainer, state.notes[-1 - len(result.notes)])
 
 
+def _cache(trainer: Any, path: Path, result: LrFindResult) -> None:
+    """Keep the test for the study's other runs; a cache that cannot be written costs a repeat, not the run."""
+    from cnnbench.engine.state import say
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, result.to_dict())
+    except OSError as exc:
+        say(trainer, f"the range test is not cached ({path.parent}: {exc.strerror or exc}); other runs repeat it")
+
+
 def _read_cached(path: Path) -> LrFindResult | None:
     """A cached range test, or None when there is none or it cannot be read (it is then run again)."""
     import json
@@ -336,7 +366,12 @@ def _read_cached(path: Path) -> LrFindResult | None:
         result = LrFindResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError, AttributeError):
         return None
-    return result if isinstance(result.lr, float) and math.isfinite(result.lr) and result.lr > 0 else None
+    # the pick must be the curve's own point on the ramp: a hand-edited lr is a different test, run again
+    try:
+        own = result.lrs[result.index] == result.lr and result.start_lr <= result.lr <= result.end_lr
+    except (IndexError, TypeError):
+        return None
+    return result if own and isinstance(result.lr, float) and math.isfinite(result.lr) and result.lr > 0 else None
 
 
 def find_lr(cfg: Any, dataset: Any = None) -> LrFindResult:

@@ -95,7 +95,7 @@ def build_summary(run: FitRun, status: str, error: str | None, test: EvalResult 
         schedule=cfg.schedule,
         seed=cfg.seed,
         batch_size=state.batch_size,
-        lr=state.lr,
+        lr=None if run.range_test_stopped else state.lr,  # no lr was picked, none trained with
         steps=state.step,
         images=state.images,
         evaluations=state.evaluations,

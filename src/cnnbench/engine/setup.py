@@ -14,7 +14,7 @@ from typing import Any
 from cnnbench.engine.checkpoint import RESUME_KEYS, load_resume_checkpoint, restore
 from cnnbench.engine.config import TrainConfig
 from cnnbench.engine.early_stopping import EarlyStopping
-from cnnbench.engine.lr_find import apply_range_test
+from cnnbench.engine.lr_find import LR_FIND_START, apply_range_test
 from cnnbench.engine.runlog import Progress, TensorBoardLog
 from cnnbench.engine.schedules import PlateauState
 from cnnbench.engine.state import FitRun, RunLogs, RunState, say
@@ -67,17 +67,20 @@ def start_run(trainer: Trainer, resume: bool, lr_find_dir: Path | None) -> FitRu
     resumed_from = None
     if resume:
         state, resumed_from = _restore(trainer, state, plateau, early)
+    stopped = False
     if cfg.lr_auto and resumed_from is None:
         if trainer.dist.is_main:  # the run directory says what it is before the test: a killed test can be resumed
             write_config(trainer, None)
-        apply_range_test(trainer, state, files.lr_find, lr_find_dir)
+        stopped = not apply_range_test(trainer, state, files.lr_find, lr_find_dir)
+        if stopped:  # a stop signal during the test: the run ends before its first step (fit)
+            state.lr = LR_FIND_START  # builds the optimiser; never trained with, never recorded
     _build_optimisation(trainer, state, resumed_from)
     meta = getattr(trainer.model, "cnnbench_meta", None)
-    model_summary = _write_header_files(trainer, state.lr)
+    model_summary = _write_header_files(trainer, None if stopped else state.lr)
     logs = _open_logs(trainer, state, resumed=resumed_from is not None)
     if resumed_from is None:
         _add_opening_notes(trainer, state.notes, meta)
-    run = FitRun(trainer, files, state, plateau, early, logs, model_summary)
+    run = FitRun(trainer, files, state, plateau, early, logs, model_summary, range_test_stopped=stopped)
     run.plan_schedule()
     run.last_saved_step = state.step if resumed_from is not None else None
     return run
@@ -124,7 +127,7 @@ def _build_optimisation(trainer: Trainer, state: RunState, resumed_from: dict[st
         trainer.optimizer.load_state_dict(resumed_from["optimizer"])
 
 
-def _write_header_files(trainer: Trainer, lr: float):
+def _write_header_files(trainer: Trainer, lr: float | None):
     """config.yaml, data.json and model.json (rank 0); the ModelSummary that summary.json quotes."""
     from cnnbench.models import summarize
 

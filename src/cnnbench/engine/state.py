@@ -124,6 +124,7 @@ class FitRun:
     spec: ScheduleSpec | None = None  # the lr schedule, a function of the step
     best_pending: dict[str, Any] | None = None  # best weights not yet on disk (written with last)
     last_saved_step: int | None = None  # the step of checkpoint/last.pt (None: none written by this call)
+    range_test_stopped: bool = False  # a stop signal ended --lr auto's range test: nothing is trained
 
     @property
     def cfg(self):

@@ -123,6 +123,13 @@ def interrupted(run: FitRun, stop: StopRequest) -> Ending:
     return ended(run, Status.INTERRUPTED, error, "yellow")
 
 
+def stopped_in_range_test(run: FitRun, stop: StopRequest) -> Ending:
+    """SIGTERM/SIGINT during --lr auto's range test: nothing trained and no checkpoint; --resume runs the test
+    again from the same seeded weights, so the pick and the run are the ones an uninterrupted run gets."""
+    error = f"stopped by {stop.signal} during the learning-rate range test; resume with --resume"
+    return ended(run, Status.INTERRUPTED, error, "yellow")
+
+
 def ended(run: FitRun, status: Status, error: str, colour: str) -> Ending:
     """The run ends here with ``error``: the line in the progress output, and (status, error)."""
     run.logs.progress.end_epoch(f"[{colour}]{error}")

@@ -44,5 +44,7 @@ def fig_lr_find(curves: Sequence[tuple[str, LrFindCurve]], colors: Mapping[str, 
     for ax in axes[len(curves) :]:
         ax.set_visible(False)
     axes[0].set_ylabel("training loss", fontsize=8)
-    fig.suptitle("Learning-rate range test per model (smoothed loss; dashed: the pick)", fontsize=11)
+    # one panel is 3.6 inches wide: the title goes on two lines there instead of being cut at the edges
+    sep = "\n" if cols < 3 else " "
+    fig.suptitle(f"Learning-rate range test per model{sep}(smoothed loss; dashed: the pick)", fontsize=11)
     return fig

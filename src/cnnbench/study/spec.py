@@ -17,7 +17,7 @@ import yaml
 
 from cnnbench.engine.config import SCHEDULES, TrainConfig, train_config_fields
 from cnnbench.errors import CnnbenchError, ConfigError
-from cnnbench.utils.config import check_range, coerce_fields, coerce_value, short_repr
+from cnnbench.utils.config import accuracy_fraction, check_range, coerce_fields, coerce_value, short_repr
 from cnnbench.utils.yamlfile import load_yaml
 
 PER_RUN_KEYS = {"model": "models", "data": "data", "schedule": "schedules", "seed": "seeds"}  # key -> study list
@@ -144,7 +144,7 @@ def _dedupe(values: list[Any], key: str, notes: list[str]) -> list[Any]:
 
 def _target(dataset: Any, value: Any) -> float:
     number = coerce_value(value, float, f"targets.{dataset}")
-    check_range(f"targets.{dataset}", number, 0, 100, low_inclusive=False)
+    accuracy_fraction(f"targets.{dataset}", number)  # the check TrainConfig makes of the same value
     return number
 
 

@@ -28,6 +28,23 @@ def check_choice(flag: str, value: Any, allowed: Iterable[Any]) -> None:
         raise ConfigError(f"{flag} {value!r}: expected one of {', '.join(map(str, allowed))}")
 
 
+def accuracy_fraction(flag: str, value: float | int) -> float:
+    """An accuracy given as a fraction (0.95) or a percentage (95), as a fraction; the error names the value typed.
+
+    Between 1 and 5 neither reading makes sense (a fraction is at most 1; a target below 5 % is below chance
+    for any dataset of fewer than 20 classes), so such a value is refused instead of read as a percentage.
+    """
+    check_range(flag, value, 0, 100, low_inclusive=False)
+    if value <= 1:
+        return float(value)
+    if value < 5:
+        raise ConfigError(
+            f"{flag} {value!r}: ambiguous — a fraction is at most 1 and a percentage this low is no target; "
+            "write 0.95 or 95 for 95 %"
+        )
+    return float(value) / 100
+
+
 def check_range(
     flag: str,
     value: float | int,

@@ -11,7 +11,8 @@ from cnnbench.report import fig_lr_find
 from cnnbench.report.document import Cell, Column, Paragraph, Section, Table
 from cnnbench.report.records import RunRecord
 from cnnbench.report.sections.context import SectionContext
-from cnnbench.rundir.tables import read_lr_find
+from cnnbench.rundir.layout import RunFiles
+from cnnbench.rundir.tables import LrFindCurve, read_lr_find
 
 
 def tuning_section(ctx: SectionContext) -> Section | None:
@@ -31,6 +32,9 @@ def tuning_section(ctx: SectionContext) -> Section | None:
         except ResultsError as exc:
             problems.append(str(exc))
             continue
+        damage = _damage(run, curve)
+        if damage:
+            problems.append(f"{model}: {RunFiles(run.path).lr_find} {damage}")  # type: ignore[arg-type]
         if curve is not None and len(curve.lr):
             curves.append((model, curve))
     if curves:
@@ -71,6 +75,21 @@ def procedure_text(tuned: list[RunRecord]) -> str:
         f"{fairness}: equal procedure, not equal constants (fastai's lr_find, Lightning's Tuner.lr_find). The "
         "range tests' steps are not counted in the steps to the target; their seconds are in the table below."
     )
+
+
+def _damage(run: RunRecord, curve: LrFindCurve | None) -> str | None:
+    """What is wrong with a tuned run's lr_find.csv (missing, fewer rows than the test took, no pick), or None."""
+    taken = run.summary["lr_find"].get("steps_taken")
+    if curve is None:
+        return "is missing: this model's range test is left out of the figure"
+    rows = len(curve.lr)
+    if isinstance(taken, int) and rows < taken:
+        return (
+            f"holds {rows} readable rows of the {taken} steps the test took (damaged or edited): its curve is partial"
+        )
+    if curve.picked is None:
+        return "marks no picked step (damaged or edited): its pick is not drawn"
+    return None
 
 
 def _seed_key(run: RunRecord) -> tuple[int, str]:
