@@ -105,6 +105,9 @@ def test_metrics_csv_with_a_garbage_row_resumes_from_the_rows_that_parse(tmp_pat
         ("recipe: {time_budget_s: -5}\n", "recipe: time_budget_s -5"),
         ("targets: [1, 2]\n", "targets: expected a mapping of dataset to accuracy"),
         ("model_recipes: {lenet5: [1]}\n", "model_recipes.lenet5: expected a mapping of training options"),
+        # a typo in a model name was accepted and its override silently never applied
+        ("model_recipes: {nosuchnet: {lr: 0.1}}\n", "model_recipes.nosuchnet: unknown model 'nosuchnet'"),
+        ("targets: {synthetic: 1.5}\n", "targets.synthetic 1.5: ambiguous"),
         ("embed_max_points: lots\n", "embed_max_points 'lots': expected a whole number"),
         ("seeds: [-1]\n", "seeds: [-1]: expected a count"),
         ("", "is empty: expected keys such as name, data, models"),
@@ -114,6 +117,11 @@ def test_bad_study_files_name_the_key_and_the_type(tmp_path, text, message):
     with pytest.raises(ConfigError) as err:
         resolve_spec(None, _study_file(tmp_path, text), {})
     assert message in str(err.value)
+
+
+def test_a_model_recipe_under_an_alias_applies_to_the_model(tmp_path):
+    spec = resolve_spec(None, _study_file(tmp_path, "models: [lenet5]\nmodel_recipes: {lenet: {lr: 0.1}}\n"), {})
+    assert spec.model_recipes == {"lenet5": {"lr": 0.1}}
 
 
 def test_a_non_utf8_study_file_is_named(tmp_path):

@@ -73,13 +73,17 @@ class StudySpec:
         self.overrides = coerce_fields(TrainConfig, self.overrides, "overrides")
         if not isinstance(self.model_recipes, dict):
             raise ConfigError("model_recipes: expected a mapping of model name to training options")
+        resolved: dict[str, dict[str, Any]] = {}
         for model, overrides in self.model_recipes.items():
             if not isinstance(overrides, dict):
                 raise ConfigError(
                     f"model_recipes.{model}: expected a mapping of training options, got {short_repr(overrides)}"
                 )
             _check_recipe_keys(overrides, f"model_recipes.{model}")
-            self.model_recipes[model] = coerce_fields(TrainConfig, overrides, f"model_recipes.{model}")
+            values = coerce_fields(TrainConfig, overrides, f"model_recipes.{model}")
+            for name in _recipe_models(model):  # 'lenet' means lenet5, as in --models; a typo is an error
+                resolved.setdefault(name, {}).update(values)
+        self.model_recipes = resolved
         if not isinstance(self.targets, dict):
             raise ConfigError(f"targets: expected a mapping of dataset to accuracy, got {short_repr(self.targets)}")
         self.targets = {str(k): _target(k, v) for k, v in self.targets.items()}
@@ -140,6 +144,16 @@ def _dedupe(values: list[Any], key: str, notes: list[str]) -> list[Any]:
         repeated = sorted({str(v) for v in values if values.count(v) > 1})
         notes.append(f"{key}: {', '.join(repeated)} listed more than once; each is run once")
     return unique
+
+
+def _recipe_models(key: Any) -> list[str]:
+    """The models a ``model_recipes`` key names, as ``--models`` reads it (an alias or a group)."""
+    from cnnbench.models import resolve_model_names
+
+    try:
+        return resolve_model_names(str(key))
+    except CnnbenchError as exc:
+        raise ConfigError(f"model_recipes.{key}: {exc}") from exc
 
 
 def _target(dataset: Any, value: Any) -> float:
