@@ -84,6 +84,21 @@ def test_an_empty_split_is_an_error_and_missing_classes_a_warning():
     assert "larger than the 2 training images" in big[0]
 
 
+@pytest.mark.slow
+def test_resume_refuses_a_flag_that_the_checkpoint_already_fixed(tmp_path, isolated_cache):
+    """--resume with another --lr was accepted: config.yaml then named an lr the run never trained with."""
+    out = tmp_path / "r"
+    args = ["train", *TINY_TRAIN, "--lr", "auto", "--lr-find-steps", "20", "--out", str(out)]
+    run_cli(*args)
+    for flag, value in (("--lr", "0.05"), ("--lr-find-steps", "30"), ("--batch-size", "32")):
+        proc = run_cli("train", "--resume", str(out), flag, value, check=False)
+        assert proc.returncode == 2 and f"{flag} " in proc.stderr and "cannot change a run in progress" in proc.stderr
+    before = (out / "config.yaml").read_text()
+    assert run_cli("train", "--resume", str(out), "--lr", "Auto").returncode == 0  # the same value, spelt another way
+    assert run_cli("train", "--resume", str(out), "--epochs", "2").returncode == 0  # more work is a legitimate change
+    assert "lr_find_steps: 20" in before and "lr_find_steps: 20" in (out / "config.yaml").read_text()
+
+
 def test_metrics_csv_with_a_garbage_row_resumes_from_the_rows_that_parse(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text("epoch,train_loss,val_acc\n1,0.5,0.9\n#garbage!!,x\n2,0.4,0.95\n3,0.3,0.96\n")

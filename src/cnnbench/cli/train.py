@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and args.out and not values:
         values = _config_of(Path(args.out))  # `cnnbench train --resume RUN_DIR`: the run's own recipe
     elif args.resume and args.out:
-        values = {**_config_of(Path(args.out)), **values}
+        saved = _config_of(Path(args.out))
+        _check_fixed_on_resume(Path(args.out), saved, values)
+        values = {**saved, **values}
     if args.json:
         values["progress"] = False
     if "model" in values:
@@ -110,3 +112,25 @@ def _config_of(run_dir):
     for line in run.notes:  # keys added by hand are ignored by --resume: said, not silent
         note(f"note: {line}", markup=False)
     return {k: v for k, v in run.config.items() if k in train_config_fields()}
+
+
+# What a checkpoint already fixed: --resume with another value would record a recipe the run never trained with
+# (more --epochs, a later --patience or a new target can extend or end a run; these cannot change it).
+FIXED_ON_RESUME = ("lr", "lr_find_steps", "batch_size", "optimizer", "seed", "schedule", "weight_decay")
+
+
+def _check_fixed_on_resume(out, saved: dict, given: dict) -> None:
+    from cnnbench.engine import TrainConfig
+    from cnnbench.errors import CnnbenchError, ConfigError
+
+    try:  # both sides normalised the same way: '3e-3' and 0.003, 'Auto' and 'auto' are one value
+        before, after = TrainConfig(**saved), TrainConfig(**{**saved, **given})
+    except CnnbenchError:
+        return  # the values themselves are wrong: TrainConfig says so below, naming them
+    for key in FIXED_ON_RESUME:
+        if key in given and getattr(before, key) != getattr(after, key):
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(
+                f"--resume {out}: that run trains with {key} {getattr(before, key)!r}; {flag} "
+                f"{getattr(after, key)!r} cannot change a run in progress (drop the flag, or use another --out)"
+            )
