@@ -162,7 +162,7 @@ CPU_PARTS: tuple[Part, ...] = (
     Part("embed", "embed.py", 120, lambda c: ["--points", "10000"], lambda c: ["--points", "300", "--dim", "16"],
          embed_goals, ("sklearn", "openTSNE"), 45),
     Part("time_to_accuracy", "time_to_accuracy.py", 150, tta_args, tta_smoke, tta_goals, min_s=60),
-    Part("cpu_contention", "cpu_contention.py", 180, contention_args, contention_smoke, contention_goals, min_s=90),
+    Part("cpu_contention", "cpu_contention.py", 300, contention_args, contention_smoke, contention_goals, min_s=90),
     Part("imagefolder", "imagefolder_pipeline.py", 120, imagefolder_args, imagefolder_smoke, imagefolder_goals,
          min_s=60),
     Part("small_maps", "small_maps_cpu.py", 60,
