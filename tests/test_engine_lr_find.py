@@ -188,50 +188,41 @@ def _train_auto(out: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-@pytest.mark.slow
-def test_a_run_killed_during_its_range_test_resumes_to_the_same_pick(tmp_path, isolated_cache):
-    """A range test is not checkpointed: the resumed run repeats it (it is deterministic) and gets the same lr."""
-    ref = tmp_path / "ref"
-    subprocess.run(_train_auto(ref), check=True, capture_output=True, timeout=600)
-    out = tmp_path / "killed"
+def _signal_during_the_range_test(out: Path, sig: signal.Signals) -> subprocess.Popen:
+    """A run with a 600-step range test, sent ``sig`` 0.5 s after the test began; returns the ended process."""
     proc = subprocess.Popen(_train_auto(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()
     while "range test" not in line:
         assert line, "the run ended before its range test started"
         line = proc.stderr.readline()
     time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / "lr_find.csv").exists() and not (out / "summary.json").exists()
+    proc.send_signal(sig)
+    proc.communicate(timeout=120)
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_a_run_stopped_during_its_range_test_resumes_to_the_same_pick(tmp_path, isolated_cache, sig):
+    """A range test is not checkpointed: the resumed run repeats it (it is deterministic) and gets the same lr.
+    SIGINT is honoured between two steps of the ramp (it once waited for the whole test): the run ends
+    interrupted, exit 130, with no pick, no cache and no checkpoint."""
+    ref = tmp_path / "ref"
+    subprocess.run(_train_auto(ref), check=True, capture_output=True, timeout=600)
+    out = tmp_path / "stopped"
+    proc = _signal_during_the_range_test(out, sig)
+    assert not (out / "lr_find.csv").exists() and not (out / "checkpoint" / "last.pt").exists()
+    if sig == signal.SIGKILL:
+        assert not (out / "summary.json").exists()
+    else:
+        assert proc.returncode == 130  # and the error says it stopped inside the test, not after it
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["status"] == "interrupted" and summary["lr"] is None and summary.get("lr_find") is None
+        assert "during the learning-rate range test" in summary["error"]
     subprocess.run(_train_auto(out, "--resume"), check=True, capture_output=True, timeout=600)
     a, b = (json.loads((d / "summary.json").read_text()) for d in (ref, out))
     assert b["status"] == "completed" and b["lr"] == a["lr"] and b["test_accuracy"] == a["test_accuracy"]
     assert (out / "lr_find.csv").read_text() == (ref / "lr_find.csv").read_text()
-
-
-@pytest.mark.slow
-def test_ctrl_c_during_the_range_test_stops_within_seconds_and_resume_gets_the_same_pick(tmp_path, isolated_cache):
-    """SIGINT is honoured between two steps of the ramp (it once waited for the whole test): the run ends
-    interrupted, exit 130, with no pick, no cache and no checkpoint; --resume runs the test again."""
-    ref = tmp_path / "ref"
-    subprocess.run(_train_auto(ref), check=True, capture_output=True, timeout=600)
-    out = tmp_path / "stopped"
-    proc = subprocess.Popen(_train_auto(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    while "range test" not in line:
-        assert line, "the run ended before its range test started"
-        line = proc.stderr.readline()
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=120)
-    assert proc.returncode == 130  # and the error below says it stopped inside the test, not after it
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and summary["lr"] is None and summary.get("lr_find") is None
-    assert "during the learning-rate range test" in summary["error"]
-    assert not (out / "lr_find.csv").exists() and not (out / "checkpoint" / "last.pt").exists()
-    subprocess.run(_train_auto(out, "--resume"), check=True, capture_output=True, timeout=600)
-    a, b = (json.loads((d / "summary.json").read_text()) for d in (ref, out))
-    assert b["status"] == "completed" and b["lr"] == a["lr"] and b["test_accuracy"] == a["test_accuracy"]
 
 
 @pytest.mark.slow
