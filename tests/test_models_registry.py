@@ -87,6 +87,11 @@ def test_resolve_unknown_name_lists_close_matches() -> None:
         resolve_model_names(" , ")
 
 
+def test_a_group_where_one_model_is_expected_is_named_as_a_group() -> None:
+    with pytest.raises(ModelError, match=r"'seed-mnist' is a group of 10 models .*takes one model"):
+        registry.get_spec("seed-mnist")
+
+
 def test_duplicate_registration_raises() -> None:
     def resnet18(**kw):  # same name as the registered torchvision builder
         raise AssertionError("never built")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -132,6 +133,14 @@ def test_bad_study_files_name_the_key_and_the_type(tmp_path, text, message):
     with pytest.raises(ConfigError) as err:
         resolve_spec(None, _study_file(tmp_path, text), {})
     assert message in str(err.value)
+
+
+def test_a_study_file_may_say_preset_none_and_a_bad_preset_names_the_file(tmp_path):
+    spec = resolve_spec(None, _study_file(tmp_path, "preset: none\nmodels: [lenet5]\n"), {})
+    assert spec.models == ["lenet5"] and spec.preset in (None, "", "none")  # no preset's values
+    path = _study_file(tmp_path, "preset: quik\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: preset 'quik': expected one of")):
+        resolve_spec(None, path, {})
 
 
 def test_a_model_recipe_under_an_alias_applies_to_the_model(tmp_path):

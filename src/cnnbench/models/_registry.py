@@ -148,6 +148,11 @@ def canonical_model_name(name: str) -> str:
 def get_spec(name: str) -> ModelSpec:
     """The spec of a registered model (or an alias); an unknown name raises with the closest names."""
     spec = _REGISTRY.get(canonical_model_name(name))
+    if spec is None and name in GROUPS:  # `lr-find --model seed-mnist` once suggested the name it refused
+        raise ModelError(
+            f"{name!r} is a group of {len(GROUPS[name])} models ({', '.join(GROUPS[name][:3])}, ...); "
+            "this command takes one model (a study's --models takes groups)"
+        )
     if spec is None:
         raise ModelError(f"unknown model {name!r}{_suggest(name)}; run 'cnnbench models' to list all")
     return spec

@@ -24,8 +24,10 @@ __all__ = [
 def resolve_spec(preset: str | None, study_file: str | Path | None, flags: dict[str, Any]) -> StudySpec:
     """preset < study file < flags, validated. A study file may name its own ``preset``."""
     file_values = load_study_file(study_file) if study_file else {}
+    key = "--preset" if preset else f"{study_file}: preset"
     preset = preset or file_values.get("preset")
-    base = get_preset(preset) if preset else None
+    preset = None if preset == "none" else preset  # a file's `preset: none` means what --preset none means
+    base = get_preset(preset, key) if preset else None
     if base is not None:
         base["preset"] = preset
     where = str(study_file) if study_file else "flags"

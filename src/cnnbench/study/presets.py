@@ -232,7 +232,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def get_preset(name: str) -> dict[str, Any]:
+def get_preset(name: str, key: str = "--preset") -> dict[str, Any]:
+    """A copy of preset ``name``; ``key`` is where the name was given (the flag, or a study file's key)."""
     if name not in PRESETS:
-        raise ConfigError(f"--preset {name!r}: expected one of {', '.join(PRESETS)}, or none")
+        raise ConfigError(f"{key} {name!r}: expected one of {', '.join(PRESETS)}, or none")
     return copy.deepcopy(PRESETS[name])
