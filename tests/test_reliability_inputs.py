@@ -323,6 +323,21 @@ def test_eval_and_summary_refuse_empty_or_zero_values(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--lr-find-steps", "abc"], "argument --lr-find-steps: expected a whole number, got 'abc'"),
+        (["train", "--lr-find-step", "3"], "--lr-find-step: did you mean --lr-find-steps?"),
+        (["trian"], "invalid choice: 'trian'"),
+    ],
+)
+def test_a_flag_argparse_refuses_is_a_short_error_without_the_usage_dump(args, message):
+    proc = run_cli(*args, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "--help" in proc.stderr
+    assert "usage:" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2  # it was ~50 lines
+
+
+@pytest.mark.slow
 def test_bare_cnnbench_prints_help_and_starts_nothing(tmp_path):
     proc = run_cli(cwd=tmp_path)
     assert "usage: cnnbench" in proc.stdout and not (tmp_path / "studies").exists()

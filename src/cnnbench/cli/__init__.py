@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from cnnbench import __version__
 
@@ -40,6 +40,10 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """One line, as every other error of cnnbench (argparse printed ~50 lines of usage before it)."""
+        self.exit(2, f"{self.prog}: error: {message} (flags: '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
