@@ -247,3 +247,7 @@ def test_lr_find_command_prints_the_curve_and_the_pick(tmp_path, isolated_cache)
     assert "← pick" in table.stdout and f"lr {result['lr']:.3g}" in table.stderr
     bad = run_cli("lr-find", "--model", "lenet5", "--lr", "1e-3", check=False)
     assert bad.returncode == 2 and "unrecognized arguments: --lr" in bad.stderr
+    bad = run_cli(*args, "--csv", str(tmp_path), check=False)  # refused before the test, not after it
+    assert bad.returncode == 2 and f"--csv {tmp_path}: is a directory" in bad.stderr
+    one = json.loads(run_cli(*args[:5], "--max-train-samples", "1", "--lr-find-steps", "10", "--json").stdout)
+    assert any("holds 1 of 10 classes" in n for n in one["notes"])  # as train warns of the same split

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cnnbench.engine import TrainConfig
     from cnnbench.engine.lr_find import find_lr
+    from cnnbench.errors import ConfigError
     from cnnbench.utils.io import atomic_write_text, check_dir_path
 
     values = given_train_flags(args)
@@ -37,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
         values["model"] = canonical_model_name(values["model"])
     cfg = TrainConfig(**{**values, "lr": "auto", "progress": False})
-    if args.csv:
+    if args.csv:  # checked before the test runs, not after it
+        if Path(args.csv).is_dir():
+            raise ConfigError(f"--csv {args.csv}: is a directory; expected the path of a file to write")
         check_dir_path(Path(args.csv).parent, "--csv")
     result = find_lr(cfg)
     if args.csv:

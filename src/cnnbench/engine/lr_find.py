@@ -388,4 +388,6 @@ def find_lr(cfg: Any, dataset: Any = None) -> LrFindResult:
 
     with tempfile.TemporaryDirectory() as tmp:  # the trainer wants a run directory; the test writes nothing
         trainer = Trainer(cfg, tmp, dataset=dataset, quiet=True)
-        return run_range_test(trainer)
+        result = run_range_test(trainer)
+    result.notes = [*trainer.split_notes, *result.notes]  # a split with 1 of 10 classes is said, as train says it
+    return result
