@@ -257,16 +257,19 @@ def _wait_for_rows(run_dir: Path, rows: int, proc: subprocess.Popen, timeout: fl
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tmp_path, isolated_cache):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # mnist-sample at batch 16: ~225 steps an epoch (synthetic data's epochs were so short that a quiet
+    # machine finished all four within the 0.3 s this test once waited)
+    cmd = functools.partial(_train_cmd, data="mnist-sample", batch=16)
     ref = tmp_path / "ref"
-    subprocess.run(_train_cmd(ref, 4), check=True, capture_output=True, env=env, timeout=300)
+    subprocess.run(cmd(ref, 4), check=True, capture_output=True, env=env, timeout=300)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(killed, 4), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(cmd(killed, 4), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _wait_for_rows(killed, 2, proc)
-    time.sleep(0.3)  # inside epoch 3
+    time.sleep(0.1)  # inside epoch 3
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert len(_metrics(killed)) < 4 and not (killed / "summary.json").exists()
-    subprocess.run(_train_cmd(killed, 4, "--resume"), check=True, capture_output=True, env=env, timeout=300)
+    subprocess.run(cmd(killed, 4, "--resume"), check=True, capture_output=True, env=env, timeout=300)
     exact = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "batch_size")
     ref_rows, got_rows = _metrics(ref), _metrics(killed)
     assert [[r[k] for k in exact] for r in got_rows] == [[r[k] for k in exact] for r in ref_rows]
