@@ -94,3 +94,13 @@ def test_a_word_for_a_whole_number_names_the_flag_in_plain_words(capsys: pytest.
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "--batch-size/--batch_size/-b: expected a whole number, got 'abc'" in err
     assert "_int" not in err
+
+
+def test_run_names_a_model_typo_before_looking_for_data(capsys, tmp_path, monkeypatch) -> None:
+    """`cnnbench run --models lenet5,nosuchnet`: the typo is the one line, before the default study
+    looks for MNIST (and asks its mirrors) or says which data it chose."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--models", "lenet5,nosuchnet"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'nosuchnet'" in err and "MNIST" not in err and "mnist-sample" not in err
+    assert not (tmp_path / "studies").exists()

@@ -415,6 +415,8 @@ def test_sigterm_to_a_study_with_two_workers_stops_both_and_they_exit(tmp_path, 
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
     assert "study stopped by SIGTERM" in stderr
+    # a study resumes by the same command, not by train's --resume (the runs' summaries keep that hint)
+    assert "run the same command to resume" in stderr and "--resume" not in stderr, stderr
     statuses = [json.loads((d / "summary.json").read_text())["status"] for d in sorted(runs.iterdir())]
     assert statuses == ["interrupted", "interrupted"]  # each worker checkpointed its run
     assert not (out / ".lock").exists()

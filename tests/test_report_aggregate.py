@@ -94,3 +94,18 @@ def test_formatting():
     assert fmt_number(12345.6, "ips") == "12,346"
     assert fmt_stat(Stat(44.7, 0.0, 2), "mb") == "44.7"  # sizes never carry a seed spread
     assert fmt_stat(Stat(None, None, 0), "pct") == ""
+
+
+def test_epochs_to_the_target_is_shown_once_when_every_run_stopped_there():
+    """Runs that stop at their target trained exactly their epochs to it: one "Epochs" column, not two
+    equal ones; a run that trained on past the target keeps both."""
+    stopped = [
+        _run("a", "c", 0, test_accuracy=0.95, epochs_run=1.5, epochs_to_target=1.5),
+        _run("b", "c", 0, test_accuracy=0.96, epochs_run=2.5, epochs_to_target=2.5),
+    ]
+    labels = [c.label for c in results_table("t", aggregate(stopped), results_columns(0.95, 32), False)[0].columns]
+    assert "Epochs" in labels and "Epochs to 95 %" not in labels
+    trained_on = [*stopped[:1], _run("b", "c", 0, test_accuracy=0.96, epochs_run=4, epochs_to_target=2.5)]
+    table, omitted = results_table("t", aggregate(trained_on), results_columns(0.95, 32), False)
+    assert {"Epochs", "Epochs to 95 %"} <= {c.label for c in table.columns}
+    assert not any(s.key == "epochs_to_target" for s in omitted)  # measured: never listed as "not measured"

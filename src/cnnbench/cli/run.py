@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     workers = check_workers_flag(args.workers)
     shard = parse_shard(args.shard)
     preset = args.preset
+    if flags.get("models"):
+        from cnnbench.models import resolve_model_names
+
+        resolve_model_names(flags["models"])  # a typo is named before the data is looked for (and mirrors asked)
     if args.study_file is None and preset is None:
         # the default study, narrowed or changed by whatever flags were given (--models a,b: the same
         # study on fewer models); --preset none leaves every value to train's defaults and the flags

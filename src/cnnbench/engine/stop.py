@@ -16,6 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # the shell's 128 + signal number
+# The end of a stopped run's error: `cnnbench train`'s way back. A study drops it from its lines, as the
+# same `cnnbench run` command resumes a study.
+RESUME_HINT = "; resume with --resume"
 
 
 class StopRequest:

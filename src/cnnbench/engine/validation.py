@@ -13,7 +13,7 @@ from cnnbench.engine.checkpoint import save_last, weights_state
 from cnnbench.engine.evaluate import EvalResult
 from cnnbench.engine.loop import EpochPartial
 from cnnbench.engine.state import FitRun
-from cnnbench.engine.stop import StopRequest
+from cnnbench.engine.stop import RESUME_HINT, StopRequest
 from cnnbench.rundir import Status
 
 Ending = tuple[str, str | None]  # (status, error) of a run that ends here
@@ -119,14 +119,14 @@ def interrupted(run: FitRun, stop: StopRequest) -> Ending:
         save_last(run)
     state = run.state
     where_now = f"in epoch {state.epoch + 1}" if state.batch_in_epoch else f"after epoch {state.epoch}"
-    error = f"stopped by {stop.signal} {where_now}; resume with --resume"
+    error = f"stopped by {stop.signal} {where_now}{RESUME_HINT}"
     return ended(run, Status.INTERRUPTED, error, "yellow")
 
 
 def stopped_in_range_test(run: FitRun, stop: StopRequest) -> Ending:
     """SIGTERM/SIGINT during --lr auto's range test: nothing trained and no checkpoint; --resume runs the test
     again from the same seeded weights, so the pick and the run are the ones an uninterrupted run gets."""
-    error = f"stopped by {stop.signal} during the learning-rate range test; resume with --resume"
+    error = f"stopped by {stop.signal} during the learning-rate range test{RESUME_HINT}"
     return ended(run, Status.INTERRUPTED, error, "yellow")
 
 

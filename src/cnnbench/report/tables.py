@@ -127,8 +127,9 @@ def results_table(
     Returns:
         the table and the specs that were left out (not measured in this study).
     """
-    shown = [s for s in specs if any(r.stats[s.key].mean is not None for r in rows)]
-    omitted = [s for s in specs if s not in shown]
+    measured = [s for s in specs if any(r.stats[s.key].mean is not None for r in rows)]
+    omitted = [s for s in specs if s not in measured]
+    shown = [s for s in measured if not _repeats_epochs(rows, s.key)]
     intervals = comparison is not None and any(m.interval for m in comparison.models)
     columns = _result_columns(shown, show_schedule, intervals)
     best = {s.key: _best(rows, s.key) for s in shown}
@@ -153,6 +154,14 @@ def results_table(
                 cells.append(_interval_cell(comparison, row.model))
         out_rows.append(cells)
     return Table(table_id, columns, out_rows, css="results"), omitted
+
+
+def _repeats_epochs(rows: Sequence[AggregateRow], key: str) -> bool:
+    """ "Epochs to X" when every run stopped at its target: the "Epochs" column's values again, shown once."""
+    if key != "epochs_to_target":
+        return False
+    stats = [(r.stats.get(key), r.stats.get("epochs_run")) for r in rows]
+    return all(a and b and a.mean is not None and (a.mean, a.n) == (b.mean, b.n) for a, b in stats)
 
 
 _COSTS = ("epochs_to_target", "time_to_target_s", "steps_to_target", "images_to_target")

@@ -82,9 +82,14 @@ def describe(work: list[RunWork], cpu: bool) -> str:
     if seconds is not None and any(w.at_most for w in work):
         # the cap is a bound: the default study's runs stop at their target after 50-190 of their 300 steps
         text += (
-            f"; runs stop at their target, so at most about {seconds / 60:.0f} min on a 2-core CPU like the "
+            f"; runs stop at their target, so at most {_minutes(seconds)} on a 2-core CPU like the "
             "reference one, usually far less (docs/studies.md)"
         )
     elif seconds is not None:
-        text += f"; about {seconds / 60:.0f} min on a 2-core CPU like the reference one (docs/studies.md)"
+        text += f"; {_minutes(seconds)} on a 2-core CPU like the reference one (docs/studies.md)"
     return text
+
+
+def _minutes(seconds: float) -> str:
+    """``about 12 min``, or ``under a minute`` (a one-model study's "about 0 min" read as nothing to do)."""
+    return f"about {max(1, round(seconds / 60))} min" if seconds >= 60 else "under a minute"

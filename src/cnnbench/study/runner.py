@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnbench.engine.stop import STOP
+from cnnbench.engine.stop import RESUME_HINT, STOP
 from cnnbench.errors import CnnbenchError
 from cnnbench.rundir import STATUS_FINISHED, STATUS_OK, RunFiles, Status, StudyFiles
 from cnnbench.rundir.layout import STUDY_LOCK_FILE, checksum_path
@@ -178,7 +178,8 @@ class _AfterRun:
         if status == Status.NOT_STARTED:
             return
         acc = summary.get("test_accuracy")
-        acc_text = f"test acc {acc:.4f}" if isinstance(acc, float) else (summary.get("error") or "")
+        error = str(summary.get("error") or "").removesuffix(RESUME_HINT)  # the study's own line says how
+        acc_text = f"test acc {acc:.4f}" if isinstance(acc, float) else error
         done = len([x for x in self.result.runs if x["action"] != "skipped"]) + 1
         self.log(f"[{done}/{self.todo}] {planned.run_id}: {_how_it_ended(summary)}, {acc_text} ({seconds:.1f} s)")
         self.result.runs.append({"run_id": planned.run_id, "action": "ran", "status": status, "seconds": seconds})
