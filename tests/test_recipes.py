@@ -114,7 +114,7 @@ def test_mnist_study_dry_run_shows_the_seed_recipe(isolated_cache):
 
 @pytest.mark.slow
 def test_quick_dry_run_shows_the_tuned_train_to_target_recipe_and_narrowing_keeps_it(isolated_cache):
-    from cnnbench.study.presets import QUICK_CAP, QUICK_LR_FIND_STEPS, QUICK_VAL_EVERY
+    from cnnbench.study.presets import QUICK_CAP, QUICK_LR_FIND_STEPS, QUICK_VAL_EVERY, QUICK_WARMUP_EPOCHS
 
     plan = json.loads(run_cli("run", "--preset", "quick", "--data", "mnist-sample", "--dry-run", "--json").stdout)
     assert len(plan["runs"]) == 10 and plan["recipe_hashes"] == [recipe_hash(plan["runs"][0]["config"])]
@@ -122,7 +122,8 @@ def test_quick_dry_run_shows_the_tuned_train_to_target_recipe_and_narrowing_keep
     expected = {
         "lr": "auto",
         "lr_find_steps": QUICK_LR_FIND_STEPS,
-        "schedule": "onecycle",
+        "schedule": "cosine",
+        "warmup_epochs": QUICK_WARMUP_EPOCHS,
         "max_steps": QUICK_CAP,
         "val_every_steps": QUICK_VAL_EVERY,
         "stop_at_target": True,
@@ -240,6 +241,8 @@ def test_planned_work_follows_the_recipe_not_the_clock():
     line = describe([quick, full], cpu=True)
     assert "2 run(s) × 40–171 optimiser steps" in line and "min on a 2-core CPU" in line
     assert "min on" not in describe([quick], cpu=False)
+    tiny = run_work("r", TrainConfig(model="lenet5", batch_size=64, max_steps=20), 3600, 400, 1000, 28)
+    assert "; under a minute on a 2-core CPU" in describe([tiny], cpu=True)  # not "about 0 min"
 
 
 def test_a_flag_that_changes_a_preset_value_replaces_the_deviation_that_described_it(tmp_path):
