@@ -61,10 +61,6 @@ def run(args: argparse.Namespace) -> int:
     workers = check_workers_flag(args.workers)
     shard = parse_shard(args.shard)
     preset = args.preset
-    if flags.get("models"):
-        from cnnbench.models import resolve_model_names
-
-        resolve_model_names(flags["models"])  # a typo is named before the data is looked for (and mirrors asked)
     if args.study_file is None and preset is None:
         # the default study, narrowed or changed by whatever flags were given (--models a,b: the same
         # study on fewer models); --preset none leaves every value to train's defaults and the flags
@@ -111,6 +107,10 @@ def _study_flags(args: argparse.Namespace) -> dict:
         value = getattr(args, key)
         if value is not None:
             flags[key] = value
+    if flags.get("models"):
+        from cnnbench.models import resolve_model_names
+
+        resolve_model_names(flags["models"])  # a typo is named before the data is looked for (and mirrors asked)
     if args.data_dir is not None:
         flags["data_dir"] = args.data_dir
     recipe = {k: v for k, v in given_train_flags(args).items() if k not in PER_RUN and k != "data_dir"}
