@@ -18,7 +18,7 @@ every ``--val-every`` optimiser steps:
   1/√classes classifier initialisation. For the other seven (b0) is (b) exactly and is not trained
   again. The issue's seconds goal was set against this baseline ("about 800 s" then).
 - **(c) quick**: today's ``quick`` preset as ``cnnbench run`` trains it: the learning-rate range test
-  (its steps and seconds are counted as the tuning cost), one-cycle over its step cap, no
+  (its steps and seconds are counted as the tuning cost), a short warm-up then cosine over its step cap, no
   augmentation, dropout 0, label smoothing 0.1.
 
 Steps and images to the target depend only on (recipe, data, seed); seconds are training time
