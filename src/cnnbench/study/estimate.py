@@ -80,7 +80,7 @@ def describe(work: list[RunWork], cpu: bool) -> str:
     text += f", with a {tuning[-1]}-step learning-rate range test per model and seed)" if tuning else ")"
     seconds = estimate_seconds(work) if cpu else None
     if seconds is not None and any(w.at_most for w in work):
-        # the cap is a bound: the default study's runs stop at their target after 50-190 of their 300 steps
+        # the cap is a bound: the default study's runs stop at their target after 60-170 of their 300 steps
         text += (
             f"; runs stop at their target, so at most {_minutes(seconds)} on a 2-core CPU like the "
             "reference one, usually far less (docs/studies.md)"
