@@ -310,3 +310,37 @@ def test_a_tuned_train_to_target_study_is_ranked_by_cost_and_shows_its_tuning(tm
     tuning = (out / "report.md").read_text().split("## Tuning", 1)[1].split("\n## ", 1)[0]
     taken = json.loads((damaged.parent / "summary.json").read_text())["lr_find"]["steps_taken"]
     assert f"{damaged} holds 1 readable rows of the {taken} steps" in tuning.replace("\\_", "_")
+
+
+@pytest.mark.slow
+def test_target_accuracy_flag_wins_over_the_presets_per_dataset_target(isolated_cache):
+    """`cnnbench run --models lenet5 --target-accuracy 0.9` ran to the preset's 95 % while study.yaml and
+    the report said 0.9: a preset's per-dataset target now yields to the flag, as every other value does."""
+    from cnnbench.study import resolve_spec
+
+    flags = {"data": ["mnist-sample"], "models": "lenet5"}
+    assert resolve_spec("quick", None, flags).run_config("mnist-sample", "lenet5", "cosine", 0).target_accuracy == 0.95
+    given = resolve_spec("quick", None, {**flags, "recipe": {"target_accuracy": 0.9}})
+    assert given.run_config("mnist-sample", "lenet5", "cosine", 0).target_accuracy == 0.9
+    plan = json.loads(run_cli("run", "--models", "lenet5", "--target-accuracy", "90", "--dry-run", "--json").stdout)
+    assert plan["runs"][0]["config"]["target_accuracy"] == 0.9
+    # an impossible target is refused by its flag, alone, not after the default study's data paragraph
+    bad = run_cli("run", "--models", "lenet5", "--target-accuracy", "1.5", "--dry-run", check=False)
+    assert bad.returncode == 2 and "--target-accuracy 1.5" in bad.stderr and "MNIST" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--seeds", "0,x"], "--seeds: '0,x': expected a count ≥ 1"),
+        (["--schedules", "cosin"], "--schedules: 'cosin' is not a schedule"),
+        (["--embed-max-points", "2"], "--embed-max-points 2: expected a number ≥ 10"),
+    ],
+)
+def test_study_flag_errors_name_the_flag(capsys, tmp_path, monkeypatch, flags, message):
+    from cnnbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *flags, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "flags:" not in err and "MNIST" not in err

@@ -415,10 +415,13 @@ def test_sigterm_to_a_study_with_two_workers_stops_both_and_they_exit(tmp_path, 
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
     assert "study stopped by SIGTERM" in stderr
-    # a study resumes by the same command, not by train's --resume (the runs' summaries keep that hint)
+    # a study resumes by the same command, not by train's --resume: on the console, and in the runs'
+    # summaries (the report and results.csv show their errors)
     assert "run the same command to resume" in stderr and "--resume" not in stderr, stderr
-    statuses = [json.loads((d / "summary.json").read_text())["status"] for d in sorted(runs.iterdir())]
-    assert statuses == ["interrupted", "interrupted"]  # each worker checkpointed its run
+    summaries = [json.loads((d / "summary.json").read_text()) for d in sorted(runs.iterdir())]
+    assert [s["status"] for s in summaries] == ["interrupted", "interrupted"]  # each worker checkpointed its run
+    assert all(s["error"].endswith("; run the same command to resume") for s in summaries), summaries
+    assert not any("--resume" in s["error"] for s in summaries)
     assert not (out / ".lock").exists()
     assert _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 30)
 

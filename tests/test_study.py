@@ -71,6 +71,18 @@ def test_tiny_study_writes_every_file_and_a_rerun_skips_everything(tmp_path, iso
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing retrained
     assert len(_rows(out / "results.csv")) == 8
 
+    # a damaged summary.json: that run is trained again, its old directory kept aside (it was trained
+    # again over its own files before, as a resume that found no last.pt)
+    damaged = out / "runs" / rows[0]["run_id"] / "summary.json"
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    third = run_cli("run", *TINY, "--seeds", "2", "--epochs", "1", "--no-embed", "--no-speed", "--out", str(out))
+    assert f"{damaged}: unreadable; that run is trained again" in third.stderr
+    assert "7 of 8 runs already finished" in third.stderr
+    (kept,) = (out / "runs" / ".replaced").iterdir()
+    assert kept.name.startswith(rows[0]["run_id"]) and (kept / "checkpoint" / "best.pt").is_file()
+    summary = json.loads(damaged.read_text())
+    assert summary["status"] == "completed" and any("summary.json was unreadable" in n for n in summary["notes"])
+
 
 @pytest.mark.slow
 def test_shards_merged_equal_the_unsharded_study(tmp_path, isolated_cache):

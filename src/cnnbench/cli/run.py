@@ -66,12 +66,18 @@ def run(args: argparse.Namespace) -> int:
         # study on fewer models); --preset none leaves every value to train's defaults and the flags
         preset, extra, message = default_study_values(data_dir=args.data_dir, data_given=bool(flags.get("data")))
         flags = {**extra, **flags}
-        note(message)
+    else:
+        message = None
     if preset == "none":
         preset = None
     spec = resolve_spec(preset, args.study_file, flags)
     out = Path(args.out) if args.out else Path("studies") / spec.name
     check_dir_path(out, "--out")  # a dry run refuses what the run would refuse
+    if message:
+        from cnnbench.study.spec import validate_study
+
+        validate_study(spec)  # the recipe flags too (cheap): a typo's one-line error is not buried under the line
+        note(message)
     if args.dry_run:
         return _dry_run(spec, out, shard, args.json)
     from cnnbench.report import update_results

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # the shell's 128 + signal number
-# The end of a stopped run's error: `cnnbench train`'s way back. A study drops it from its lines, as the
-# same `cnnbench run` command resumes a study.
+# The end of a stopped run's error: `cnnbench train`'s way back. A study's runs say the study's instead
+# (`cnnbench run` has no --resume: the same command resumes it), in summary.json and so in the report.
 RESUME_HINT = "; resume with --resume"
+STUDY_RESUME_HINT = "; run the same command to resume"
 
 
 class StopRequest:

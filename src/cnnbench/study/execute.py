@@ -8,13 +8,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from cnnbench.engine.stop import STOP
+from cnnbench.engine.stop import RESUME_HINT, STOP, STUDY_RESUME_HINT
 from cnnbench.errors import CnnbenchError
 from cnnbench.rundir import RunFiles, RunSummary, Status, StudyFiles, move_aside, recipe_hash
 from cnnbench.rundir.summary import read_summary_json
 from cnnbench.study.datasets import dataset_for
 from cnnbench.study.plan import PlannedRun, RunAction, run_status
-from cnnbench.utils.io import atomic_write_text
+from cnnbench.utils.io import atomic_write_json, atomic_write_text
 
 
 def execute_run(planned: PlannedRun, run_dir: Path) -> dict[str, Any]:
@@ -27,19 +27,31 @@ def execute_run(planned: PlannedRun, run_dir: Path) -> dict[str, Any]:
     if action == RunAction.DONE:
         return read_summary_json(run_dir)
     notes = []
-    if action == RunAction.STALE:
+    if action in (RunAction.STALE, RunAction.DAMAGED):
         moved = move_aside(run_dir)
-        notes.append(f"the recipe changed; the previous run was moved to {moved}")
+        why = "the recipe changed" if action == RunAction.STALE else f"{RunFiles(run_dir).summary.name} was unreadable"
+        notes.append(f"{why}; the previous run was moved to {moved}")
     cfg = planned.config.replace(progress=False, notes=list(planned.config.notes) + notes)
     try:
         # --lr auto: the runs of one model, data and seed share a range test (schedules differ after it)
         lr_find_dir = StudyFiles(run_dir.parent.parent).lr_find_dir
         resume = action == RunAction.RESUME
-        return fit(cfg, run_dir, resume=resume, dataset=dataset_for(cfg), quiet=True, lr_find_dir=lr_find_dir)
+        summary = fit(cfg, run_dir, resume=resume, dataset=dataset_for(cfg), quiet=True, lr_find_dir=lr_find_dir)
+        return _study_hint(summary, run_dir)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # the study goes on with the other runs; the report lists this one
         return _failed(cfg, run_dir, exc).to_dict()
+
+
+def _study_hint(summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """A stopped run's error says how a *study* resumes (the same command), not train's --resume."""
+    error = summary.get("error")
+    if not isinstance(error, str) or not error.endswith(RESUME_HINT):
+        return summary
+    summary = {**summary, "error": error.removesuffix(RESUME_HINT) + STUDY_RESUME_HINT}
+    atomic_write_json(RunFiles(run_dir).summary, summary)
+    return summary
 
 
 def _failed(cfg, run_dir: Path, exc: Exception) -> RunSummary:

@@ -60,6 +60,7 @@ class RunAction(str, Enum):
     DONE = "done"  # finished with this recipe (same config hash): skipped
     RESUME = "resume"  # started with this recipe: continued from its checkpoint
     STALE = "stale"  # holds another recipe's run: moved aside, then started again
+    DAMAGED = "damaged"  # its summary.json cannot be read: moved aside (kept), then started again
     NEW = "new"  # nothing there yet
 
     __str__ = str.__str__
@@ -74,7 +75,9 @@ def run_status(run_dir: Path, cfg: TrainConfig) -> RunAction:
     try:
         summary = read_summary_json(run_dir) if RunFiles(run_dir).summary.exists() else None
     except CnnbenchError:
-        summary = None
+        # A finished run keeps best.pt, not the last checkpoint, so resuming it would train it again over
+        # its own files: the directory is kept aside instead, and the run starts again.
+        return RunAction.DAMAGED
     if (
         isinstance(summary, dict)
         and summary.get("config_hash") == cfg_hash

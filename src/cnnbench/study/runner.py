@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnbench.engine.stop import RESUME_HINT, STOP
+from cnnbench.engine.stop import STOP, STUDY_RESUME_HINT
 from cnnbench.errors import CnnbenchError
 from cnnbench.rundir import STATUS_FINISHED, STATUS_OK, RunFiles, Status, StudyFiles
-from cnnbench.rundir.layout import STUDY_LOCK_FILE, checksum_path
+from cnnbench.rundir.layout import REPLACED_DIR, STUDY_LOCK_FILE, checksum_path
 from cnnbench.study.artefacts import embed_best_runs, measure_speed, write_augmented, write_samples, write_study_file
 from cnnbench.study.execute import execute_run
 from cnnbench.study.plan import PlannedRun, RunAction, log_plan, plan_runs, run_status, shard_runs
@@ -137,8 +137,14 @@ def _stopped(result: StudyResult, todo: list[PlannedRun], started: float, write_
 
 def _skip_finished(runs: list[PlannedRun], out: Path, result: StudyResult, log) -> list[PlannedRun]:
     """The runs still to do; the finished ones (same config hash) are recorded as skipped."""
-    todo = [r for r in runs if run_status(StudyFiles(out).run(r.run_id), r.config) != RunAction.DONE]
+    actions = {r.run_id: run_status(StudyFiles(out).run(r.run_id), r.config) for r in runs}
+    todo = [r for r in runs if actions[r.run_id] != RunAction.DONE]
     skipped = [r for r in runs if r not in todo]
+    for r in todo:
+        if actions[r.run_id] == RunAction.DAMAGED:
+            path = RunFiles(StudyFiles(out).run(r.run_id)).summary
+            kept = path.parent.parent / REPLACED_DIR
+            log(f"{path}: unreadable; that run is trained again, its directory kept under {kept}")
     for r in runs:
         _note_unknown_config_keys(StudyFiles(out).run(r.run_id), log)
     for r in skipped:
@@ -178,7 +184,7 @@ class _AfterRun:
         if status == Status.NOT_STARTED:
             return
         acc = summary.get("test_accuracy")
-        error = str(summary.get("error") or "").removesuffix(RESUME_HINT)  # the study's own line says how
+        error = str(summary.get("error") or "").removesuffix(STUDY_RESUME_HINT)  # the study's own line says how
         acc_text = f"test acc {acc:.4f}" if isinstance(acc, float) else error
         done = len([x for x in self.result.runs if x["action"] != "skipped"]) + 1
         self.log(f"[{done}/{self.todo}] {planned.run_id}: {_how_it_ended(summary)}, {acc_text} ({seconds:.1f} s)")

@@ -101,12 +101,14 @@ class StudySpec:
         return dataclasses.asdict(self)
 
     def run_config(self, dataset: str, model: str, schedule: str, seed: int) -> TrainConfig:
-        """The TrainConfig of one run (validated): recipe < per-model recipe < flags < per-run keys."""
+        """The TrainConfig of one run (validated): recipe < per-model recipe < per-dataset target < flags <
+        per-run keys."""
         values = dict(self.recipe)
         values.update(self.model_recipes.get(model, {}))
         values.update(self.overrides)
         values.update(model=model, data=dataset, schedule=schedule, seed=seed, data_dir=self.data_dir)
-        if dataset in self.targets:
+        if dataset in self.targets and "target_accuracy" not in self.overrides:
+            # a preset's per-dataset target yields to --target-accuracy (flags win, as everywhere else)
             values["target_accuracy"] = self.targets[dataset]
         if values.get("stop_at_target") and values.get("target_accuracy") is None:
             raise ConfigError(
@@ -240,7 +242,9 @@ def parse_seeds(value: Any) -> list[int]:
         raise
     except (TypeError, ValueError):
         pass
-    raise ConfigError(f"seeds: {short_repr(value)}: expected a count ≥ 1 (3 → seeds 0,1,2) or a list of seeds ≥ 0")
+    raise ConfigError(
+        f"seeds: {short_repr(value)}: expected a count ≥ 1 (3 → seeds 0,1,2) or a list of seeds ≥ 0 (5, → seed 5 alone)"
+    )
 
 
 def load_study_file(path: str | Path) -> dict[str, Any]:
@@ -317,11 +321,24 @@ def build_spec(preset: dict[str, Any] | None, file_values: dict[str, Any], flag_
     try:
         spec = StudySpec(**merged)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(_located(str(exc), where)) from None
     except TypeError as exc:  # pragma: no cover - unknown keys are caught above
         raise ConfigError(f"{where}: {exc}") from exc
     _check_file_recipe(spec.recipe, set(file_values.get("recipe") or {}), where)
     return spec
+
+
+def _located(message: str, where: str) -> str:
+    """An error about a study key, said where it came from: the study file's name, or the flag itself
+    (``seeds: ...`` → ``--seeds ...``) when only the command line and a preset gave values."""
+    match = re.match(r"([a-z_]+)(:? )", message)
+    if where == "flags" and match and match.group(1) in _STUDY_FLAGS:
+        return f"--{match.group(1).replace('_', '-')}{match.group(2)}{message[match.end() :]}"
+    return f"{where}: {message}"
+
+
+# StudySpec keys that ``cnnbench run`` sets from a flag of the same name
+_STUDY_FLAGS = frozenset({"data", "models", "schedules", "seeds", "embed", "speed", "onnx", "embed_max_points"})
 
 
 def _merge_layers(layers: tuple[dict[str, Any], ...], where: str) -> dict[str, Any]:
