@@ -177,6 +177,8 @@ def test_a_study_cache_serves_the_second_run_of_the_same_model_and_seed(tmp_path
     cached[0].write_text("{not json")
     again = fit(cfg, tmp_path / "d", quiet=True, lr_find_dir=tmp_path / "lr_find")
     assert not again["lr_find"]["cached"] and again["lr"] == first["lr"]
+    said = f"{cached[0]} could not be read (damaged or edited): the range test ran again, replacing it"
+    assert said in again["notes"]
     assert LrFindResult.from_dict(json.loads(cached[0].read_text())).lr == first["lr"]
 
 

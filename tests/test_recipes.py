@@ -310,6 +310,15 @@ def test_a_tuned_train_to_target_study_is_ranked_by_cost_and_shows_its_tuning(tm
     tuning = (out / "report.md").read_text().split("## Tuning", 1)[1].split("\n## ", 1)[0]
     taken = json.loads((damaged.parent / "summary.json").read_text())["lr_find"]["steps_taken"]
     assert f"{damaged} holds 1 readable rows of the {taken} steps" in tuning.replace("\\_", "_")
+    # a run that read its range test from the study's cache says so, not "0.0" seconds
+    path = out / "runs" / rows["squeezenet1_1"]["run_id"] / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["lr_find"]["cached"] = True
+    path.write_text(json.dumps(summary))
+    run_cli("report", str(out))
+    tuning = (out / "report.md").read_text().split("## Tuning", 1)[1].split("\n## ", 1)[0]
+    (line,) = [ln for ln in tuning.splitlines() if ln.startswith("| squeezenet1\\_1 |")]
+    assert line.rstrip(" |").endswith("| cached"), line
 
 
 @pytest.mark.slow

@@ -237,3 +237,22 @@ def test_the_feature_caption_names_the_map_dimensions_analysis_json_records(tmp_
     assert (two.map_dims, three.map_dims, two.kmeans_ari) == (2, 3, 0.5)
     assert _map_dims_text({"a": three}) == "3-D"
     assert _map_dims_text({"a": two, "b": three}) == "2-D or 3-D"
+
+
+@pytest.mark.parametrize(
+    ("configs", "label"),
+    [
+        ([{"augment": "none"}], "train"),
+        ([{"augment": "auto"}], "train"),  # auto on digits trains on plain batches
+        ([{"augment": "digits"}], "train (augmented)"),
+        ([{"augment": "none"}, {"augment": "digits"}], "train (augmented for some)"),
+    ],
+)
+def test_train_bars_say_augmented_only_when_the_runs_were(configs, label):
+    runs = []
+    for i, config in enumerate(configs):
+        run = _run(MODELS[i], 0, test_accuracy=0.9, best_val_accuracy=0.9, train_accuracy=0.9)
+        run.dataset, run.config = "mnist-sample", config
+        runs.append(run)
+    fig = fig_compare.fig_train_val_test_accuracy(aggregate(runs), COLORS)
+    assert [t.get_text() for t in fig.legends[0].get_texts()][0] == label

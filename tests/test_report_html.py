@@ -64,6 +64,12 @@ def test_html_table_carries_sort_values_best_marks_and_swatches():
     assert "<details><summary>Layers of x</summary>" in page
 
 
+def test_the_section_bar_can_wrap_between_its_links():
+    two = Document("r", "", [Section("One", "one", [Paragraph("a")]), Section("Two", "two", [Paragraph("b")])])
+    page = render_html(two, {})
+    assert '<nav><a href="#one">One</a> <a href="#two">Two</a></nav>' in page  # a space: a line may break there
+
+
 def test_markdown_twin_has_the_same_content_with_figure_links():
     md = render_markdown(_doc(_png()), "figures")
     assert md.startswith("# Report \\<title\\>")

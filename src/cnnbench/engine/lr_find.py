@@ -306,6 +306,9 @@ def apply_range_test(trainer: Any, state: Any, csv_path: Path, cache_dir: Path |
         path = Path(cache_dir) / f"{cache_key(cfg.to_dict())}.json" if cache_dir else None
         result = _read_cached(path) if path else None
         cached = result is not None
+        if result is None and path and path.exists():
+            state.notes.append(f"{path} could not be read (damaged or edited): the range test ran again, replacing it")
+            say(trainer, state.notes[-1])
         if result is None:
             say(trainer, f"{cfg.model}: learning-rate range test ({cfg.lr_find_steps} steps)")
             try:

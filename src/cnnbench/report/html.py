@@ -103,7 +103,8 @@ def render_html(doc: Document, swatches: dict[str, str] | None = None) -> str:
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{escape(doc.title)}</h1>",
         f'<p class="subtitle">{escape(doc.subtitle)}</p>',
-        "<nav>" + "".join(f'<a href="#{escape(s.anchor)}">{escape(s.title)}</a>' for s in doc.sections) + "</nav>",
+        # spaces between the links: the bar wraps on a narrow window instead of running off it
+        "<nav>" + " ".join(f'<a href="#{escape(s.anchor)}">{escape(s.title)}</a>' for s in doc.sections) + "</nav>",
     ]
     for section in doc.sections:
         out.append(f'<section id="{escape(section.anchor)}"><h2>{escape(section.title)}</h2>')

@@ -70,6 +70,21 @@ class RunRecord:
         self.arch = self.arch or self.model
 
     @property
+    def augmented(self) -> bool | None:
+        """Whether the run trained on augmented batches (``augment: auto`` resolved as training resolves it
+        for the dataset); None when its config does not say."""
+        augment = self.config.get("augment")
+        if augment == "auto":
+            from cnnbench.data.augment import training_augment_kind
+            from cnnbench.data.catalog import get_spec
+
+            try:
+                augment = training_augment_kind(augment, get_spec(self.dataset.split(":", 1)[0]).kind)
+            except KeyError:  # an image folder: natural images, augmented
+                return True
+        return None if augment is None else augment != "none"
+
+    @property
     def ok(self) -> bool:
         """Completed or early-stopped: its test figures are final."""
         return self.status in STATUS_OK

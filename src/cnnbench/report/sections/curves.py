@@ -68,9 +68,7 @@ def _model_curves(ctx: SectionContext, model: str, warnings: list[Any]) -> tuple
         if table is None or len(table) == 0:
             continue
         best = run.figures.get("best_epoch")
-        augment = run.config.get("augment")
-        augmented = None if augment is None else augment != "none"
-        curves.append(fig_curves.Curve(f"{schedule}, seed {run.seed}", table, best, run.status, steps, augmented))
+        curves.append(fig_curves.Curve(f"{schedule}, seed {run.seed}", table, best, run.status, steps, run.augmented))
         runs.append(run.run_id)
     return curves, runs
 

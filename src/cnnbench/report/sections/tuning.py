@@ -101,7 +101,7 @@ def _picks_table(ctx: SectionContext, tuned: list[RunRecord]) -> Table:
         Column("Model"),
         Column("Picked lr", "the learning rate each run trained with (per seed)"),
         Column("Range-test steps", "steps taken of those planned (the ramp stops once the loss diverges)"),
-        Column("Range-test time (s)", "wall time of the test (this machine, its load); 0 when read from the cache"),
+        Column("Range-test time (s)", "wall time of the test (this machine, its load); 'cached' when a run read it"),
     ]
     rows = []
     for model in ctx.models:
@@ -114,13 +114,13 @@ def _picks_table(ctx: SectionContext, tuned: list[RunRecord]) -> Table:
             for r, f in zip(runs, finds, strict=True)
         )
         steps = sorted({f"{f.get('steps_taken', '?')}/{f.get('steps', '?')}" for f in finds})
-        seconds = [0.0 if f.get("cached") else float(f.get("seconds") or 0.0) for f in finds]
+        seconds = [float(f.get("seconds") or 0.0) for f in finds if not f.get("cached")]
         rows.append(
             [
                 Cell(model, model),
                 Cell(picks, finds[0].get("lr")),
                 Cell(", ".join(steps), None),
-                Cell(f"{max(seconds):.1f}", max(seconds)),
+                Cell(f"{max(seconds):.1f}", max(seconds)) if seconds else Cell("cached", None),
             ]
         )
     return Table(ctx.anchor("lr-picks"), columns, rows)
