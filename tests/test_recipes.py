@@ -299,6 +299,10 @@ def test_a_tuned_train_to_target_study_is_ranked_by_cost_and_shows_its_tuning(tm
     assert all("★" not in c for c in seeds_col)  # "Seeds 1/1" everywhere: equal, so no star
     tuning = md.split("## Tuning", 1)[1].split("\n## ", 1)[0]
     assert "range test of 20 optimiser steps" in tuning and "figures/lr-find.png" in tuning
+    study = md.split("## Study", 1)[1].split("\n## ", 1)[0]  # the procedure and its fairness rule, up front
+    assert "Procedure, the same for every model of a comparison (its fairness rule" in study
+    assert "every run took its learning rate from a range test of 20 optimiser steps" in study
+    assert "first reached 90% (validated every 5 steps, at most 80 steps)" in study
     for model in rows:
         summary = json.loads((out / "runs" / rows[model]["run_id"] / "summary.json").read_text())
         assert f"{summary['lr_find']['lr']:.2g}" in tuning

@@ -112,6 +112,9 @@ def _recipe_blocks(results: Results) -> list[Any]:
     """What a reader must know before comparing numbers: timed work, several recipes, duplicate seeds,
     and where the study's recipe differs on purpose from the seed study it reproduces."""
     blocks: list[Any] = []
+    procedure = _procedure_text([r for r in results.runs if r.ok])
+    if procedure:
+        blocks.append(Paragraph(procedure))
     budgets = sorted({float(r.config["time_budget_s"]) for r in results.runs if r.config.get("time_budget_s")})
     if budgets:
         blocks.append(
@@ -147,6 +150,44 @@ def _recipe_blocks(results: Results) -> list[Any]:
             blocks.append(Paragraph(f"Where this study ({name}) differs on purpose from the seed study's recipe:"))
             blocks.append(Bullets([str(d) for d in deviations]))
     return blocks
+
+
+def _procedure_text(runs: Sequence[RunRecord]) -> str | None:
+    """The procedure every model went through, when it is more than fixed work: the range test that picked
+    each learning rate, and the target each run trained to (None for fixed-length runs with given rates)."""
+    tuned = [r for r in runs if isinstance(r.summary.get("lr_find"), dict)]
+    to_target = [r for r in runs if r.config.get("stop_at_target") is True]
+    if not tuned and not to_target:
+        return None
+
+    def values(rs: Sequence[RunRecord], get) -> str:
+        return " / ".join(dict.fromkeys(str(get(r)) for r in rs))
+
+    def share(rs: Sequence[RunRecord]) -> str:
+        return "every run" if len(rs) == len(runs) else f"{len(rs)} of {len(runs)} runs"
+
+    parts = ["Procedure, the same for every model of a comparison (its fairness rule: equal procedure, not equal "
+             "constants):"]  # fmt: skip
+    if tuned:
+        steps = values(tuned, lambda r: r.summary["lr_find"].get("steps"))
+        parts.append(
+            f"{share(tuned)} took its learning rate from a range test of {steps} optimiser steps with the same "
+            "ramp and pick rule (the Tuning section shows each curve and pick);"
+        )
+    if to_target:
+        target = values(to_target, lambda r: f"{float(r.config.get('target_accuracy') or 0):.0%}")
+        every = values(to_target, lambda r: f"{r.config['val_every_steps']} steps" if r.config.get("val_every_steps")
+                       else "epoch")  # fmt: skip
+        cap = values(to_target, lambda r: f"{r.config['max_steps']} steps" if r.config.get("max_steps")
+                     else f"{r.config.get('epochs')} epochs")  # fmt: skip
+        parts.append(
+            f"{share(to_target)} trained until its validation accuracy first reached {target} (validated every "
+            f"{every}, at most {cap}) and stopped there, so the results rank the models by the images "
+            "and seconds it took (as DAWNBench and MLPerf Training rank), with test accuracy at the stop."
+        )
+    else:
+        parts.append("then trained for the recipe's fixed length.")
+    return " ".join(parts)
 
 
 def _first_key(results: Results, keys: Sequence[str]) -> str | None:
