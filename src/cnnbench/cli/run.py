@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run a study and write its report. With no arguments: the default study on data that is always "
         "there (MNIST when found or downloadable, else the bundled 5,000-digit sample) — the quick preset on "
-        "a CPU, the full mnist-study on a GPU."
+        "a CPU, mnist-study-fast (the MNIST study at batch 512) on a GPU."
     )
     parser.add_argument("study_file", nargs="?", metavar="STUDY.yaml", help="study definition file (optional)")
     parser.add_argument(
@@ -167,7 +167,8 @@ def _print_finished(result: StudyResult, out: Path, as_json: bool) -> None:
         emit_json(result.to_dict())
     else:
         failed = [r for r in result.runs if r.get("status") in (Status.FAILED, Status.DIVERGED)]
-        note(f"study finished in {result.seconds:.0f} s: {len(result.runs)} runs ({len(failed)} failed or diverged)")
+        runs = f"{len(result.runs)} run" + ("" if len(result.runs) == 1 else "s")
+        note(f"study finished in {result.seconds:.0f} s: {runs} ({len(failed)} failed or diverged)")
         note(f"results: {out / 'results.csv'}")
         for key in ("html", "markdown"):
             if key in result.report:

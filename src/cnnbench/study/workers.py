@@ -59,12 +59,13 @@ def choose_workers(requested: int | str, runs: list[PlannedRun]) -> tuple[int, l
                 n,
                 None,
                 (
-                    f"{n} worker(s) as asked; note: {n} concurrent runs on {cores} CPU core(s) oversubscribe them: "
+                    f"{n} worker(s) (--workers or the study's workers); note: {n} concurrent runs on {cores} "
+                    "CPU core(s) oversubscribe them: "
                     "the runs share the cores and each runs slower, so the study takes no less time "
                     "(--workers auto uses 1 on a CPU)"
                 ),
             )
-        return n, None, f"{n} worker(s) as asked"
+        return n, None, f"{n} worker(s) (--workers or the study's workers)"
     if on_cpu:
         return 1, None, "1 worker (CPU: one run at a time uses every core)"
     gpus = torch.cuda.device_count()

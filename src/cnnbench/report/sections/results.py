@@ -60,8 +60,9 @@ def results_section(ctx: SectionContext, test_batch: int | None, results: Result
 
 def _measurement_notes(ctx: SectionContext, test_batch: int | None) -> list[str]:
     notes = [
-        "Test accuracy is measured once, on the held-out test split, with the checkpoint that early stopping "
-        "selected on the validation split; train and test accuracy are never averaged."
+        "Test accuracy is measured once, on the held-out test split, with the checkpoint selected on the "
+        "validation split (the best validation pass; for a run that stops at its target, the pass that reached "
+        "it); train and test accuracy are never averaged."
     ]
     speeds = [r.speed for r in ctx.runs if r.speed]
     gpu = gpu_setups(speeds)
