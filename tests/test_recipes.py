@@ -357,3 +357,13 @@ def test_study_flag_errors_name_the_flag(capsys, tmp_path, monkeypatch, flags, m
     assert main(["run", *flags, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert message in err and "flags:" not in err and "MNIST" not in err
+
+
+def test_a_plain_dry_run_states_the_recipe_in_a_line(capsys, tmp_path, monkeypatch):
+    from cnnbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--models", "lenet5,squeezenet1_1", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "recipe: batch 64, adamw lr auto (60-step range test), 0.2-epoch warm-up, then cosine, at most 300 " in err
+    assert "stops at 95% validation accuracy (checked every 10 steps)" in err and not (tmp_path / "studies").exists()

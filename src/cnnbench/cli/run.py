@@ -147,7 +147,21 @@ def _dry_run(spec: StudySpec, out: Path, shard: tuple[int, int] | None, as_json:
         for r in runs:
             print(r.run_id)
         note(f"{len(runs)} run(s) under {len(hashes)} recipe(s) would be written under {out}/runs")
+        for line in dict.fromkeys(_recipe_line(r.config) for r in runs):
+            note(f"recipe: {line} (--json: every value)")
     return 0
+
+
+def _recipe_line(cfg) -> str:
+    """What a run does, in a line: batch, learning rate (or its range test), schedule, length, stop rule."""
+    lr = f"lr auto ({cfg.lr_find_steps}-step range test)" if cfg.lr == "auto" else f"lr {cfg.lr:g}"
+    warmup = f"{cfg.warmup_epochs:g}-epoch warm-up, then " if cfg.warmup_epochs else ""
+    length = f"at most {cfg.max_steps} steps" if cfg.max_steps else f"{cfg.epochs} epochs"
+    parts = [f"batch {cfg.batch_size}", f"{cfg.optimizer} {lr}", f"{warmup}{cfg.schedule}", length]
+    if cfg.stop_at_target and cfg.target_accuracy:
+        every = f"every {cfg.val_every_steps} steps" if cfg.val_every_steps else "every epoch"
+        parts.append(f"stops at {cfg.target_accuracy:.0%} validation accuracy (checked {every})")
+    return ", ".join(parts)
 
 
 def _write_report(result: StudyResult, out: Path) -> None:
