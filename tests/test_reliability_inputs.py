@@ -86,6 +86,26 @@ def test_an_empty_split_is_an_error_and_missing_classes_a_warning():
 
 
 @pytest.mark.slow
+def test_resume_of_a_finished_run_writes_nothing_unless_it_extends_it(tmp_path, isolated_cache):
+    """`train --resume` on a run stopped at its target trained on past it and replaced its result."""
+    out = tmp_path / "r"
+    stop = ["--val-every-steps", "2", "--stop-at-target", "--target-accuracy", "0.05"]  # met at the first pass
+    run_cli("train", *TINY_TRAIN, *stop, "--out", str(out))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert json.loads(before[out / "summary.json"])["status"] == "early_stopped"
+    proc = run_cli("train", "--resume", str(out))
+    assert "already finished (early_stopped" in proc.stderr and "nothing written" in proc.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    # a new target would count its steps from the resume: refused, as other fixed values are
+    proc = run_cli("train", "--resume", str(out), "--target-accuracy", "0.5", check=False)
+    assert proc.returncode == 2 and "--target-accuracy 0.5 cannot change a run in progress" in proc.stderr
+    # nothing to continue: refused, not a new run started under --resume
+    proc = run_cli("train", *TINY_TRAIN, "--resume", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "does not exist, so there is no run to continue" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
 def test_resume_refuses_a_flag_that_the_checkpoint_already_fixed(tmp_path, isolated_cache):
     """--resume with another --lr was accepted: config.yaml then named an lr the run never trained with."""
     out = tmp_path / "r"
@@ -206,7 +226,7 @@ def test_a_signal_stops_the_whole_study_and_the_same_command_resumes(tmp_path, i
     assert proc.returncode == (143 if sig == signal.SIGTERM else 130), stderr
     assert f"study stopped by {signal.Signals(sig).name}" in stderr
     summary = json.loads((first / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and "resume with --resume" in summary["error"]
+    assert summary["status"] == "interrupted" and summary["error"].endswith("run the same command to resume")
     assert not (out / "runs" / "synthetic__lenet5__plateau__s0").exists()  # no new run started
     assert not (out / ".lock").exists()
     with (out / "results.csv").open() as f:

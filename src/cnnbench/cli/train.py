@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
             raise ConfigError(f"--resume {args.resume} and --out {args.out} name different run directories")
         args.out = args.resume
+    given = dict(values)
     if args.resume and args.out and not values:
         values = _config_of(Path(args.out))  # `cnnbench train --resume RUN_DIR`: the run's own recipe
     elif args.resume and args.out:
@@ -67,6 +68,16 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / str(RunId(cfg.data, cfg.model, cfg.schedule, cfg.seed))
     if args.dry_run:
         return _dry_run(cfg, out, args.json)
+    if args.resume:
+        if not out.exists():
+            from cnnbench.errors import ConfigError
+
+            raise ConfigError(f"--resume: {out} does not exist, so there is no run to continue (drop --resume)")
+        finished = _finished(out, given)
+        if finished is not None:
+            if args.json:
+                emit_json(finished)
+            return 0
     from cnnbench.utils.io import removed_if_left_empty
 
     with removed_if_left_empty(out):  # refused before any file was written (bad --pretrained): no empty --out
@@ -104,19 +115,51 @@ def _dry_run(cfg, out, as_json: bool) -> int:
 EXIT_DIVERGED = 3  # docs/reliability.md: 0 finished, 1 failed, 2 bad input, 3 diverged, 130/143 interrupted
 
 
-def _config_of(run_dir):
+def _config_of(run_dir, quiet: bool = False):
     from cnnbench.checkpoints import open_run
     from cnnbench.engine.config import train_config_fields
 
     run = open_run(run_dir)
-    for line in run.notes:  # keys added by hand are ignored by --resume: said, not silent
+    for line in [] if quiet else run.notes:  # keys added by hand are ignored by --resume: said, not silent
         note(f"note: {line}", markup=False)
     return {k: v for k, v in run.config.items() if k in train_config_fields()}
 
 
 # What a checkpoint already fixed: --resume with another value would record a recipe the run never trained with
-# (more --epochs, a later --patience or a new target can extend or end a run; these cannot change it).
-FIXED_ON_RESUME = ("lr", "lr_find_steps", "batch_size", "optimizer", "seed", "schedule", "weight_decay")
+# (more --epochs or steps, or a later --patience, can extend a run; these cannot change it). A new target
+# would count its steps from the resume, not from the run's first pass.
+FIXED_ON_RESUME = (
+    "lr", "lr_find_steps", "batch_size", "optimizer", "seed", "schedule", "weight_decay", "target_accuracy",
+)  # fmt: skip
+# What lets a finished run train further: more epochs or steps, or more patience
+EXTENDS = ("epochs", "max_steps", "patience")
+
+
+def _finished(out, given: dict) -> dict | None:
+    """A finished run that ``--resume`` would not extend: said, and its summary returned (nothing is written).
+
+    Before, it trained on from its last checkpoint: a run stopped at its target lost its result at the target.
+    """
+    from cnnbench.errors import CnnbenchError
+    from cnnbench.rundir import STATUS_OK
+    from cnnbench.rundir.summary import read_summary_json
+
+    try:
+        summary = read_summary_json(out)
+    except CnnbenchError:
+        return None  # killed before its summary (or it is damaged): resume as ever
+    if not isinstance(summary, dict) or summary.get("status") not in STATUS_OK:
+        return None
+    saved = _config_of(out, quiet=True)
+    if any(key in given and given[key] != saved.get(key) for key in EXTENDS):
+        return None  # _check_fixed_on_resume has checked the rest; fit trains the extension
+    acc = summary.get("test_accuracy")
+    acc_text = f", test accuracy {acc:.4f}" if isinstance(acc, (int, float)) else ""
+    note(
+        f"{out}: already finished ({summary['status']}{acc_text}); nothing to do, nothing written "
+        f"(more --epochs than its {saved.get('epochs')} trains it further)"
+    )
+    return summary
 
 
 def _check_fixed_on_resume(out, saved: dict, given: dict) -> None:
