@@ -189,6 +189,34 @@ def test_a_hand_edited_accuracy_is_listed_as_unreadable_not_averaged(study, tmp_
         RunSummary.read(path.parent)
 
 
+@pytest.mark.parametrize(
+    ("lr_find", "message"),
+    [
+        ({"lr": None}, "lr_find.lr None: expected a number"),
+        ({"lr": "zz"}, "lr_find.lr 'zz': expected a number"),
+        ({"lr": [1]}, "lr_find.lr [1]: expected a number"),
+        ({"lr": 0}, "lr_find.lr 0: expected a learning rate > 0"),
+        ({"seconds": "x"}, "lr_find.seconds 'x': expected a number"),
+        ({"steps_taken": 2.5}, "lr_find.steps_taken 2.5: expected a whole number"),
+        ({"cached": "yes"}, "lr_find.cached 'yes': expected true or false"),
+    ],
+)
+def test_a_hand_edited_range_test_record_is_named_not_a_traceback(study, tmp_path, lr_find, message):
+    """`"lr_find": {"lr": null}` failed the report's Tuning table with a TypeError."""
+    copy = _copy(study, tmp_path)
+    path = copy / "runs" / "mnist__lenet5__cosine__s1" / "summary.json"
+    summary = json.loads(path.read_text())
+    record = {"lr": 1e-3, "rule": "min/3.2", "steps": 60, "steps_taken": 60, "start_lr": 1e-5, "end_lr": 1.0,
+              "seconds": 1.0, "cached": False}  # fmt: skip
+    summary["lr_find"] = {**record, **lr_find}
+    path.write_text(json.dumps(summary))
+    run = {r.run_id: r for r in collect(copy).runs}["mnist__lenet5__cosine__s1"]
+    assert run.status == "unreadable" and str(path) in run.error and message in run.error
+    summary["lr_find"] = record
+    path.write_text(json.dumps(summary))
+    assert {r.run_id: r for r in collect(copy).runs}["mnist__lenet5__cosine__s1"].ok  # the record as written
+
+
 def test_missing_or_empty_directories_raise_errors_naming_them(tmp_path):
     with pytest.raises(ResultsError, match=f"study directory {tmp_path / 'nope'} does not exist"):
         collect(tmp_path / "nope")

@@ -213,3 +213,25 @@ def _check_figures(values: Mapping[str, Any]) -> None:
         elif f.type in kinds and not isinstance(value, kinds[f.type]):
             expected = {str: "text", dict: "an object", list: "a list"}[kinds[f.type]]
             raise ResultsError(f"{f.name} {str(value)[:60]!r}: expected {expected}")
+    _check_lr_find(values.get("lr_find"))
+
+
+# lr_find's numbers, as the report formats them: the pick and the ramp's ends (positive), its steps, its seconds
+_LR_FIND_FIGURES = {"lr": False, "start_lr": False, "end_lr": False, "seconds": False, "steps": True,
+                    "steps_taken": True}  # fmt: skip
+
+
+def _check_lr_find(lr_find: Any) -> None:
+    """The range test's record (--lr auto): a hand-edited ``"lr": null`` or ``"seconds": "x"`` failed the
+    report's Tuning table with a traceback."""
+    if not isinstance(lr_find, dict):
+        return  # absent (no --lr auto), or named by the type check above
+    for key, whole in _LR_FIND_FIGURES.items():
+        value = lr_find.get(key)
+        if value is None and key in ("seconds", "steps_taken"):
+            continue  # older records lack them
+        check_figure(f"lr_find.{key}", value, whole=whole)
+        if key in ("lr", "start_lr", "end_lr") and value <= 0:
+            raise ResultsError(f"lr_find.{key} {value!r}: expected a learning rate > 0")
+    if not isinstance(lr_find.get("cached", False), bool):
+        raise ResultsError(f"lr_find.cached {lr_find.get('cached')!r}: expected true or false")
