@@ -79,3 +79,14 @@ def test_eval_figures_on_a_terminal_one_row_when_wide_one_per_line_when_narrow(c
     common.print_fields("t", fields)
     table = capsys.readouterr().out
     assert "┃ accuracy (%) ┃ loss   ┃" in table and "│ 98.77        │ 1.1918 │" in table
+
+
+@pytest.mark.slow
+def test_train_json_keeps_stdout_for_the_object_and_says_its_progress_on_stderr(tmp_path, isolated_cache):
+    """With --json, train printed nothing on stderr: no range-test line, no pick, no epoch lines."""
+    proc = run_cli("train", "--model", "lenet5", "--data", "synthetic", "--epochs", "1", "--max-train-samples", "256",
+                   "--lr-find-steps", "20", "--out", str(tmp_path / "r"), "--json")  # fmt: skip
+    summary = json.loads(proc.stdout)  # stdout is the object alone
+    assert summary["status"] == "completed"
+    assert "learning-rate range test (20 steps)" in proc.stderr and f"picked lr {summary['lr']:.3g}" in proc.stderr
+    assert "lenet5 epoch 1:" in proc.stderr and "test accuracy" in proc.stderr

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnbench.utils.io import removed_if_left_empty
 
     with removed_if_left_empty(out):  # refused before any file was written (bad --pretrained): no empty --out
-        summary = fit(cfg, out, resume=bool(args.resume), quiet=args.json, overwrite=args.overwrite)
+        summary = fit(cfg, out, resume=bool(args.resume), overwrite=args.overwrite)  # --json: lines on stderr
     if args.json:
         emit_json(summary)
     status = summary["status"]
