@@ -164,10 +164,12 @@ def test_corrupted_last_checkpoint_resume_falls_back_to_the_previous_one(tmp_pat
     previous = load_checkpoint(out / "checkpoint" / "last.prev.pt")["epoch"]
     data = last.read_bytes()
     last.write_bytes(data[: len(data) // 3])  # a copy cut short
-    summary = json.loads(run_cli(*args, "--resume", "--json").stdout)
+    proc = run_cli(*args, "--resume", "--json")
+    summary = json.loads(proc.stdout)
     assert summary["status"] == "completed" and summary["epochs_run"] == 3
     notes = " ".join(summary["notes"])
     assert f"{last} could not be loaded" in notes and f"resumed after epoch {previous} " in notes
+    assert f"{last} could not be loaded" in proc.stderr  # said when it happens, not only in summary.json
     assert [int(r["epoch"]) for r in _rows(out / "metrics.csv")] == [1, 2, 3]
 
 

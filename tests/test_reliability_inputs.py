@@ -103,6 +103,11 @@ def test_resume_of_a_finished_run_writes_nothing_unless_it_extends_it(tmp_path, 
     proc = run_cli("train", *TINY_TRAIN, "--resume", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "does not exist, so there is no run to continue" in proc.stderr
     assert not (tmp_path / "runs").exists()
+    # a damaged config.yaml is named, not a flag nobody typed
+    config = out / "config.yaml"
+    config.write_text(re.sub(r"(?m)^lr: .*$", "lr: aut", config.read_text()))
+    proc = run_cli("train", "--resume", str(out), check=False)
+    assert proc.returncode == 2 and f"{config}: lr 'aut': expected a number" in proc.stderr, proc.stderr
 
 
 @pytest.mark.slow

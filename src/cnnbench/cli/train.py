@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         from cnnbench.models import canonical_model_name
 
         values["model"] = canonical_model_name(values["model"])  # the seed's names: lenet, shufflenetv2, ...
-    cfg = TrainConfig(**values)
+    cfg = _config(TrainConfig, values, given, Path(args.out) if args.resume and args.out else None)
     out = Path(args.out) if args.out else Path("runs") / str(RunId(cfg.data, cfg.model, cfg.schedule, cfg.seed))
     if args.dry_run:
         return _dry_run(cfg, out, args.json)
@@ -92,6 +92,22 @@ def run(args: argparse.Namespace) -> int:
     if status == Status.INTERRUPTED:
         return STOP.exit_code
     return EXIT_DIVERGED if status == Status.DIVERGED else 1
+
+
+def _config(cls, values: dict, given: dict, resumed):
+    """The run's TrainConfig; a bad value that came from a resumed run's config.yaml (damaged or edited) is
+    named as that file's key, not as a flag nobody typed."""
+    from cnnbench.errors import ConfigError
+    from cnnbench.rundir import RunFiles
+
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        flag, _, rest = str(exc).partition(" ")
+        key = {"--time-budget": "time_budget_s"}.get(flag, flag.removeprefix("--").replace("-", "_"))
+        if resumed is None or not flag.startswith("--") or key in given:
+            raise
+        raise ConfigError(f"{RunFiles(resumed).config}: {key} {rest}") from None
 
 
 def _dry_run(cfg, out, as_json: bool) -> int:

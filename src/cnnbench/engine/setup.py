@@ -108,6 +108,8 @@ def _restore(trainer: Trainer, state: RunState, plateau: PlateauState, early: Ea
         ckpt, notes = load_resume_checkpoint(files.checkpoints, map_location=trainer.device, require=RESUME_KEYS)
         state = restore(trainer, ckpt, plateau, early)
         state.notes.extend(notes)
+        for line in notes:  # a damaged last.pt and the fallback taken: said now, not only in summary.json
+            say(trainer, f"note: {line}")
         state.notes.append(f"resumed after epoch {state.epoch} (step {state.step})")
         return state, ckpt
     if trainer.dist.is_main:
