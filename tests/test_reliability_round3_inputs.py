@@ -529,3 +529,14 @@ def test_a_lock_that_cannot_be_read_is_named_as_such(tmp_path):
     (tmp_path / ".lock").write_text("")  # fresh: a process may be between creating and writing it
     with pytest.raises(LockedError, match=r"the lock file is empty"):
         DirectoryLock(tmp_path).acquire()
+
+
+@pytest.mark.slow
+def test_eval_of_a_run_without_its_best_checkpoint_says_which_weights_it_used(engine_run, tmp_path, isolated_cache):
+    """With best.pt deleted, eval silently tested last.pt: the last step's weights, not the selected ones."""
+    run = _copy_run(engine_run, tmp_path)
+    for path in (run / "checkpoint").glob("best.pt*"):
+        path.unlink()
+    proc = run_cli("eval", str(run), "--json")
+    assert f"{run / 'checkpoint' / 'best.pt'} is missing: evaluated last.pt" in proc.stderr
+    assert json.loads(proc.stdout)["checkpoint"].endswith("last.pt")

@@ -380,9 +380,14 @@ def load_run_model(
     run = run if isinstance(run, RunDir) else open_run(run)
     path = run.checkpoint_path(which)
     if which == "best" and not path.is_file():
-        path = run.checkpoint_path("last")
+        fallback = run.checkpoint_path("last")
+        if notes is not None and fallback.is_file():  # said: the weights are the last step's, not the selected ones
+            notes.append(f"{path} is missing: the last checkpoint ({fallback.name}) was evaluated instead")
+        path = fallback
     ckpt, info = read_checkpoint(path)
-    args = checkpoint_model_args(RunFiles(run.path).config, dict(run.config["model_args"]), ckpt, notes or [])
+    args = checkpoint_model_args(
+        RunFiles(run.path).config, dict(run.config["model_args"]), ckpt, notes if notes is not None else []
+    )
     args["pretrained"] = None  # the checkpoint holds the trained weights
     model = create_model(**args)
     model.load_state_dict(eval_state_dict(ckpt))

@@ -210,9 +210,15 @@ def _what_to_evaluate(path: Path) -> _Target:
     if path.is_dir():
         run = open_run(path)
         ckpt_path = run.checkpoint_path("best")
-        if not ckpt_path.exists():
-            ckpt_path = run.checkpoint_path("last")
         notes = list(run.notes)
+        if not ckpt_path.exists():
+            fallback = run.checkpoint_path("last")
+            if fallback.exists():
+                notes.append(
+                    f"{ckpt_path} is missing: evaluated {fallback.name}, the last step's weights, not the ones "
+                    "selected on validation"
+                )
+            ckpt_path = fallback
         ckpt, model_args = _read_checkpoint(path, ckpt_path, run.config["model_args"], notes)
         return _Target(ckpt_path, ckpt, run.config, model_args, dict(run.config["data_config"]), notes)
     ckpt = load_checkpoint(path)
