@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -270,3 +271,11 @@ def test_the_synthetic_study_writes_the_files_and_keys_the_engine_writes(study, 
     with np.load(engine_run / PREDICTIONS_FILE) as real, np.load(synthetic / PREDICTIONS_FILE) as made:
         assert sorted(made.files) == sorted(real.files)
         assert all(made[k].dtype == real[k].dtype and made[k].ndim == real[k].ndim for k in real.files)
+
+
+def test_the_docs_list_the_columns_results_csv_has():
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    listed = (docs / "architecture.md").read_text().split("`results.csv` columns", 1)[1].split("`aggregate.csv`", 1)[0]
+    assert set(RESULT_COLUMNS) <= set(re.findall(r"`([a-z0-9_]+)`", listed))
+    report = (docs / "report.md").read_text().split("`results.csv` columns", 1)[1].split("Floats are", 1)[0]
+    assert set(RESULT_COLUMNS) <= set(re.findall(r"[a-z0-9_]+", report))
