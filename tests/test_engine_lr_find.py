@@ -251,5 +251,9 @@ def test_lr_find_command_prints_the_curve_and_the_pick(tmp_path, isolated_cache)
     assert bad.returncode == 2 and "unrecognized arguments: --lr" in bad.stderr
     bad = run_cli(*args, "--csv", str(tmp_path), check=False)  # refused before the test, not after it
     assert bad.returncode == 2 and f"--csv {tmp_path}: is a directory" in bad.stderr
+    for empty in ("", "-"):  # an empty path wrote nothing and said nothing; '-' wrote a file named '-'
+        bad = run_cli(*args, "--csv", empty, check=False, cwd=tmp_path)
+        assert bad.returncode == 2 and f"--csv {empty!r}: expected the path of a file" in bad.stderr
+    assert not (tmp_path / "-").exists()
     one = json.loads(run_cli(*args[:5], "--max-train-samples", "1", "--lr-find-steps", "10", "--json").stdout)
     assert any("holds 1 of 10 classes" in n for n in one["notes"])  # as train warns of the same split

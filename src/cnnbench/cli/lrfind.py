@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
         values["model"] = canonical_model_name(values["model"])
     cfg = TrainConfig(**{**values, "lr": "auto", "progress": False})
-    if args.csv:  # checked before the test runs, not after it
+    if args.csv is not None:  # checked before the test runs, not after it
+        if not args.csv.strip() or args.csv == "-":
+            raise ConfigError(f"--csv {args.csv!r}: expected the path of a file to write (the curve is a table)")
         if Path(args.csv).is_dir():
             raise ConfigError(f"--csv {args.csv}: is a directory; expected the path of a file to write")
         check_dir_path(Path(args.csv).parent, "--csv")
