@@ -53,31 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cnnbench.study import default_study_values, resolve_spec, run_study
-    from cnnbench.study.spec import check_workers_flag, parse_shard
+    from cnnbench.study import run_study
+    from cnnbench.study.flags import check_workers_flag, parse_shard
     from cnnbench.utils.io import check_dir_path
 
     flags = _study_flags(args)
     workers = check_workers_flag(args.workers)
     shard = parse_shard(args.shard)
-    preset = args.preset
-    if args.study_file is None and preset is None:
-        # the default study, narrowed or changed by whatever flags were given (--models a,b: the same
-        # study on fewer models); --preset none leaves every value to train's defaults and the flags
-        preset, extra, message = default_study_values(data_dir=args.data_dir, data_given=bool(flags.get("data")))
-        flags = {**extra, **flags}
-    else:
-        message = None
-    if preset == "none":
-        preset = None
-    spec = resolve_spec(preset, args.study_file, flags)
+    spec = _spec(args, flags)
     out = Path(args.out) if args.out else Path("studies") / spec.name
     check_dir_path(out, "--out")  # a dry run refuses what the run would refuse
-    if message:
-        from cnnbench.study.spec import validate_study
-
-        validate_study(spec)  # the recipe flags too (cheap): a typo's one-line error is not buried under the line
-        note(message)
     if args.dry_run:
         return _dry_run(spec, out, shard, args.json)
     from cnnbench.report import update_results
@@ -104,6 +89,24 @@ def run(args: argparse.Namespace) -> int:
     # no report for a stopped study (a scheduler's grace period is short); the same command resumes it
     _print_finished(result, out, args.json)
     return 0
+
+
+def _spec(args: argparse.Namespace, flags: dict):
+    """The study: a study file or preset with the flags over it, or the default study narrowed by them."""
+    from cnnbench.study import default_study_values, resolve_spec
+    from cnnbench.study.spec import validate_study
+
+    preset, message = args.preset, None
+    if args.study_file is None and preset is None:
+        # the default study, narrowed or changed by whatever flags were given (--models a,b: the same
+        # study on fewer models); --preset none leaves every value to train's defaults and the flags
+        preset, extra, message = default_study_values(data_dir=args.data_dir, data_given=bool(flags.get("data")))
+        flags = {**extra, **flags}
+    spec = resolve_spec(None if preset == "none" else preset, args.study_file, flags)
+    if message:
+        validate_study(spec)  # the recipe flags too (cheap): a typo's one-line error is not buried under the line
+        note(message)
+    return spec
 
 
 def _study_flags(args: argparse.Namespace) -> dict:

@@ -44,20 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnbench.engine.stop import STOP
     from cnnbench.rundir import STATUS_OK, RunId, Status
 
-    values = given_train_flags(args)
-    if isinstance(args.resume, str):
-        if args.out and Path(args.out) != Path(args.resume):
-            from cnnbench.errors import ConfigError
-
-            raise ConfigError(f"--resume {args.resume} and --out {args.out} name different run directories")
-        args.out = args.resume
-    given = dict(values)
-    if args.resume and args.out and not values:
-        values = _config_of(Path(args.out))  # `cnnbench train --resume RUN_DIR`: the run's own recipe
-    elif args.resume and args.out:
-        saved = _config_of(Path(args.out))
-        _check_fixed_on_resume(Path(args.out), saved, values)
-        values = {**saved, **values}
+    values, given = _values(args)
     if args.json:
         values["progress"] = False
     if "model" in values:
@@ -92,6 +79,27 @@ def run(args: argparse.Namespace) -> int:
     if status == Status.INTERRUPTED:
         return STOP.exit_code
     return EXIT_DIVERGED if status == Status.DIVERGED else 1
+
+
+def _values(args: argparse.Namespace) -> tuple[dict, dict]:
+    """(the run's values, the flags given): with --resume, the run's own recipe with the given flags over it."""
+    from pathlib import Path
+
+    values = given_train_flags(args)
+    if isinstance(args.resume, str):
+        if args.out and Path(args.out) != Path(args.resume):
+            from cnnbench.errors import ConfigError
+
+            raise ConfigError(f"--resume {args.resume} and --out {args.out} name different run directories")
+        args.out = args.resume
+    given = dict(values)
+    if args.resume and args.out and not values:
+        values = _config_of(Path(args.out))  # `cnnbench train --resume RUN_DIR`: the run's own recipe
+    elif args.resume and args.out:
+        saved = _config_of(Path(args.out))
+        _check_fixed_on_resume(Path(args.out), saved, values)
+        values = {**saved, **values}
+    return values, given
 
 
 def _config(cls, values: dict, given: dict, resumed):
