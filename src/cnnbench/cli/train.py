@@ -155,8 +155,6 @@ def _config_of(run_dir, quiet: bool = False):
 FIXED_ON_RESUME = (
     "lr", "lr_find_steps", "batch_size", "optimizer", "seed", "schedule", "weight_decay", "target_accuracy",
 )  # fmt: skip
-# What lets a finished run train further: more epochs or steps, or more patience
-EXTENDS = ("epochs", "max_steps", "patience")
 
 
 def _finished(out, given: dict) -> dict | None:
@@ -174,9 +172,15 @@ def _finished(out, given: dict) -> dict | None:
         return None  # killed before its summary (or it is damaged): resume as ever
     if not isinstance(summary, dict) or summary.get("status") not in STATUS_OK:
         return None
+    from cnnbench.engine import TrainConfig
+
     saved = _config_of(out, quiet=True)
-    if any(key in given and given[key] != saved.get(key) for key in EXTENDS):
-        return None  # _check_fixed_on_resume has checked the rest; fit trains the extension
+    try:
+        changed = TrainConfig(**saved).hash() != TrainConfig(**{**saved, **given}).hash()
+    except CnnbenchError:
+        changed = True
+    if changed:
+        return None  # more epochs, steps or patience train on; another model is refused by fit, by name
     acc = summary.get("test_accuracy")
     acc_text = f", test accuracy {acc:.4f}" if isinstance(acc, (int, float)) else ""
     note(
